@@ -1,0 +1,85 @@
+"""``create_service_app``: the one way a TradeBot service is assembled.
+
+The lifespan owns every client: it opens the database engine and the Redis client, runs
+the outbox relay, enters the service's own background components (consumers, feeds,
+bot runners) and closes all of them on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from shared.db import create_engine, create_sessionmaker, ping_database
+from shared.errors import install_error_handlers
+from shared.events import run_outbox_relay
+from shared.health import HealthCheck, ops_router
+from shared.logging import RequestLogMiddleware, configure_logging
+from shared.redis import create_redis
+from shared.settings import ServiceSettings
+
+# A component started with the app: gets the app (its state holds the clients).
+Component = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    routers: Sequence[APIRouter] = (),
+    components: Sequence[Component] = (),
+    use_database: bool = True,
+    cors_origins: Sequence[str] = (),
+    description: str = "",
+) -> FastAPI:
+    """A FastAPI app with health, metrics, problem details, request logs and pools."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level, json=settings.log_json)
+        redis = create_redis(settings.redis_url)
+        app.state.redis = redis
+        checks: dict[str, HealthCheck] = {"redis": redis.ping}
+        relay: asyncio.Task[None] | None = None
+        engine = None
+        if use_database:
+            engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+            app.state.engine = engine
+            app.state.sessionmaker = create_sessionmaker(engine, redis)
+            checks = {"database": lambda: ping_database(engine), **checks}
+            relay = asyncio.create_task(run_outbox_relay(app.state.sessionmaker, redis))
+        app.state.health_checks = checks
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                for component in components:
+                    await stack.enter_async_context(component(app))
+                yield
+        finally:
+            if relay is not None:
+                relay.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay
+            await redis.aclose()
+            if engine is not None:
+                await engine.dispose()
+
+    app = FastAPI(title=title, description=description, lifespan=lifespan)
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(ops_router())
+    for router in routers:
+        app.include_router(router)
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(cors_origins), allow_credentials=True,
+            allow_methods=["*"], allow_headers=["*"],
+            expose_headers=["X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+                            "X-RateLimit-Reset", "Retry-After"],
+        )
+    app.add_middleware(RequestLogMiddleware, service=settings.service_name)
+    return app

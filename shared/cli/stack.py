@@ -1,0 +1,174 @@
+"""`tradebot up`: the whole stack as local processes, with prefixed logs and clean stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from shared.settings import SERVICE_PORTS
+
+FACTORIES = {
+    "gateway": "gateway.main:create_app",
+    "market": "market_service.main:create_app",
+    "user": "user_service.main:create_app",
+    "trading": "trading_engine.main:create_app",
+    "analysis": "analysis_service.main:create_app",
+    "notification": "notification_service.main:create_app",
+}
+# Start order: the gateway last, once its upstreams listen.
+START_ORDER = ["user", "market", "analysis", "trading", "notification", "gateway"]
+COLOURS = {"gateway": "cyan", "market": "green", "user": "magenta", "trading": "yellow",
+           "analysis": "blue", "notification": "red"}
+
+
+def service_urls(host: str = "127.0.0.1") -> dict[str, str]:
+    return {name: f"http://{host}:{port}" for name, port in SERVICE_PORTS.items()}
+
+
+def upstream_env(urls: dict[str, str]) -> dict[str, str]:
+    return {
+        "MARKET_SERVICE_URLS": urls["market"],
+        "USER_SERVICE_URLS": urls["user"],
+        "TRADING_SERVICE_URLS": urls["trading"],
+        "ANALYSIS_SERVICE_URLS": urls["analysis"],
+        "NOTIFICATION_SERVICE_URLS": urls["notification"],
+    }
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def serve_command(service: str, port: int, host: str = "127.0.0.1") -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "--factory", FACTORIES[service],
+            "--host", host, "--port", str(port), "--no-access-log",
+            "--ws-per-message-deflate", "false"]
+
+
+@dataclass
+class Child:
+    name: str
+    port: int
+    proc: subprocess.Popen[str]
+
+
+def _pump(child: Child, console: Console) -> None:
+    assert child.proc.stdout is not None  # noqa: S101 - started with a pipe
+    colour = COLOURS.get(child.name, "white")
+    for line in child.proc.stdout:
+        console.print(f"[{colour}]{child.name:>12} |[/] {line.rstrip()}", markup=True,
+                      highlight=False, soft_wrap=True)
+
+
+def health_table(urls: dict[str, str], timeout: float = 2.0) -> tuple[Table, bool]:
+    table = Table(title="TradeBot services")
+    for column in ("service", "url", "status", "dependencies"):
+        table.add_column(column)
+    all_ok = True
+    for name, url in urls.items():
+        try:
+            response = httpx.get(url + "/health", timeout=timeout)
+            body = response.json()
+            status = body.get("status", "?")
+            deps = ", ".join(f"{k}={v}" for k, v in body.get("services", {}).items())
+        except (httpx.HTTPError, ValueError):
+            status, deps = "unreachable", ""
+        ok = status == "healthy"
+        all_ok &= ok
+        table.add_row(name, url, f"[{'green' if ok else 'red'}]{status}[/]", deps)
+    return table, all_ok
+
+
+def run_stack(*, data_dir: Path, console: Console, wait_timeout: float = 90.0) -> int:
+    """Start everything, wait for health, stream logs until SIGINT/SIGTERM; exit code."""
+    from shared.cli.embedded import EmbeddedServers
+    from shared.migrate import upgrade
+
+    urls = service_urls()
+    taken = [f"{name} ({port})" for name, port in SERVICE_PORTS.items() if port_in_use(port)]
+    if taken:
+        console.print(f"[red]Cannot start: port(s) already in use: {', '.join(taken)}.[/]\n"
+                      "Stop whatever listens there (another `tradebot up`?) and try again.")
+        return 2
+
+    env = dict(os.environ)
+    embedded = EmbeddedServers(data_dir)
+    children: list[Child] = []
+    stopping = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        if not env.get("DATABASE_URL"):
+            env["DATABASE_URL"] = embedded.start_postgres()
+        if not env.get("REDIS_URL"):
+            env["REDIS_URL"] = embedded.start_redis()
+        for note in embedded.notes:
+            console.print(f"[bold]•[/] {note}")
+        env.setdefault("MARKET_EXCHANGES", "sim")
+        env.update({k: v for k, v in upstream_env(urls).items() if k not in os.environ})
+        console.print("[bold]•[/] applying migrations")
+        upgrade(env["DATABASE_URL"])
+        for name in START_ORDER:
+            proc = subprocess.Popen(
+                serve_command(name, SERVICE_PORTS[name]), env=env, text=True,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+            child = Child(name, SERVICE_PORTS[name], proc)
+            children.append(child)
+            threading.Thread(target=_pump, args=(child, console), daemon=True).start()
+        deadline = time.monotonic() + wait_timeout
+        while not stopping.is_set():
+            table, ok = health_table(urls, timeout=1.0)
+            if ok or time.monotonic() > deadline:
+                console.print(table)
+                console.print("[green]All six services are healthy.[/] Gateway: "
+                              f"{urls['gateway']}  (Ctrl-C stops everything)" if ok else
+                              "[yellow]Some services are not healthy yet; see the logs.[/]")
+                break
+            if any(c.proc.poll() is not None for c in children):
+                dead = [c.name for c in children if c.proc.poll() is not None]
+                console.print(f"[red]Service(s) exited: {', '.join(dead)}[/]")
+                return 1
+            time.sleep(0.5)
+        while not stopping.is_set():
+            if any(c.proc.poll() is not None for c in children):
+                dead = [c.name for c in children if c.proc.poll() is not None]
+                console.print(f"[red]Service(s) exited: {', '.join(dead)}; stopping.[/]")
+                return 1
+            stopping.wait(0.5)
+        return 0
+    finally:
+        console.print("[bold]•[/] stopping services")
+        for child in children:
+            if child.proc.poll() is None:
+                child.proc.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.proc.pid, signal.SIGKILL)
+                child.proc.wait(5)
+        embedded.stop()
+        console.print("[bold]•[/] stopped")

@@ -1,0 +1,79 @@
+"""Async SQLAlchemy 2: the engine, the session factory and the request's unit of work.
+
+A request gets one session; the dependency commits when the route returns and rolls back
+when it raises, then publishes the events the request staged in the outbox
+(see :mod:`shared.events`), so an event never leaves before the commit that made it true.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy import MetaData, text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+
+# Stable constraint names so Alembic migrations can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every service's ORM models (one metadata, one schema)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:
+    """An asyncpg engine whose connects and statements cannot hang a request forever."""
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_timeout=5,
+        connect_args={"timeout": 3, "command_timeout": 30},
+        **kwargs,
+    )
+
+
+def create_sessionmaker(
+    engine: AsyncEngine, redis: Redis | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions that carry the Redis client their staged events are published to."""
+    return async_sessionmaker(engine, expire_on_commit=False, info={"redis": redis})
+
+
+@asynccontextmanager
+async def unit_of_work(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A session that commits on success, rolls back on error, then flushes the outbox."""
+    from shared.events import publish_staged  # local: events imports db
+
+    async with sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+    await publish_staged(session)
+
+
+async def ping_database(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))

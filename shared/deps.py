@@ -1,0 +1,48 @@
+"""FastAPI dependencies every service uses, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.auth import Principal, bearer_token, verify_access_token
+from shared.db import unit_of_work
+from shared.settings import ServiceSettings
+
+
+def get_app_settings(request: Request) -> ServiceSettings:
+    settings: ServiceSettings = request.app.state.settings
+    return settings
+
+
+def get_redis(request: Request) -> Redis:
+    redis: Redis = request.app.state.redis
+    return redis
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: commit on success, roll back on error, then publish."""
+    async with unit_of_work(request.app.state.sessionmaker) as session:
+        yield session
+
+
+async def get_principal(request: Request) -> Principal:
+    """The caller of an authenticated route (the token and its live session checked)."""
+    token = bearer_token(request.headers.get("authorization"))
+    settings = get_app_settings(request)
+    principal = await verify_access_token(
+        token, secret=settings.jwt_secret, algorithm=settings.jwt_algorithm,
+        redis=get_redis(request),
+    )
+    request.scope.setdefault("state", {})["user_id"] = str(principal.user_id)
+    return principal
+
+
+SettingsDep = Annotated[ServiceSettings, Depends(get_app_settings)]
+RedisDep = Annotated[Redis, Depends(get_redis)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+CurrentUser = Annotated[Principal, Depends(get_principal)]

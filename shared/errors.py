@@ -1,0 +1,183 @@
+"""Errors rendered as RFC 9457 problem details (``application/problem+json``).
+
+Hierarchy::
+
+    AppError                      500  base; never raised directly
+    ├── BadRequest                400
+    │   └── ValidationFailed      422  (also FastAPI's RequestValidationError)
+    ├── Unauthorized              401
+    ├── Forbidden                 403
+    ├── NotFound                  404
+    ├── Conflict                  409
+    ├── RateLimited               429  with Retry-After
+    └── DependencyUnavailable     503  with Retry-After (database, Redis, an upstream, an exchange)
+
+Routes and services raise these; :func:`install_error_handlers` renders them. A database
+or Redis connection failure anywhere becomes a 503, and anything unexpected a 500 problem
+without a trace (the trace goes to the log).
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+log = structlog.get_logger("errors")
+
+
+class AppError(Exception):
+    status: int = 500
+    title: str = "Internal Server Error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+class BadRequest(AppError):
+    status, title = 400, "Bad Request"
+
+
+class ValidationFailed(BadRequest):
+    status, title = 422, "Unprocessable Content"
+
+
+class Unauthorized(AppError):
+    status, title = 401, "Unauthorized"
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.headers.setdefault("WWW-Authenticate", "Bearer")
+
+
+class Forbidden(AppError):
+    status, title = 403, "Forbidden"
+
+
+class NotFound(AppError):
+    status, title = 404, "Not Found"
+
+
+class Conflict(AppError):
+    status, title = 409, "Conflict"
+
+
+class RateLimited(AppError):
+    status, title = 429, "Too Many Requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.headers["Retry-After"] = str(max(1, retry_after))
+
+
+class DependencyUnavailable(AppError):
+    status, title = 503, "Service Unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 5, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.headers["Retry-After"] = str(retry_after)
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    """Build one problem-details response; the single place the body shape is defined."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    if extra:
+        body.update(jsonable_encoder(extra))
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+async def _app_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)  # noqa: S101 - registered for AppError only
+    return problem_response(
+        request, exc.status, exc.detail, title=exc.title, headers=exc.headers, extra=exc.extra
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    return problem_response(request, exc.status_code, str(exc.detail), headers=exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101
+    errors = [
+        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        for err in exc.errors()
+    ]
+    fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors) or "request"
+    return problem_response(
+        request, 422, f"Invalid input in: {fields}", extra={"errors": errors}
+    )
+
+
+async def _dependency_down(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("dependency_unavailable", error=type(exc).__name__, path=request.url.path)
+    what = "cache" if isinstance(exc, RedisConnectionError | RedisTimeoutError) else "database"
+    return problem_response(
+        request, 503, f"The {what} is unavailable; retry later.", headers={"Retry-After": "5"}
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled_error", path=request.url.path)
+    return problem_response(request, 500, "An unexpected error occurred.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error of the app as problem details."""
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for exc_type in (
+        RedisConnectionError,
+        RedisTimeoutError,
+        OperationalError,
+        InterfaceError,
+        ConnectionError,
+        OSError,
+        TimeoutError,
+    ):
+        app.add_exception_handler(exc_type, _dependency_down)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    # asyncpg wraps a lost connection in DBAPIError; anything else is our bug.
+    assert isinstance(exc, DBAPIError)  # noqa: S101
+    if exc.connection_invalidated or isinstance(exc.orig, ConnectionError | OSError):
+        return await _dependency_down(request, exc)
+    return await _unexpected(request, exc)

@@ -1,0 +1,356 @@
+"""The event bus of DESIGN section 4, on Redis Streams.
+
+Publishing: a service stages an event in the ``event_outbox`` table inside the transaction
+that makes it true (:func:`stage`); after the commit the unit of work XADDs it to
+``events:{type}`` and deletes the row (:func:`publish_staged`). If Redis is down at that
+moment the row stays and :func:`relay_outbox` (a loop every service with a database runs)
+publishes it later, so an event is never lost, only possibly sent twice; consumers are
+idempotent by event id. Code with no transaction publishes directly (:func:`publish`).
+
+Consuming (:class:`EventConsumer`): one consumer group per consuming service; the handler
+runs in a database transaction that also records ``(group, event id)`` in
+``processed_events``, so a duplicate id has no second effect; the entry is acked after that
+commit. Entries pending on a dead consumer are taken over with XAUTOCLAIM; an entry whose
+handler failed ``max_failures`` times moves to ``events:dead-letter`` with its error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from prometheus_client import Counter
+from redis.asyncio import Redis
+from sqlalchemy import BigInteger, DateTime, String, delete, func, select
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import UUID as PgUUID
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import Base
+
+log = structlog.get_logger("events")
+
+DEAD_LETTER_STREAM = "events:dead-letter"
+NOTIFICATION_QUEUE = "queue:notifications"
+DEFAULT_MAXLEN = 100_000
+
+# Event types of DESIGN 4 (more may be added as noun.verb).
+TRADE_EXECUTED = "trade.executed"
+MARKET_DATA_UPDATED = "market.data.updated"
+STRATEGY_TRIGGERED = "strategy.triggered"
+RISK_LIMIT_EXCEEDED = "risk.limit.exceeded"
+BOT_FAILED = "bot.failed"
+NOTIFICATION_REQUESTED = "notification.requested"
+
+EVENTS_HANDLED = Counter(
+    "events_handled_total", "Stream entries handled", ["group", "stream", "outcome"]
+)
+EVENTS_DEAD_LETTERED = Counter(
+    "events_dead_lettered_total", "Stream entries moved to the dead-letter stream",
+    ["group", "stream"],
+)
+
+
+def stream_for(event_type: str) -> str:
+    return f"events:{event_type}"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event: the fields of a stream entry, ``id`` being the idempotency key."""
+
+    type: str
+    data: dict[str, Any]
+    source: str
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def to_fields(self) -> dict[str, str]:
+        return {
+            "id": str(self.id),
+            "type": self.type,
+            "occurred_at": self.occurred_at.isoformat(),
+            "source": self.source,
+            "data": json.dumps(self.data, default=str, separators=(",", ":")),
+        }
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str | bytes, str | bytes]) -> Event:
+        f = {_text(k): _text(v) for k, v in fields.items()}
+        return cls(
+            id=uuid.UUID(f["id"]),
+            type=f["type"],
+            occurred_at=datetime.fromisoformat(f["occurred_at"]),
+            source=f.get("source", ""),
+            data=json.loads(f.get("data") or "{}"),
+        )
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class OutboxEntry(Base):
+    """An event committed with its transaction, waiting to be XADDed."""
+
+    __tablename__ = "event_outbox"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    stream: Mapped[str] = mapped_column(String(200))
+    fields: Mapped[dict[str, str]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ProcessedEvent(Base):
+    """Which consumer group has already applied which event id."""
+
+    __tablename__ = "processed_events"
+
+    consumer: Mapped[str] = mapped_column(String(100), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(PgUUID(as_uuid=True), primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+async def publish(
+    redis: Redis, event: Event, *, stream: str | None = None, maxlen: int = DEFAULT_MAXLEN
+) -> str:
+    """XADD one event now (for code that has no transaction to wait for)."""
+    entry_id = await redis.xadd(
+        stream or stream_for(event.type), event.to_fields(),  # type: ignore[arg-type]
+        maxlen=maxlen, approximate=True,
+    )
+    return _text(entry_id)
+
+
+def stage(session: AsyncSession, event: Event, *, stream: str | None = None) -> None:
+    """Add an event to the session's transaction; it is published after the commit."""
+    entry = OutboxEntry(stream=stream or stream_for(event.type), fields=event.to_fields())
+    session.add(entry)
+    session.info.setdefault("staged_events", []).append(entry)
+
+
+async def publish_staged(session: AsyncSession) -> None:
+    """After a commit: XADD what the transaction staged and drop it from the outbox.
+
+    A Redis failure leaves the rows for :func:`relay_outbox`; it never fails the request,
+    whose data is already committed.
+    """
+    staged: list[OutboxEntry] = session.info.pop("staged_events", [])
+    redis: Redis | None = session.info.get("redis")
+    if not staged or redis is None:
+        return
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for entry in staged:
+                pipe.xadd(entry.stream, entry.fields, maxlen=DEFAULT_MAXLEN, approximate=True)  # type: ignore[arg-type]
+            await pipe.execute()
+        await session.execute(delete(OutboxEntry).where(OutboxEntry.seq.in_([e.seq for e in staged])))
+        await session.commit()
+    except Exception as exc:
+        log.warning("outbox_publish_deferred", error=repr(exc), count=len(staged))
+        await session.rollback()
+
+
+async def relay_outbox(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    *,
+    older_than_s: float = 2.0,
+    batch: int = 500,
+) -> int:
+    """Publish outbox rows the fast path left behind; returns how many went out."""
+    async with sessionmaker() as session:
+        rows = (
+            await session.scalars(
+                select(OutboxEntry)
+                .where(OutboxEntry.created_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_s))
+                .order_by(OutboxEntry.seq)
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        if not rows:
+            return 0
+        async with redis.pipeline(transaction=False) as pipe:
+            for row in rows:
+                pipe.xadd(row.stream, row.fields, maxlen=DEFAULT_MAXLEN, approximate=True)  # type: ignore[arg-type]
+            await pipe.execute()
+        await session.execute(delete(OutboxEntry).where(OutboxEntry.seq.in_([r.seq for r in rows])))
+        await session.commit()
+        return len(rows)
+
+
+async def run_outbox_relay(
+    sessionmaker: async_sessionmaker[AsyncSession], redis: Redis, *, interval_s: float = 1.0
+) -> None:
+    """Loop of :func:`relay_outbox` for a service's lifespan; survives outages."""
+    while True:
+        try:
+            await relay_outbox(sessionmaker, redis)
+        except Exception as exc:
+            log.warning("outbox_relay_failed", error=repr(exc))
+        await asyncio.sleep(interval_s)
+
+
+Handler = Callable[[Event, AsyncSession], Awaitable[None]]
+
+
+class EventConsumer:
+    """A consumer-group member that applies each entry once, in a transaction."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        group: str,
+        handlers: Mapping[str, Handler],
+        consumer: str | None = None,
+        claim_idle_ms: int = 15_000,
+        max_failures: int = 5,
+        retry_delay_s: float = 1.0,
+        block_ms: int = 1000,
+        batch: int = 100,
+    ) -> None:
+        self.redis = redis
+        self.sessionmaker = sessionmaker
+        self.group = group
+        self.handlers = dict(handlers)  # stream name -> handler
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.claim_idle_ms = claim_idle_ms
+        self.max_failures = max_failures
+        self.retry_delay_s = retry_delay_s
+        self.block_ms = block_ms
+        self.batch = batch
+        self._failures_key = f"events:failures:{group}"
+        self._retry_at: float | None = None
+
+    async def ensure_groups(self) -> None:
+        for stream in self.handlers:
+            try:
+                await self.redis.xgroup_create(stream, self.group, id="0", mkstream=True)
+            except Exception as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def run(self) -> None:
+        """Consume until cancelled; a Redis or database outage only pauses it."""
+        while True:
+            try:
+                await self.ensure_groups()
+                while True:
+                    await self.process_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("consumer_loop_error", group=self.group, error=repr(exc))
+                await asyncio.sleep(1.0)
+
+    async def process_once(self, *, block_ms: int | None = None) -> int:
+        """Reclaim, retry and read one batch; returns how many entries were handled."""
+        handled = 0
+        for stream in self.handlers:
+            handled += await self._reclaim(stream)
+        loop_now = asyncio.get_running_loop().time()
+        if self._retry_at is not None and loop_now >= self._retry_at:
+            self._retry_at = None
+            handled += await self._read(dict.fromkeys(self.handlers, "0"), block_ms=None)
+        handled += await self._read(
+            dict.fromkeys(self.handlers, ">"), block_ms=self.block_ms if block_ms is None else block_ms
+        )
+        return handled
+
+    async def _reclaim(self, stream: str) -> int:
+        result = await self.redis.xautoclaim(
+            stream, self.group, self.consumer, min_idle_time=self.claim_idle_ms,
+            start_id="0-0", count=self.batch,
+        )
+        entries = result[1] if result else []
+        for entry_id, fields in entries:
+            if fields:  # a trimmed entry comes back empty
+                await self._handle(stream, _text(entry_id), fields)
+            else:
+                await self.redis.xack(stream, self.group, entry_id)
+        return len(entries)
+
+    async def _read(self, streams: dict[str, str], *, block_ms: int | None) -> int:
+        response = await self.redis.xreadgroup(
+            self.group, self.consumer, streams, count=self.batch, block=block_ms  # type: ignore[arg-type]
+        )
+        handled = 0
+        for stream_name, entries in response or []:
+            for entry_id, fields in entries:
+                await self._handle(_text(stream_name), _text(entry_id), fields)
+                handled += 1
+        return handled
+
+    async def _handle(self, stream: str, entry_id: str, fields: Mapping[Any, Any]) -> None:
+        handler = self.handlers[stream]
+        try:
+            event = Event.from_fields(fields)
+        except (KeyError, ValueError) as exc:
+            await self._dead_letter(stream, entry_id, fields, f"malformed event: {exc!r}")
+            return
+        try:
+            async with self.sessionmaker() as session:
+                inserted = await session.scalar(
+                    insert(ProcessedEvent)
+                    .values(consumer=self.group, event_id=event.id)
+                    .on_conflict_do_nothing()
+                    .returning(ProcessedEvent.event_id)
+                )
+                if inserted is None:
+                    outcome = "duplicate"
+                else:
+                    await handler(event, session)
+                    outcome = "applied"
+                await session.commit()
+            await publish_staged(session)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._failed(stream, entry_id, fields, exc)
+            return
+        await self.redis.xack(stream, self.group, entry_id)
+        await self.redis.hdel(self._failures_key, f"{stream}:{entry_id}")
+        EVENTS_HANDLED.labels(self.group, stream, outcome).inc()
+
+    async def _failed(
+        self, stream: str, entry_id: str, fields: Mapping[Any, Any], exc: Exception
+    ) -> None:
+        failures = int(await self.redis.hincrby(self._failures_key, f"{stream}:{entry_id}", 1))
+        EVENTS_HANDLED.labels(self.group, stream, "failed").inc()
+        log.warning(
+            "event_handler_failed", group=self.group, stream=stream, entry_id=entry_id,
+            failures=failures, error=repr(exc),
+        )
+        if failures >= self.max_failures:
+            await self._dead_letter(stream, entry_id, fields, repr(exc))
+            await self.redis.hdel(self._failures_key, f"{stream}:{entry_id}")
+        else:
+            self._retry_at = asyncio.get_running_loop().time() + self.retry_delay_s
+
+    async def _dead_letter(
+        self, stream: str, entry_id: str, fields: Mapping[Any, Any], error: str
+    ) -> None:
+        record = {_text(k): _text(v) for k, v in fields.items()}
+        record.update(
+            {"dead_stream": stream, "dead_entry_id": entry_id, "dead_group": self.group,
+             "error": error[:2000], "dead_at": datetime.now(UTC).isoformat()}
+        )
+        await self.redis.xadd(DEAD_LETTER_STREAM, record, maxlen=DEFAULT_MAXLEN, approximate=True)  # type: ignore[arg-type]
+        await self.redis.xack(stream, self.group, entry_id)
+        EVENTS_DEAD_LETTERED.labels(self.group, stream).inc()
+        log.error("event_dead_lettered", group=self.group, stream=stream, entry_id=entry_id,
+                  error=error[:200])

@@ -1,0 +1,61 @@
+"""``GET /health`` (DESIGN 2) and ``GET /metrics``.
+
+Each check runs concurrently under a timeout, so a hung dependency reports ``down`` well
+under two seconds instead of hanging the probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+HealthCheck = Callable[[], Awaitable[Any]]
+
+
+async def run_check(check: HealthCheck, timeout: float) -> bool:
+    try:
+        await asyncio.wait_for(check(), timeout)
+    except Exception:
+        return False
+    return True
+
+
+async def health_report(
+    checks: dict[str, HealthCheck], timeout: float
+) -> tuple[int, dict[str, Any]]:
+    names = list(checks)
+    results = await asyncio.gather(*(run_check(checks[n], timeout) for n in names))
+    services = {name: "up" if ok else "down" for name, ok in zip(names, results, strict=True)}
+    healthy = all(results)
+    body = {
+        "status": "healthy" if healthy else "unhealthy",
+        "timestamp": datetime.now(UTC).isoformat(),
+        "services": services,
+    }
+    return (200 if healthy else 503), body
+
+
+def ops_router() -> APIRouter:
+    """`/health` from the checks on ``app.state.health_checks``, and `/metrics`."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/health", summary="Health of this service and its dependencies")
+    async def health(request: Request) -> JSONResponse:
+        checks: dict[str, HealthCheck] = request.app.state.health_checks
+        status, body = await health_report(checks, request.app.state.settings.health_check_timeout)
+        extra = getattr(request.app.state, "health_details", None)
+        if extra is not None:
+            body.update(await extra())
+        return JSONResponse(body, status_code=status)
+
+    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router

@@ -1,0 +1,135 @@
+"""Running apps for tests: in-process ASGI clients, real uvicorn servers in a thread,
+and services as separate processes (for kill/restart scenarios)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+# Service name -> its app factory, as `tradebot serve` runs them.
+FACTORIES = {
+    "gateway": "gateway.main:create_app",
+    "market": "market_service.main:create_app",
+    "user": "user_service.main:create_app",
+    "trading": "trading_engine.main:create_app",
+    "analysis": "analysis_service.main:create_app",
+    "notification": "notification_service.main:create_app",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def app_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client on the app itself, its lifespan run around the test."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+class UvicornThread:
+    """A real uvicorn server for one app, on its own event loop in a thread."""
+
+    def __init__(self, app: FastAPI, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                ws_per_message_deflate=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> UvicornThread:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"uvicorn did not start on port {self.port}")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+    async def __aenter__(self) -> UvicornThread:
+        await asyncio.to_thread(self.start)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self.stop)
+
+
+class ServiceProcess:
+    """One service as its own process (`python -m uvicorn --factory ...`)."""
+
+    def __init__(self, service: str, *, port: int | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.service = service
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, wait: bool = True) -> ServiceProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", FACTORIES[self.service],
+             "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
+             "--ws-per-message-deflate", "false"],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        if wait:
+            self.wait_listening()
+        return self
+
+    def wait_listening(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RuntimeError(f"{self.service} exited: {err[-2000:]}")
+            try:
+                httpx.get(self.url + "/health", timeout=2)
+                return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{self.service} did not listen on {self.port}")
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, nothing cleaned up."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    async def __aenter__(self) -> ServiceProcess:
+        await asyncio.to_thread(self.start)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self.stop)

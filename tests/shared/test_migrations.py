@@ -1,0 +1,62 @@
+"""Alembic migrations go up to head and back down to base on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from sqlalchemy import text
+
+from shared.db import create_engine
+from shared.migrate import downgrade, upgrade
+from tests.conftest import _admin, _server_url, _with_database
+
+DESIGN_TABLES = {"users", "trading_pairs", "ohlcv_data", "trades", "strategies"}
+
+
+async def _tables(url: str) -> set[str]:
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            )
+            return {row[0] for row in rows}
+    finally:
+        await engine.dispose()
+
+
+async def _primary_key(url: str, table: str) -> list[str]:
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text(
+                "SELECT a.attname FROM pg_index i JOIN pg_attribute a "
+                "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                "WHERE i.indrelid = CAST(:t AS regclass) AND i.indisprimary"
+            ), {"t": table})
+            return sorted(row[0] for row in rows)
+    finally:
+        await engine.dispose()
+
+
+def test_migrations_upgrade_to_head_and_downgrade_to_base() -> None:
+    server = _server_url()
+    name = f"tradebot_migr_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
+    url = _with_database(server, name)
+    try:
+        upgrade(url)
+        tables = asyncio.run(_tables(url))
+        assert tables >= DESIGN_TABLES | {"orders", "bots", "positions", "exchange_keys",
+                                          "backtests", "notifications", "webhooks",
+                                          "processed_events"}
+        assert asyncio.run(_primary_key(url, "ohlcv_data")) == sorted(
+            ["timestamp", "symbol", "timeframe", "exchange"]
+        )
+        downgrade(url)
+        assert asyncio.run(_tables(url)) == {"alembic_version"}
+        upgrade(url)  # and up again: downgrade left nothing behind
+        assert asyncio.run(_tables(url)) >= DESIGN_TABLES
+    finally:
+        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
