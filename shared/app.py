@@ -76,10 +76,18 @@ def create_service_app(
         app.include_router(router)
     if cors_origins:
         app.add_middleware(
-            CORSMiddleware, allow_origins=list(cors_origins), allow_credentials=True,
-            allow_methods=["*"], allow_headers=["*"],
-            expose_headers=["X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining",
-                            "X-RateLimit-Reset", "Retry-After"],
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=[
+                "X-Request-ID",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+                "Retry-After",
+            ],
         )
     app.add_middleware(RequestLogMiddleware, service=settings.service_name)
     return app

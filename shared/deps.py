@@ -35,7 +35,9 @@ async def get_principal(request: Request) -> Principal:
     token = bearer_token(request.headers.get("authorization"))
     settings = get_app_settings(request)
     principal = await verify_access_token(
-        token, secret=settings.jwt_secret, algorithm=settings.jwt_algorithm,
+        token,
+        secret=settings.jwt_secret,
+        algorithm=settings.jwt_algorithm,
         redis=get_redis(request),
     )
     request.scope.setdefault("state", {})["user_id"] = str(principal.user_id)

@@ -138,9 +138,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         for err in exc.errors()
     ]
     fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors) or "request"
-    return problem_response(
-        request, 422, f"Invalid input in: {fields}", extra={"errors": errors}
-    )
+    return problem_response(request, 422, f"Invalid input in: {fields}", extra={"errors": errors})
 
 
 async def _dependency_down(request: Request, exc: Exception) -> JSONResponse:

@@ -55,7 +55,8 @@ EVENTS_HANDLED = Counter(
     "events_handled_total", "Stream entries handled", ["group", "stream", "outcome"]
 )
 EVENTS_DEAD_LETTERED = Counter(
-    "events_dead_lettered_total", "Stream entries moved to the dead-letter stream",
+    "events_dead_lettered_total",
+    "Stream entries moved to the dead-letter stream",
     ["group", "stream"],
 )
 
@@ -127,8 +128,10 @@ async def publish(
 ) -> str:
     """XADD one event now (for code that has no transaction to wait for)."""
     entry_id = await redis.xadd(
-        stream or stream_for(event.type), event.to_fields(),  # type: ignore[arg-type]
-        maxlen=maxlen, approximate=True,
+        stream or stream_for(event.type),
+        event.to_fields(),  # type: ignore[arg-type]
+        maxlen=maxlen,
+        approximate=True,
     )
     return _text(entry_id)
 
@@ -155,7 +158,9 @@ async def publish_staged(session: AsyncSession) -> None:
             for entry in staged:
                 pipe.xadd(entry.stream, entry.fields, maxlen=DEFAULT_MAXLEN, approximate=True)  # type: ignore[arg-type]
             await pipe.execute()
-        await session.execute(delete(OutboxEntry).where(OutboxEntry.seq.in_([e.seq for e in staged])))
+        await session.execute(
+            delete(OutboxEntry).where(OutboxEntry.seq.in_([e.seq for e in staged]))
+        )
         await session.commit()
     except Exception as exc:
         log.warning("outbox_publish_deferred", error=repr(exc), count=len(staged))
@@ -174,7 +179,10 @@ async def relay_outbox(
         rows = (
             await session.scalars(
                 select(OutboxEntry)
-                .where(OutboxEntry.created_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_s))
+                .where(
+                    OutboxEntry.created_at
+                    < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_s)
+                )
                 .order_by(OutboxEntry.seq)
                 .limit(batch)
                 .with_for_update(skip_locked=True)
@@ -267,14 +275,19 @@ class EventConsumer:
             self._retry_at = None
             handled += await self._read(dict.fromkeys(self.handlers, "0"), block_ms=None)
         handled += await self._read(
-            dict.fromkeys(self.handlers, ">"), block_ms=self.block_ms if block_ms is None else block_ms
+            dict.fromkeys(self.handlers, ">"),
+            block_ms=self.block_ms if block_ms is None else block_ms,
         )
         return handled
 
     async def _reclaim(self, stream: str) -> int:
         result = await self.redis.xautoclaim(
-            stream, self.group, self.consumer, min_idle_time=self.claim_idle_ms,
-            start_id="0-0", count=self.batch,
+            stream,
+            self.group,
+            self.consumer,
+            min_idle_time=self.claim_idle_ms,
+            start_id="0-0",
+            count=self.batch,
         )
         entries = result[1] if result else []
         for entry_id, fields in entries:
@@ -286,7 +299,11 @@ class EventConsumer:
 
     async def _read(self, streams: dict[str, str], *, block_ms: int | None) -> int:
         response = await self.redis.xreadgroup(
-            self.group, self.consumer, streams, count=self.batch, block=block_ms  # type: ignore[arg-type]
+            self.group,
+            self.consumer,
+            streams,
+            count=self.batch,
+            block=block_ms,  # type: ignore[arg-type]
         )
         handled = 0
         for stream_name, entries in response or []:
@@ -332,8 +349,12 @@ class EventConsumer:
         failures = int(await self.redis.hincrby(self._failures_key, f"{stream}:{entry_id}", 1))
         EVENTS_HANDLED.labels(self.group, stream, "failed").inc()
         log.warning(
-            "event_handler_failed", group=self.group, stream=stream, entry_id=entry_id,
-            failures=failures, error=repr(exc),
+            "event_handler_failed",
+            group=self.group,
+            stream=stream,
+            entry_id=entry_id,
+            failures=failures,
+            error=repr(exc),
         )
         if failures >= self.max_failures:
             await self._dead_letter(stream, entry_id, fields, repr(exc))
@@ -346,11 +367,21 @@ class EventConsumer:
     ) -> None:
         record = {_text(k): _text(v) for k, v in fields.items()}
         record.update(
-            {"dead_stream": stream, "dead_entry_id": entry_id, "dead_group": self.group,
-             "error": error[:2000], "dead_at": datetime.now(UTC).isoformat()}
+            {
+                "dead_stream": stream,
+                "dead_entry_id": entry_id,
+                "dead_group": self.group,
+                "error": error[:2000],
+                "dead_at": datetime.now(UTC).isoformat(),
+            }
         )
         await self.redis.xadd(DEAD_LETTER_STREAM, record, maxlen=DEFAULT_MAXLEN, approximate=True)  # type: ignore[arg-type]
         await self.redis.xack(stream, self.group, entry_id)
         EVENTS_DEAD_LETTERED.labels(self.group, stream).inc()
-        log.error("event_dead_lettered", group=self.group, stream=stream, entry_id=entry_id,
-                  error=error[:200])
+        log.error(
+            "event_dead_lettered",
+            group=self.group,
+            stream=stream,
+            entry_id=entry_id,
+            error=error[:200],
+        )

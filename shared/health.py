@@ -18,19 +18,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 HealthCheck = Callable[[], Awaitable[Any]]
 
 
-async def run_check(check: HealthCheck, timeout: float) -> bool:
+async def run_check(check: HealthCheck, limit_s: float) -> bool:
     try:
-        await asyncio.wait_for(check(), timeout)
+        await asyncio.wait_for(check(), limit_s)
     except Exception:
         return False
     return True
 
 
 async def health_report(
-    checks: dict[str, HealthCheck], timeout: float
+    checks: dict[str, HealthCheck], limit_s: float
 ) -> tuple[int, dict[str, Any]]:
     names = list(checks)
-    results = await asyncio.gather(*(run_check(checks[n], timeout) for n in names))
+    results = await asyncio.gather(*(run_check(checks[n], limit_s) for n in names))
     services = {name: "up" if ok else "down" for name, ok in zip(names, results, strict=True)}
     healthy = all(results)
     body = {

@@ -23,16 +23,16 @@ HTTP_REQUESTS = Counter(
     "http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"]
 )
 HTTP_LATENCY = Histogram(
-    "http_request_duration_seconds", "HTTP request latency", ["service", "method", "route"],
+    "http_request_duration_seconds",
+    "HTTP request latency",
+    ["service", "method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
 
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     """Route stdlib and structlog output to one JSON line per event on stdout."""
-    renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
-    )
+    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -87,8 +87,13 @@ class RequestLogMiddleware:
             HTTP_LATENCY.labels(self.service, method, route).observe(elapsed)
             if route not in ("/metrics", "/health"):
                 self.log.info(
-                    "request", method=method, route=route, path=scope["path"], status=status,
-                    duration_ms=round(elapsed * 1000, 2), user=scope["state"].get("user_id"),
+                    "request",
+                    method=method,
+                    route=route,
+                    path=scope["path"],
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                    user=scope["state"].get("user_id"),
                 )
             structlog.contextvars.unbind_contextvars("request_id")
 

@@ -31,8 +31,10 @@ TEST_ENCRYPTION_KEY = "uV8o2m7cOq5Vt4y7V0X2w9b3bW1tYxkzS1r3mZq8a0E="  # Fernet k
 
 
 def _server_url() -> str:
-    raw = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL") or (
-        "postgresql://postgres@127.0.0.1:5432/test"
+    raw = (
+        os.environ.get("TEST_DATABASE_URL")
+        or os.environ.get("DATABASE_URL")
+        or ("postgresql://postgres@127.0.0.1:5432/test")
     )
     return normalise_database_url(raw)
 
@@ -43,13 +45,19 @@ def _with_database(url: str, name: str) -> str:
 
 
 def _redis_base() -> str:
-    raw = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    raw = (
+        os.environ.get("TEST_REDIS_URL")
+        or os.environ.get("REDIS_URL")
+        or "redis://127.0.0.1:6379/0"
+    )
     parts = urlsplit(raw)
     return urlunsplit(parts._replace(path=""))
 
 
 async def _admin(url: str, statement: str) -> None:
-    engine = create_engine(_with_database(url, "postgres"), pool_size=1, isolation_level="AUTOCOMMIT")
+    engine = create_engine(
+        _with_database(url, "postgres"), pool_size=1, isolation_level="AUTOCOMMIT"
+    )
     try:
         async with engine.connect() as conn:
             await conn.execute(text(statement))
@@ -136,16 +144,17 @@ _TABLES: list[str] = []
 
 
 @pytest.fixture(autouse=True)
-async def clean_state(engine: AsyncEngine, redis: Redis) -> AsyncIterator[None]:
+async def clean_state(engine: AsyncEngine, redis: Redis) -> None:
     """Each test starts with empty tables and an empty Redis database."""
     if not _TABLES:
         async with engine.connect() as conn:
             rows = await conn.execute(
-                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                     "AND tablename <> 'alembic_version'")
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename <> 'alembic_version'"
+                )
             )
             _TABLES.extend(row[0] for row in rows)
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {', '.join(_TABLES)} RESTART IDENTITY CASCADE"))
     await redis.flushdb()
-    yield

@@ -44,8 +44,10 @@ async def create_user(
     user_id = uuid.uuid4()
     email = email or f"user-{user_id.hex[:8]}@example.com"
     await session.execute(
-        text("INSERT INTO users (id, email, password_hash, permissions) "
-             "VALUES (:id, :email, 'not-a-real-hash', CAST(:perms AS jsonb))"),
+        text(
+            "INSERT INTO users (id, email, password_hash, permissions) "
+            "VALUES (:id, :email, 'not-a-real-hash', CAST(:perms AS jsonb))"
+        ),
         {"id": user_id, "email": email, "perms": _json_list(permissions)},
     )
     await session.commit()
@@ -54,21 +56,35 @@ async def create_user(
 
 
 async def issue_access_token(
-    redis: Redis, user_id: uuid.UUID, permissions: tuple[str, ...] = ("trade:paper",),
-    *, ttl: int = 900,
+    redis: Redis,
+    user_id: uuid.UUID,
+    permissions: tuple[str, ...] = ("trade:paper",),
+    *,
+    ttl: int = 900,
 ) -> tuple[str, str]:
     sid = uuid.uuid4().hex
     now = int(time.time())
     await redis.hset(
         session_key(sid),
-        mapping={"userId": str(user_id), "expiresAt": str(now + ttl),
-                 "permissions": ",".join(permissions)},
+        mapping={
+            "userId": str(user_id),
+            "expiresAt": str(now + ttl),
+            "permissions": ",".join(permissions),
+        },
     )
     await redis.expire(session_key(sid), ttl)
     token = jwt.encode(
-        {"sub": str(user_id), "sid": sid, "iat": now, "exp": now + ttl,
-         "jti": uuid.uuid4().hex, "type": "access", "perms": list(permissions)},
-        TEST_JWT_SECRET, algorithm="HS256",
+        {
+            "sub": str(user_id),
+            "sid": sid,
+            "iat": now,
+            "exp": now + ttl,
+            "jti": uuid.uuid4().hex,
+            "type": "access",
+            "perms": list(permissions),
+        },
+        TEST_JWT_SECRET,
+        algorithm="HS256",
     )
     return token, sid
 

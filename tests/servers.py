@@ -51,8 +51,9 @@ class UvicornThread:
     def __init__(self, app: FastAPI, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                ws_per_message_deflate=False)
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", ws_per_message_deflate=False
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -80,8 +81,9 @@ class UvicornThread:
 class ServiceProcess:
     """One service as its own process (`python -m uvicorn --factory ...`)."""
 
-    def __init__(self, service: str, *, port: int | None = None,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, service: str, *, port: int | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.service = service
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -90,10 +92,23 @@ class ServiceProcess:
 
     def start(self, *, wait: bool = True) -> ServiceProcess:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", FACTORIES[self.service],
-             "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
-             "--ws-per-message-deflate", "false"],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                FACTORIES[self.service],
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-access-log",
+                "--ws-per-message-deflate",
+                "false",
+            ],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         if wait:
             self.wait_listening()

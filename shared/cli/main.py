@@ -11,7 +11,9 @@ from rich.console import Console
 
 from shared.settings import SERVICE_PORTS
 
-app = typer.Typer(help="TradeBot: self-hosted multi-user crypto trading bots.", no_args_is_help=True)
+app = typer.Typer(
+    help="TradeBot: self-hosted multi-user crypto trading bots.", no_args_is_help=True
+)
 console = Console()
 
 

@@ -27,8 +27,14 @@ FACTORIES = {
 }
 # Start order: the gateway last, once its upstreams listen.
 START_ORDER = ["user", "market", "analysis", "trading", "notification", "gateway"]
-COLOURS = {"gateway": "cyan", "market": "green", "user": "magenta", "trading": "yellow",
-           "analysis": "blue", "notification": "red"}
+COLOURS = {
+    "gateway": "cyan",
+    "market": "green",
+    "user": "magenta",
+    "trading": "yellow",
+    "analysis": "blue",
+    "notification": "red",
+}
 
 
 def service_urls(host: str = "127.0.0.1") -> dict[str, str]:
@@ -58,9 +64,20 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def serve_command(service: str, port: int, host: str = "127.0.0.1") -> list[str]:
-    return [sys.executable, "-m", "uvicorn", "--factory", FACTORIES[service],
-            "--host", host, "--port", str(port), "--no-access-log",
-            "--ws-per-message-deflate", "false"]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        FACTORIES[service],
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--ws-per-message-deflate",
+        "false",
+    ]
 
 
 @dataclass
@@ -74,8 +91,12 @@ def _pump(child: Child, console: Console) -> None:
     assert child.proc.stdout is not None  # noqa: S101 - started with a pipe
     colour = COLOURS.get(child.name, "white")
     for line in child.proc.stdout:
-        console.print(f"[{colour}]{child.name:>12} |[/] {line.rstrip()}", markup=True,
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"[{colour}]{child.name:>12} |[/] {line.rstrip()}",
+            markup=True,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def health_table(urls: dict[str, str], timeout: float = 2.0) -> tuple[Table, bool]:
@@ -105,8 +126,10 @@ def run_stack(*, data_dir: Path, console: Console, wait_timeout: float = 90.0) -
     urls = service_urls()
     taken = [f"{name} ({port})" for name, port in SERVICE_PORTS.items() if port_in_use(port)]
     if taken:
-        console.print(f"[red]Cannot start: port(s) already in use: {', '.join(taken)}.[/]\n"
-                      "Stop whatever listens there (another `tradebot up`?) and try again.")
+        console.print(
+            f"[red]Cannot start: port(s) already in use: {', '.join(taken)}.[/]\n"
+            "Stop whatever listens there (another `tradebot up`?) and try again."
+        )
         return 2
 
     env = dict(os.environ)
@@ -132,8 +155,12 @@ def run_stack(*, data_dir: Path, console: Console, wait_timeout: float = 90.0) -
         upgrade(env["DATABASE_URL"])
         for name in START_ORDER:
             proc = subprocess.Popen(
-                serve_command(name, SERVICE_PORTS[name]), env=env, text=True,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                serve_command(name, SERVICE_PORTS[name]),
+                env=env,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
             child = Child(name, SERVICE_PORTS[name], proc)
             children.append(child)
@@ -143,9 +170,12 @@ def run_stack(*, data_dir: Path, console: Console, wait_timeout: float = 90.0) -
             table, ok = health_table(urls, timeout=1.0)
             if ok or time.monotonic() > deadline:
                 console.print(table)
-                console.print("[green]All six services are healthy.[/] Gateway: "
-                              f"{urls['gateway']}  (Ctrl-C stops everything)" if ok else
-                              "[yellow]Some services are not healthy yet; see the logs.[/]")
+                console.print(
+                    "[green]All six services are healthy.[/] Gateway: "
+                    f"{urls['gateway']}  (Ctrl-C stops everything)"
+                    if ok
+                    else "[yellow]Some services are not healthy yet; see the logs.[/]"
+                )
                 break
             if any(c.proc.poll() is not None for c in children):
                 dead = [c.name for c in children if c.proc.poll() is not None]

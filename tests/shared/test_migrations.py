@@ -30,11 +30,14 @@ async def _primary_key(url: str, table: str) -> list[str]:
     engine = create_engine(url, pool_size=1)
     try:
         async with engine.connect() as conn:
-            rows = await conn.execute(text(
-                "SELECT a.attname FROM pg_index i JOIN pg_attribute a "
-                "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
-                "WHERE i.indrelid = CAST(:t AS regclass) AND i.indisprimary"
-            ), {"t": table})
+            rows = await conn.execute(
+                text(
+                    "SELECT a.attname FROM pg_index i JOIN pg_attribute a "
+                    "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                    "WHERE i.indrelid = CAST(:t AS regclass) AND i.indisprimary"
+                ),
+                {"t": table},
+            )
             return sorted(row[0] for row in rows)
     finally:
         await engine.dispose()
@@ -48,9 +51,16 @@ def test_migrations_upgrade_to_head_and_downgrade_to_base() -> None:
     try:
         upgrade(url)
         tables = asyncio.run(_tables(url))
-        assert tables >= DESIGN_TABLES | {"orders", "bots", "positions", "exchange_keys",
-                                          "backtests", "notifications", "webhooks",
-                                          "processed_events"}
+        assert tables >= DESIGN_TABLES | {
+            "orders",
+            "bots",
+            "positions",
+            "exchange_keys",
+            "backtests",
+            "notifications",
+            "webhooks",
+            "processed_events",
+        }
         assert asyncio.run(_primary_key(url, "ohlcv_data")) == sorted(
             ["timestamp", "symbol", "timeframe", "exchange"]
         )
