@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "change-me-in-production"  # noqa: S105 - the placeholder production refuses
+DEFAULT_INTERNAL_TOKEN = "change-me-internal"  # noqa: S105 - the placeholder production refuses
 
 # The ports of DESIGN section 1; `tradebot up` and docker-compose use the same table.
 SERVICE_PORTS: dict[str, int] = {
@@ -57,6 +58,10 @@ class ServiceSettings(BaseSettings):
     access_token_ttl_seconds: int = 15 * 60
     refresh_token_ttl_seconds: int = 7 * 24 * 3600
 
+    # Service-to-service calls (`/user/internal/*`) carry `X-Internal-Token`; the gateway
+    # never forwards `/*/internal/*` paths.
+    internal_api_token: str = DEFAULT_INTERNAL_TOKEN
+
     market_service_urls: str = "http://127.0.0.1:5001"
     user_service_urls: str = "http://127.0.0.1:5002"
     trading_service_urls: str = "http://127.0.0.1:8000"
@@ -77,4 +82,6 @@ class ServiceSettings(BaseSettings):
     def _refuse_placeholder_secrets(self) -> ServiceSettings:
         if self.environment == "production" and self.jwt_secret == DEFAULT_JWT_SECRET:
             raise ValueError("JWT_SECRET must be set to a real secret in production")
+        if self.environment == "production" and self.internal_api_token == DEFAULT_INTERNAL_TOKEN:
+            raise ValueError("INTERNAL_API_TOKEN must be set to a real secret in production")
         return self
