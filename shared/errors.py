@@ -128,7 +128,9 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
-    return problem_response(request, exc.status_code, str(exc.detail), headers=exc.headers)
+    return problem_response(
+        request, exc.status_code, str(exc.detail), headers=dict(exc.headers or {})
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -298,15 +298,17 @@ class EventConsumer:
         return len(entries)
 
     async def _read(self, streams: dict[str, str], *, block_ms: int | None) -> int:
-        response = await self.redis.xreadgroup(
+        response: Any = await self.redis.xreadgroup(
             self.group,
             self.consumer,
-            streams,
+            streams,  # type: ignore[arg-type]
             count=self.batch,
-            block=block_ms,  # type: ignore[arg-type]
+            block=block_ms,
         )
         handled = 0
-        for stream_name, entries in response or []:
+        # RESP2 answers a list of [stream, entries]; RESP3 a mapping.
+        pairs = response.items() if isinstance(response, dict) else (response or [])
+        for stream_name, entries in pairs:
             for entry_id, fields in entries:
                 await self._handle(_text(stream_name), _text(entry_id), fields)
                 handled += 1

@@ -38,11 +38,13 @@ class EmbeddedServers:
     notes: list[str] = field(default_factory=list)
 
     def start_postgres(self) -> str:
-        import pgserver
+        import pgserver  # type: ignore[import-untyped,unused-ignore]
 
         pg_dir = self.data_dir / "pgdata"
         pg_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._pg = pgserver.get_server(str(pg_dir), cleanup_mode="stop")
+        self._pg = pgserver.get_server(  # type: ignore[attr-defined,unused-ignore]
+            str(pg_dir), cleanup_mode="stop"
+        )
         with contextlib.suppress(Exception):  # already there on later runs
             self._pg.psql("CREATE DATABASE tradebot;")
         self.database_url = (
