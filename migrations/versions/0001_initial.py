@@ -39,7 +39,7 @@ def _user_fk() -> sa.Column:
 
 
 def upgrade() -> None:
-    op.execute('CREATE EXTENSION IF NOT EXISTS "pgcrypto"')  # gen_random_uuid() before PG 13
+    # gen_random_uuid() is built in from PostgreSQL 13 on; no extension needed.
 
     # --- shared: event outbox and consumer idempotency -----------------------------------
     op.create_table(
@@ -146,6 +146,8 @@ def upgrade() -> None:
         sa.Column("last_signal", pg.JSONB, nullable=True),
         sa.Column("last_candle_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("error", sa.Text, nullable=True),
+        # Fraction of the bot's equity committed on an entry (DESIGN 6, default 1).
+        sa.Column("position_size", MONEY, nullable=False, server_default="1"),
         _ts("created_at"),
         _ts("updated_at"),
         sa.CheckConstraint("mode IN ('paper', 'live')", name="mode"),
@@ -233,6 +235,9 @@ def upgrade() -> None:
         sa.Column("realized_pnl", MONEY, nullable=False, server_default="0"),
         sa.Column("fees", MONEY, nullable=False, server_default="0"),
         sa.Column("highest_price", MONEY, nullable=True),
+        # Quote spent on the open quantity, entry fees included: realised PnL of a reducing
+        # fill is its proceeds minus its share of this, so balances and PnL add up exactly.
+        sa.Column("cost_basis", MONEY, nullable=False, server_default="0"),
         sa.Column("status", sa.String(6), nullable=False, server_default="open"),
         _ts("opened_at"),
         _ts("updated_at"),

@@ -152,7 +152,11 @@ def run_stack(*, data_dir: Path, console: Console, wait_timeout: float = 90.0) -
         env.setdefault("MARKET_EXCHANGES", "sim")
         env.update({k: v for k, v in upstream_env(urls).items() if k not in os.environ})
         console.print("[bold]•[/] applying migrations")
-        upgrade(env["DATABASE_URL"])
+        try:
+            upgrade(env["DATABASE_URL"])
+        except Exception as exc:  # noqa: BLE001 - reported plainly, not as a traceback
+            console.print(f"[red]Migrations failed: {exc}[/]")
+            return 1
         for name in START_ORDER:
             proc = subprocess.Popen(
                 serve_command(name, SERVICE_PORTS[name]),

@@ -1,0 +1,21 @@
+# One image for every service (DESIGN 8: python:3.11-slim, uvicorn); the command picks it.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    NUMBA_CACHE_DIR=/tmp/numba-cache
+WORKDIR /app
+
+COPY pyproject.toml README.md alembic.ini ./
+COPY shared ./shared
+COPY migrations ./migrations
+COPY gateway ./gateway
+COPY market_service ./market_service
+COPY user_service ./user_service
+COPY trading_engine ./trading_engine
+COPY analysis_service ./analysis_service
+COPY notification_service ./notification_service
+RUN pip install . && useradd --create-home --uid 10001 tradebot
+USER tradebot
+
+# `tradebot serve <service> --host 0.0.0.0` in compose; the gateway by default.
+CMD ["tradebot", "serve", "gateway", "--host", "0.0.0.0"]
