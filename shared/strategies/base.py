@@ -45,6 +45,14 @@ class StrategyParamsError(ValueError):
     """Parameters that do not fit a strategy's schema; the message says what to fix."""
 
 
+def _describe(strategy: str, exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "parameters"
+        problems.append(f"{where}: {error['msg']}")
+    return f"invalid parameters for {strategy}: " + "; ".join(problems)
+
+
 class TradingStrategy(ABC):
     """Subclass, set ``name``, ``description`` and ``Params``, implement ``signals``."""
 
@@ -56,7 +64,7 @@ class TradingStrategy(ABC):
         try:
             self.params = self.Params.model_validate(dict(params or {}))
         except ValidationError as exc:
-            raise StrategyParamsError(str(exc)) from exc
+            raise StrategyParamsError(_describe(self.name, exc)) from exc
 
     @classmethod
     def parameter_schema(cls) -> dict[str, Any]:
@@ -78,6 +86,10 @@ class TradingStrategy(ABC):
 
     def take_profit(self) -> float | None:
         """Fractional take-profit above the entry price, if the strategy sets one."""
+        return None
+
+    def trailing_stop(self) -> float | None:
+        """Fractional trailing stop below the highest price since entry, if set."""
         return None
 
     def generate_signal(self, market_data: Candles) -> TradingSignal:
