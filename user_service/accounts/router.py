@@ -1,0 +1,54 @@
+"""/user/me: the caller's profile, preferences and trading limits."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from shared.deps import CurrentUser, RedisDep, SessionDep
+from user_service.accounts.schemas import Preferences, TradingLimits, UserRead
+from user_service.accounts.service import AccountService
+
+router = APIRouter(prefix="/user/me", tags=["account"])
+
+
+def get_account_service(session: SessionDep, redis: RedisDep) -> AccountService:
+    return AccountService(session, redis)
+
+
+Accounts = Annotated[AccountService, Depends(get_account_service)]
+
+
+@router.get("")
+async def me(principal: CurrentUser, accounts: Accounts) -> UserRead:
+    """The caller's account (never the password hash)."""
+    return UserRead.model_validate(await accounts.get(principal.user_id))
+
+
+@router.get("/preferences")
+async def get_preferences(principal: CurrentUser, accounts: Accounts) -> dict[str, Any]:
+    """The caller's preferences."""
+    return await accounts.preferences(principal.user_id)
+
+
+@router.put("/preferences")
+async def put_preferences(
+    body: Preferences, principal: CurrentUser, accounts: Accounts
+) -> dict[str, Any]:
+    """Replace the caller's preferences."""
+    return await accounts.replace_preferences(principal.user_id, body)
+
+
+@router.get("/limits")
+async def get_limits(principal: CurrentUser, accounts: Accounts) -> dict[str, Any]:
+    """The caller's trading limits (Decimal strings; absent means no limit)."""
+    return await accounts.limits(principal.user_id)
+
+
+@router.put("/limits")
+async def put_limits(
+    body: TradingLimits, principal: CurrentUser, accounts: Accounts
+) -> dict[str, Any]:
+    """Replace the caller's trading limits."""
+    return await accounts.replace_limits(principal.user_id, body)

@@ -1,0 +1,74 @@
+"""Dependencies of the user service, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Request
+
+from shared.deps import RedisDep, SessionDep
+from shared.errors import DependencyUnavailable, NotFound, Unauthorized
+from user_service.accounts.repository import UserRepository
+from user_service.auth.service import AuthService
+from user_service.key_vault import KeyVault
+from user_service.models import User
+from user_service.settings import UserSettings
+
+
+def get_user_settings(request: Request) -> UserSettings:
+    settings: UserSettings = request.app.state.settings
+    return settings
+
+
+UserSettingsDep = Annotated[UserSettings, Depends(get_user_settings)]
+
+
+def get_auth_service(
+    session: SessionDep, redis: RedisDep, settings: UserSettingsDep
+) -> AuthService:
+    return AuthService(session, redis, settings)
+
+
+def get_key_vault(request: Request) -> KeyVault:
+    vault: KeyVault | None = request.app.state.key_vault
+    if vault is None:
+        raise DependencyUnavailable(
+            "Exchange keys are unavailable: the server has no ENCRYPTION_KEY configured.",
+            retry_after=60,
+        )
+    return vault
+
+
+def client_ip(request: Request) -> str | None:
+    """The caller's address: the gateway appends it to X-Forwarded-For (last entry)."""
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded:
+        return forwarded.split(",")[-1].strip()[:64] or None
+    return request.client.host if request.client else None
+
+
+def require_internal_token(
+    settings: UserSettingsDep,
+    token: Annotated[str | None, Header(alias="X-Internal-Token")] = None,
+) -> None:
+    """Service-to-service routes: the shared internal token, compared in constant time."""
+    if token is None or not hmac.compare_digest(
+        token.encode(), settings.internal_api_token.encode()
+    ):
+        raise Unauthorized("A valid X-Internal-Token header is required.")
+
+
+async def valid_user_id(user_id: Annotated[uuid.UUID, Path()], session: SessionDep) -> User:
+    user = await UserRepository(session).get(user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+KeyVaultDep = Annotated[KeyVault, Depends(get_key_vault)]
+ClientIpDep = Annotated[str | None, Depends(client_ip)]
+InternalCaller = Depends(require_internal_token)
+ValidUser = Annotated[User, Depends(valid_user_id)]
