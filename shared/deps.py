@@ -46,5 +46,6 @@ async def get_principal(request: Request) -> Principal:
 
 SettingsDep = Annotated[ServiceSettings, Depends(get_app_settings)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": commit before the response is sent, so a failed commit is never a 2xx.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 CurrentUser = Annotated[Principal, Depends(get_principal)]

@@ -29,7 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -172,6 +172,7 @@ def install_error_handlers(app: FastAPI) -> None:
     ):
         app.add_exception_handler(exc_type, _dependency_down)
     app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(Exception, _unexpected)
 
 
@@ -181,3 +182,10 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.connection_invalidated or isinstance(exc.orig, ConnectionError | OSError):
         return await _dependency_down(request, exc)
     return await _unexpected(request, exc)
+
+
+async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
+    # A constraint the service did not check first (e.g. a concurrent duplicate): the
+    # transaction was rolled back, nothing changed.
+    log.info("integrity_error", path=request.url.path, error=str(exc).splitlines()[0][:200])
+    return problem_response(request, 409, "The request conflicts with existing data.")
