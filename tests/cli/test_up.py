@@ -68,7 +68,7 @@ def test_up_brings_all_six_services_to_healthy_and_stops_them_all_on_sigint(
             raise
     assert proc.returncode == 0, output[-3000:]
     assert "stopped" in output
-    gone, alive = psutil.wait_procs(descendants, timeout=20)
+    _gone, alive = psutil.wait_procs(descendants, timeout=20)
     assert not alive, f"left behind: {[p.pid for p in alive]}"
     assert not any(port_in_use(port) for port in SERVICE_PORTS.values())
 
