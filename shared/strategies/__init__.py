@@ -25,7 +25,10 @@ from shared.strategies.base import (
     TradingSignal,
     TradingStrategy,
 )
+from shared.strategies.bollinger import BollingerBands
 from shared.strategies.ma_crossover import MACrossover
+from shared.strategies.rsi_divergence import RSIDivergence
+from shared.strategies.rules import RuleStrategy
 
 __all__ = [
     "ENTER_LONG",
@@ -57,7 +60,7 @@ class UnknownStrategyError(LookupError):
 
 
 def _builtins() -> list[type[TradingStrategy]]:
-    return [MACrossover]
+    return [MACrossover, RSIDivergence, BollingerBands, RuleStrategy]
 
 
 @functools.cache
