@@ -190,6 +190,8 @@ def upgrade() -> None:
         sa.Column("average_price", MONEY, nullable=True),
         sa.Column("fee", MONEY, nullable=False, server_default="0"),
         sa.Column("fee_currency", sa.String(20), nullable=True),
+        # The fee rate a resting paper order reserved funds with (and pays when it fills).
+        sa.Column("fee_rate", MONEY, nullable=True),
         sa.Column("reason", sa.Text, nullable=True),
         _ts("created_at"),
         _ts("updated_at"),
@@ -304,6 +306,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("user_id", "event_id", name="uq_notifications_user_event"),
     )
     op.create_index("ix_notifications_user_created", "notifications", ["user_id", "created_at"])
+    op.create_index(
+        "ix_notifications_user_unread", "notifications", ["user_id", "created_at"],
+        postgresql_where=sa.text("read_at IS NULL"),
+    )
     op.create_table(
         "webhooks",
         _id(),
@@ -326,13 +332,39 @@ def upgrade() -> None:
         sa.Column("status_code", sa.Integer, nullable=True),
         sa.Column("error", sa.Text, nullable=True),
         sa.Column("succeeded", sa.Boolean, nullable=False),
+        sa.Column("duration_ms", sa.Integer, nullable=True),
         _ts("attempted_at"),
+    )
+    # One row per (webhook, notification) still to deliver: the durable retry state, so a
+    # restart never loses a pending delivery (webhook_deliveries logs every attempt).
+    op.create_table(
+        "webhook_dispatches",
+        _id(),
+        sa.Column("webhook_id", UUID, sa.ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "notification_id", UUID, sa.ForeignKey("notifications.id", ondelete="CASCADE"),
+            nullable=False, index=True,
+        ),
+        sa.Column("state", sa.String(20), nullable=False, server_default="pending"),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("last_error", sa.Text, nullable=True),
+        _ts("created_at"),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.UniqueConstraint("webhook_id", "notification_id", name="uq_webhook_dispatches_webhook_notification"),
+        sa.CheckConstraint(
+            "state IN ('pending', 'delivered', 'failed', 'canceled')", name="ck_webhook_dispatches_state"
+        ),
+    )
+    op.create_index(
+        "ix_webhook_dispatches_due", "webhook_dispatches", ["next_attempt_at"],
+        postgresql_where=sa.text("state = 'pending'"),
     )
 
 
 def downgrade() -> None:
     for table in (
-        "webhook_deliveries", "webhooks", "notifications",
+        "webhook_dispatches", "webhook_deliveries", "webhooks", "notifications",
         "performance_trades", "backtests",
         "positions", "trades", "orders", "balances", "bots", "strategies",
         "ohlcv_data", "trading_pairs",

@@ -1,0 +1,109 @@
+"""`WS /notifications/ws`: the caller's notifications, live.
+
+The access token comes in the ``Authorization: Bearer`` header or the ``token`` query
+parameter; a missing, bad or revoked token closes the socket with code 4401 (also later,
+when the session ends while connected). Server frames: ``{"type": "notification", ...the
+notification...}``, ``{"type": "pong"}``, ``{"type": "error", "detail"}``; client frames:
+``{"op": "ping"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from redis.asyncio import Redis
+
+from notification_service.live.hub import LiveHub
+from notification_service.settings import NotificationSettings
+from shared.auth import Principal, bearer_token, session_key, verify_access_token
+from shared.errors import Unauthorized
+
+router = APIRouter(tags=["notifications"])
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_TOO_SLOW = 4008
+
+
+async def _authenticate(websocket: WebSocket, token: str | None) -> Principal:
+    settings: NotificationSettings = websocket.app.state.settings
+    header = websocket.headers.get("authorization")
+    raw = bearer_token(header) if header else (token or "")
+    if not raw:
+        raise Unauthorized("Missing access token.")
+    return await verify_access_token(
+        raw,
+        secret=settings.jwt_secret,
+        algorithm=settings.jwt_algorithm,
+        redis=websocket.app.state.redis,
+    )
+
+
+@router.websocket("/notifications/ws")
+async def notifications_ws(
+    websocket: WebSocket, token: Annotated[str | None, Query(max_length=4096)] = None
+) -> None:
+    """Push the caller's notifications as they are stored."""
+    await websocket.accept()
+    try:
+        principal = await _authenticate(websocket, token)
+    except Unauthorized as exc:
+        await websocket.close(code=CLOSE_UNAUTHORIZED, reason=exc.detail[:120])
+        return
+    hub: LiveHub = websocket.app.state.live_hub
+    settings: NotificationSettings = websocket.app.state.settings
+    async with hub.connect(principal.user_id) as inbox:
+        await websocket.send_json({"type": "connected", "user_id": str(principal.user_id)})
+        tasks = {
+            asyncio.create_task(_send(websocket, inbox)),
+            asyncio.create_task(_receive(websocket)),
+            asyncio.create_task(
+                _watch_session(websocket, websocket.app.state.redis, principal, settings)
+            ),
+        }
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _send(websocket: WebSocket, inbox: asyncio.Queue[str | None]) -> None:
+    while True:
+        message = await inbox.get()
+        if message is None:
+            await websocket.close(code=CLOSE_TOO_SLOW, reason="too slow")
+            return
+        await websocket.send_text(message)
+
+
+async def _receive(websocket: WebSocket) -> None:
+    """Answer client frames until the client goes away."""
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            await websocket.send_json(_answer(await websocket.receive_text()))
+
+
+async def _watch_session(
+    websocket: WebSocket, redis: Redis, principal: Principal, settings: NotificationSettings
+) -> None:
+    """Close with 4401 once the token's session has ended (logout, refresh reuse)."""
+    while True:
+        await asyncio.sleep(settings.ws_session_check_s)
+        if not await redis.exists(session_key(principal.session_id)):
+            await websocket.close(code=CLOSE_UNAUTHORIZED, reason="session ended")
+            return
+
+
+def _answer(text: str) -> dict[str, str]:
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        return {"type": "error", "detail": "frames must be JSON"}
+    if isinstance(frame, dict) and frame.get("op") == "ping":
+        return {"type": "pong"}
+    return {"type": "error", "detail": "unknown op; expected {'op': 'ping'}"}

@@ -1,0 +1,119 @@
+"""Which channels a user wants per notification kind, from the user service (contract 1).
+
+``GET /user/internal/users/{id}`` (with ``X-Internal-Token``) returns the user's
+``preferences``; its ``"notifications"`` map names the channels per kind
+(``{"trade.executed": ["ws"], ...}``; a kind absent means every channel). Answers are cached
+for ``preferences_cache_ttl_s``.
+
+When the user service is down, slow or its breaker is open, the notification is still stored
+and sent on **every** channel: a notification the user did not want is better than one lost.
+An unknown user (404) gets nothing, since there is no one to notify.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import structlog
+
+from notification_service.notifications.schemas import CHANNELS
+from shared.breaker import CircuitBreaker, CircuitOpenError
+
+log = structlog.get_logger("preferences")
+
+
+class UnknownUser(Exception):
+    """The user service does not know this user."""
+
+
+@dataclass(frozen=True)
+class ChannelPreferences:
+    """Per-kind channel choices; ``None`` for a kind means all channels."""
+
+    by_kind: Mapping[str, frozenset[str]]
+
+    def channels_for(self, kind: str) -> frozenset[str]:
+        return self.by_kind.get(kind, CHANNELS)
+
+    @classmethod
+    def from_preferences(cls, preferences: Any) -> ChannelPreferences:
+        section = preferences.get("notifications") if isinstance(preferences, dict) else None
+        by_kind: dict[str, frozenset[str]] = {}
+        if isinstance(section, dict):
+            for kind, channels in section.items():
+                if isinstance(channels, list):
+                    by_kind[str(kind)] = frozenset(str(c) for c in channels) & CHANNELS
+        return cls(by_kind)
+
+
+EVERY_CHANNEL = ChannelPreferences({})
+
+
+class PreferenceDirectory:
+    """Cached reader of users' notification preferences."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        base_urls: list[str],
+        *,
+        internal_token: str,
+        ttl_s: float,
+        timeout_s: float,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.client = client
+        self.base_urls = base_urls
+        self.internal_token = internal_token
+        self.ttl_s = ttl_s
+        self.timeout_s = timeout_s
+        self.breaker = breaker or CircuitBreaker(
+            "notification->user", failure_threshold=3, reset_timeout=5.0
+        )
+        self._cache: dict[uuid.UUID, tuple[float, ChannelPreferences | None]] = {}
+        self._next = 0
+
+    async def channels_for(self, user_id: uuid.UUID, kind: str) -> frozenset[str]:
+        """The channels to send this kind on; raises UnknownUser for a user who is gone."""
+        prefs = await self.lookup(user_id)
+        if prefs is None:
+            raise UnknownUser(str(user_id))
+        return prefs.channels_for(kind)
+
+    async def lookup(self, user_id: uuid.UUID) -> ChannelPreferences | None:
+        now = time.monotonic()
+        cached = self._cache.get(user_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            prefs = await self.breaker.call(
+                lambda: self._fetch(user_id), is_failure=lambda e: not isinstance(e, UnknownUser)
+            )
+        except UnknownUser:
+            prefs = None
+        except (CircuitOpenError, httpx.HTTPError, ValueError) as exc:
+            # Not cached: the next notification asks again once the breaker lets it.
+            log.warning("preferences_unavailable", user_id=str(user_id), error=repr(exc))
+            return EVERY_CHANNEL
+        if len(self._cache) > 100_000:
+            self._cache.clear()
+        self._cache[user_id] = (now + self.ttl_s, prefs)
+        return prefs
+
+    async def _fetch(self, user_id: uuid.UUID) -> ChannelPreferences:
+        base = self.base_urls[self._next % len(self.base_urls)]
+        self._next += 1
+        response = await self.client.get(
+            f"{base}/user/internal/users/{user_id}",
+            headers={"X-Internal-Token": self.internal_token},
+            timeout=self.timeout_s,
+        )
+        if response.status_code == 404:
+            raise UnknownUser(str(user_id))
+        response.raise_for_status()
+        return ChannelPreferences.from_preferences(response.json().get("preferences") or {})

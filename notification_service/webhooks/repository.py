@@ -1,0 +1,179 @@
+"""SQL of ``webhooks``, ``webhook_dispatches`` (retry state) and ``webhook_deliveries``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notification_service.models import Notification, Webhook, WebhookDelivery, WebhookDispatch
+
+
+async def create(session: AsyncSession, **values: Any) -> Webhook:
+    webhook = Webhook(**values)
+    session.add(webhook)
+    await session.flush()
+    await session.refresh(webhook)
+    return webhook
+
+
+async def list_for_user(session: AsyncSession, user_id: uuid.UUID) -> list[Webhook]:
+    stmt = select(Webhook).where(Webhook.user_id == user_id).order_by(Webhook.created_at)
+    return list((await session.scalars(stmt)).all())
+
+
+async def get_for_user(
+    session: AsyncSession, user_id: uuid.UUID, webhook_id: uuid.UUID
+) -> Webhook | None:
+    return await session.scalar(
+        select(Webhook).where(Webhook.id == webhook_id, Webhook.user_id == user_id)
+    )
+
+
+async def remove(session: AsyncSession, webhook: Webhook) -> None:
+    await session.execute(delete(Webhook).where(Webhook.id == webhook.id))
+
+
+async def active_for_kind(session: AsyncSession, user_id: uuid.UUID, kind: str) -> list[uuid.UUID]:
+    """Ids of the user's active webhooks that take this kind (no kinds listed = all)."""
+    stmt = select(Webhook.id).where(
+        Webhook.user_id == user_id,
+        Webhook.active.is_(True),
+        or_(Webhook.kinds == literal([], Webhook.kinds.type), Webhook.kinds.contains([kind])),
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def add_dispatches(
+    session: AsyncSession, notification_id: uuid.UUID, webhook_ids: Sequence[uuid.UUID]
+) -> None:
+    if not webhook_ids:
+        return
+    await session.execute(
+        insert(WebhookDispatch)
+        .values([{"webhook_id": w, "notification_id": notification_id} for w in webhook_ids])
+        .on_conflict_do_nothing(
+            index_elements=[WebhookDispatch.webhook_id, WebhookDispatch.notification_id]
+        )
+    )
+
+
+@dataclass(frozen=True)
+class ClaimedDispatch:
+    """A pending delivery leased to this worker, with what it needs to send it."""
+
+    id: uuid.UUID
+    attempt: int  # the number this attempt will have (1-based)
+    webhook_id: uuid.UUID
+    url: str
+    secret: str
+    active: bool
+    notification: Notification
+
+
+async def claim_due(session: AsyncSession, *, limit: int, lease_s: float) -> list[ClaimedDispatch]:
+    """Lease up to ``limit`` due deliveries: their next attempt moves ``lease_s`` ahead, so
+    a worker that dies mid-attempt leaves them to be retried when the lease runs out."""
+    due = (
+        select(WebhookDispatch.id)
+        .where(WebhookDispatch.state == "pending", WebhookDispatch.next_attempt_at <= func.now())
+        .order_by(WebhookDispatch.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    leased = (
+        await session.execute(
+            update(WebhookDispatch)
+            .where(WebhookDispatch.id.in_(due.scalar_subquery()))
+            .values(next_attempt_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, lease_s))
+            .returning(WebhookDispatch.id, WebhookDispatch.attempts)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    if not leased:
+        return []
+    attempts = {row[0]: int(row[1]) for row in leased}
+    rows = (
+        await session.execute(
+            select(WebhookDispatch.id, Webhook, Notification)
+            .join(Webhook, Webhook.id == WebhookDispatch.webhook_id)
+            .join(Notification, Notification.id == WebhookDispatch.notification_id)
+            .where(WebhookDispatch.id.in_(list(attempts)))
+        )
+    ).all()
+    return [
+        ClaimedDispatch(
+            id=dispatch_id,
+            attempt=attempts[dispatch_id] + 1,
+            webhook_id=webhook.id,
+            url=webhook.url,
+            secret=webhook.secret,
+            active=webhook.active,
+            notification=notification,
+        )
+        for dispatch_id, webhook, notification in rows
+    ]
+
+
+async def record_attempt(
+    session: AsyncSession,
+    claimed: ClaimedDispatch,
+    *,
+    status_code: int | None,
+    error: str | None,
+    succeeded: bool,
+    duration_ms: int | None,
+) -> None:
+    session.add(
+        WebhookDelivery(
+            webhook_id=claimed.webhook_id,
+            notification_id=claimed.notification.id,
+            attempt=claimed.attempt,
+            status_code=status_code,
+            error=error,
+            succeeded=succeeded,
+            duration_ms=duration_ms,
+        )
+    )
+    await session.flush()
+
+
+async def settle(
+    session: AsyncSession,
+    dispatch_id: uuid.UUID,
+    *,
+    attempts: int,
+    state: str,
+    next_attempt_at: datetime | None = None,
+    error: str | None = None,
+) -> None:
+    values: dict[str, Any] = {"attempts": attempts, "state": state, "last_error": error}
+    if next_attempt_at is not None:
+        values["next_attempt_at"] = next_attempt_at
+    if state == "delivered":
+        values["delivered_at"] = func.now()
+    await session.execute(
+        update(WebhookDispatch)
+        .where(WebhookDispatch.id == dispatch_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def deliveries_of(
+    session: AsyncSession, webhook_id: uuid.UUID, *, limit: int, offset: int
+) -> list[WebhookDelivery]:
+    stmt = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.webhook_id == webhook_id)
+        .order_by(WebhookDelivery.attempted_at.desc(), WebhookDelivery.attempt.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list((await session.scalars(stmt)).all())
