@@ -1,0 +1,197 @@
+"""The compiled fill loop of the backtest engine (numba, cached on disk).
+
+One pass over the candles; the semantics are those of DESIGN 6 and are documented in
+:mod:`shared.backtest.engine`. The loop can run over a range of candles at a time, its
+state carried in a small array, so callers can report progress between chunks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# exit_reason codes (names in shared.backtest.engine.EXIT_REASONS)
+SIGNAL, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP, END = 1, 2, 3, 4, 5
+
+# indices into the state array
+CASH, QTY, ENTRY_FILL, ENTRY_FEE, PEAK, IN_POSITION, ENTRY_INDEX, N_TRADES, EXPOSED = range(9)
+STATE_SIZE = 9
+
+
+@njit(cache=True, nogil=True)
+def _close_position(
+    state: np.ndarray,
+    t: int,
+    fill: float,
+    fee: float,
+    reason: int,
+    t_entry_idx: np.ndarray,
+    t_exit_idx: np.ndarray,
+    t_entry_price: np.ndarray,
+    t_exit_price: np.ndarray,
+    t_qty: np.ndarray,
+    t_pnl: np.ndarray,
+    t_fee: np.ndarray,
+    t_reason: np.ndarray,
+) -> None:
+    qty = state[QTY]
+    proceeds = qty * fill
+    exit_fee = proceeds * fee
+    state[CASH] += proceeds - exit_fee
+    k = int(state[N_TRADES])
+    t_entry_idx[k] = int(state[ENTRY_INDEX])
+    t_exit_idx[k] = t
+    t_entry_price[k] = state[ENTRY_FILL]
+    t_exit_price[k] = fill
+    t_qty[k] = qty
+    t_pnl[k] = (proceeds - exit_fee) - (qty * state[ENTRY_FILL] + state[ENTRY_FEE])
+    t_fee[k] = state[ENTRY_FEE] + exit_fee
+    t_reason[k] = reason
+    state[N_TRADES] = k + 1
+    state[QTY] = 0.0
+    state[IN_POSITION] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def simulate(
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    signals: np.ndarray,
+    start: int,
+    stop: int,
+    fee: float,
+    slippage: float,
+    size: float,
+    stop_loss: float,
+    take_profit: float,
+    trailing_stop: float,
+    state: np.ndarray,
+    equity: np.ndarray,
+    t_entry_idx: np.ndarray,
+    t_exit_idx: np.ndarray,
+    t_entry_price: np.ndarray,
+    t_exit_price: np.ndarray,
+    t_qty: np.ndarray,
+    t_pnl: np.ndarray,
+    t_fee: np.ndarray,
+    t_reason: np.ndarray,
+) -> None:
+    """Candles ``start .. stop-1``; stops/take-profit of 0 mean "none"."""
+    for t in range(start, stop):
+        # 1. act at this candle's open on the previous candle's signal
+        if t > 0:
+            s = signals[t - 1]
+            if s == 1 and state[IN_POSITION] == 0.0:
+                fill = open_[t] * (1.0 + slippage)
+                qty = state[CASH] * size / (fill * (1.0 + fee))
+                cost = qty * fill
+                entry_fee = cost * fee
+                state[CASH] -= cost + entry_fee
+                state[QTY] = qty
+                state[ENTRY_FILL] = fill
+                state[ENTRY_FEE] = entry_fee
+                state[PEAK] = fill
+                state[ENTRY_INDEX] = t
+                state[IN_POSITION] = 1.0
+            elif s == -1 and state[IN_POSITION] == 1.0:
+                _close_position(
+                    state, t, open_[t] * (1.0 - slippage), fee, SIGNAL,
+                    t_entry_idx, t_exit_idx, t_entry_price, t_exit_price, t_qty, t_pnl,
+                    t_fee, t_reason,
+                )  # fmt: skip
+        # 2. protective exits inside the candle: the stop first when both are touched
+        if state[IN_POSITION] == 1.0:
+            stop_level = -1.0
+            stop_reason = STOP_LOSS
+            if stop_loss > 0.0:
+                stop_level = state[ENTRY_FILL] * (1.0 - stop_loss)
+            if trailing_stop > 0.0:
+                trail = state[PEAK] * (1.0 - trailing_stop)
+                if trail > stop_level:
+                    stop_level = trail
+                    stop_reason = TRAILING_STOP
+            if stop_level > 0.0 and low[t] <= stop_level:
+                price = min(open_[t], stop_level)  # a gap below the stop fills at the open
+                _close_position(
+                    state, t, price * (1.0 - slippage), fee, stop_reason,
+                    t_entry_idx, t_exit_idx, t_entry_price, t_exit_price, t_qty, t_pnl,
+                    t_fee, t_reason,
+                )  # fmt: skip
+            elif take_profit > 0.0 and high[t] >= state[ENTRY_FILL] * (1.0 + take_profit):
+                target = state[ENTRY_FILL] * (1.0 + take_profit)
+                price = max(open_[t], target)  # a gap above the target fills at the open
+                _close_position(
+                    state, t, price * (1.0 - slippage), fee, TAKE_PROFIT,
+                    t_entry_idx, t_exit_idx, t_entry_price, t_exit_price, t_qty, t_pnl,
+                    t_fee, t_reason,
+                )  # fmt: skip
+            elif high[t] > state[PEAK]:
+                state[PEAK] = high[t]
+        # 3. mark to the close
+        if state[IN_POSITION] == 1.0:
+            equity[t] = state[CASH] + state[QTY] * close[t]
+            state[EXPOSED] += 1.0
+        else:
+            equity[t] = state[CASH]
+
+
+@njit(cache=True, nogil=True)
+def close_at_end(
+    close: np.ndarray,
+    fee: float,
+    slippage: float,
+    state: np.ndarray,
+    equity: np.ndarray,
+    t_entry_idx: np.ndarray,
+    t_exit_idx: np.ndarray,
+    t_entry_price: np.ndarray,
+    t_exit_price: np.ndarray,
+    t_qty: np.ndarray,
+    t_pnl: np.ndarray,
+    t_fee: np.ndarray,
+    t_reason: np.ndarray,
+) -> None:
+    """Close a still-open position at the last close (exit_reason "end")."""
+    n = close.shape[0]
+    if n > 0 and state[IN_POSITION] == 1.0:
+        _close_position(
+            state, n - 1, close[n - 1] * (1.0 - slippage), fee, END,
+            t_entry_idx, t_exit_idx, t_entry_price, t_exit_price, t_qty, t_pnl, t_fee, t_reason,
+        )  # fmt: skip
+        equity[n - 1] = state[CASH]
+
+
+@njit(cache=True, nogil=True)
+def equity_stats(equity: np.ndarray, initial: float) -> tuple[float, float, float, float, int]:
+    """Max drawdown, mean and sample std of per-candle returns, mean squared downside, count.
+
+    Returns are ``equity[t] / equity[t-1] - 1`` with ``equity[-1]`` = the initial capital.
+    """
+    peak = initial
+    max_dd = 0.0
+    previous = initial
+    mean = 0.0
+    m2 = 0.0
+    down = 0.0
+    count = 0
+    for t in range(equity.shape[0]):
+        value = equity[t]
+        if value > peak:
+            peak = value
+        if peak > 0.0:
+            dd = 1.0 - value / peak
+            if dd > max_dd:
+                max_dd = dd
+        r = value / previous - 1.0 if previous != 0.0 else 0.0
+        previous = value
+        count += 1
+        delta = r - mean
+        mean += delta / count
+        m2 += delta * (r - mean)
+        if r < 0.0:
+            down += r * r
+    std = np.sqrt(m2 / (count - 1)) if count > 1 else 0.0
+    downside = down / count if count > 0 else 0.0
+    return max_dd, mean, std, downside, count
