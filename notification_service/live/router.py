@@ -56,6 +56,9 @@ async def notifications_ws(
     hub: LiveHub = websocket.app.state.live_hub
     settings: NotificationSettings = websocket.app.state.settings
     async with hub.connect(principal.user_id) as inbox:
+        # "connected" promises live delivery: wait (briefly) for the hub's subscription.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(hub.subscribed.wait(), timeout=5.0)
         await websocket.send_json({"type": "connected", "user_id": str(principal.user_id)})
         tasks = {
             asyncio.create_task(_send(websocket, inbox)),
