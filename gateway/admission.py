@@ -1,0 +1,142 @@
+"""Admission of a request: the session check and the rate-limit count in ONE Redis call.
+
+The counter is a fixed window that starts at a caller's first request
+(``gateway:ratelimit:{user|ip}:{id}``, INCR + PEXPIRE in a Lua script), so every gateway
+replica shares one budget and the 101st request inside a minute is refused. The same
+script reads ``userId`` of the token's session, so an authenticated request costs one
+round trip, not two.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from redis.asyncio import Redis
+
+from shared.auth import REQUIRED_CLAIMS
+from shared.errors import Unauthorized
+
+# KEYS[1] rate counter, KEYS[2] (optional) session hash. ARGV[1] window ms.
+# Returns {count, ms until the window resets, session owner or false}.
+_ADMIT = """
+local n = redis.call('INCR', KEYS[1])
+local ttl = tonumber(ARGV[1])
+if n == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+else
+  ttl = redis.call('PTTL', KEYS[1])
+  if ttl < 0 then
+    redis.call('PEXPIRE', KEYS[1], ARGV[1])
+    ttl = tonumber(ARGV[1])
+  end
+end
+local owner = false
+if KEYS[2] then owner = redis.call('HGET', KEYS[2], 'userId') end
+return {n, ttl, owner}
+"""
+
+WINDOW_MS = 60_000
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: str
+    session_id: str
+    expires_at: int
+
+
+@dataclass(frozen=True)
+class Admission:
+    count: int
+    limit: int
+    reset_ms: int
+    session_owner: str | None
+
+    @property
+    def allowed(self) -> bool:
+        return self.count <= self.limit
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.count)
+
+    @property
+    def reset_seconds(self) -> int:
+        return max(1, math.ceil(self.reset_ms / 1000))
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"x-ratelimit-limit", str(self.limit).encode()),
+            (b"x-ratelimit-remaining", str(self.remaining).encode()),
+            (b"x-ratelimit-reset", str(self.reset_seconds).encode()),
+        ]
+
+
+class TokenVerifier:
+    """Access-token signature and claims check, memoised per token string.
+
+    A token's signature and claims never change, so a verified token is remembered until
+    its expiry (bounded LRU); the session it names is still checked on every request.
+    """
+
+    def __init__(self, secret: str, algorithm: str, *, capacity: int = 10_000) -> None:
+        self.secret = secret
+        self.algorithm = algorithm
+        self.capacity = capacity
+        self._cache: OrderedDict[str, AccessClaims] = OrderedDict()
+
+    def verify(self, token: str) -> AccessClaims:
+        cached = self._cache.get(token)
+        now = int(time.time())
+        if cached is not None:
+            if cached.expires_at > now:
+                return cached
+            del self._cache[token]
+            raise Unauthorized("The token has expired.")
+        claims = self._decode(token)
+        verified = AccessClaims(str(claims["sub"]), str(claims["sid"]), int(claims["exp"]))
+        self._cache[token] = verified
+        if len(self._cache) > self.capacity:
+            self._cache.popitem(last=False)
+        return verified
+
+    def _decode(self, token: str) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self.secret,
+                algorithms=[self.algorithm],
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("The token has expired.") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("The token is invalid.") from exc
+        if claims.get("type") != "access":
+            raise Unauthorized("An access token is required.")
+        return claims
+
+
+class Admitter:
+    """Counts a request against its caller's budget and reads the token's session."""
+
+    def __init__(self, redis: Redis, *, limit: int, enabled: bool = True) -> None:
+        self.redis = redis
+        self.limit = limit
+        self.enabled = enabled
+        self._script = redis.register_script(_ADMIT)
+
+    async def admit(self, caller: str, session_key: str | None) -> Admission:
+        keys = [f"gateway:ratelimit:{caller}"]
+        if session_key is not None:
+            keys.append(session_key)
+        if not self.enabled:
+            owner = await self.redis.hget(session_key, "userId") if session_key else None
+            return Admission(0, self.limit, WINDOW_MS, str(owner) if owner else None)
+        count, ttl, owner = await self._script(keys=keys, args=[WINDOW_MS])
+        return Admission(int(count), self.limit, int(ttl), str(owner) if owner else None)

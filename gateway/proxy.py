@@ -1,0 +1,431 @@
+"""The gateway's hot path: a pure ASGI middleware that proxies `/market`, `/user`,
+`/trading`, `/analysis` and `/notifications` to their upstreams.
+
+No FastAPI routing, dependency injection or body buffering per request: the middleware
+checks the JWT (memoised signature check + one Redis script that both counts the request
+against the rate limit and confirms the session), picks an instance round-robin among
+those whose breaker is not open, and streams the request and response through a pooled
+aiohttp session. Everything else (`/health`, `/metrics`, `/docs`) falls through to the
+FastAPI app underneath.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import structlog
+from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Receive, Scope, Send
+from yarl import URL
+
+from gateway.admission import AccessClaims, Admission, Admitter, TokenVerifier
+from gateway.metrics import BREAKER_REJECTED, RATE_LIMITED, UPSTREAM_FAILURES, UPSTREAM_LATENCY
+from gateway.problems import send_problem
+from gateway.upstreams import Instance, Upstream, UpstreamRegistry
+from gateway.websocket import proxy_websocket
+from shared.auth import bearer_token, session_key
+from shared.errors import Unauthorized
+
+log = structlog.get_logger("gateway")
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+# Set by the gateway itself, never taken from the client.
+REQUEST_DROP = HOP_BY_HOP | {b"host", b"x-user-id", b"x-forwarded-host", b"x-forwarded-proto"}
+# The gateway's own per-hop headers (uvicorn adds date/server; we add the rest).
+RESPONSE_DROP = HOP_BY_HOP | {
+    b"date",
+    b"server",
+    b"x-request-id",
+    b"x-ratelimit-limit",
+    b"x-ratelimit-remaining",
+    b"x-ratelimit-reset",
+}
+PUBLIC_POSTS = frozenset({"/user/auth/register", "/user/auth/login", "/user/auth/refresh"})
+SMALL_RESPONSE = 256 * 1024
+
+
+@dataclass(frozen=True)
+class ProxyRoute:
+    """Stands in for a Starlette route so request logs and metrics label by upstream."""
+
+    path: str
+
+
+def is_public(method: str, path: str) -> bool:
+    """DESIGN 2: register/login/refresh, and reads of market data, need no token."""
+    if method == "OPTIONS":
+        return True
+    if path.startswith("/market/") or path == "/market":
+        return method in ("GET", "HEAD")
+    return method == "POST" and path.rstrip("/") in PUBLIC_POSTS
+
+
+def is_internal(path: str) -> bool:
+    """Service-to-service routes are never reachable from outside."""
+    return any(part.lower() in ("internal", "..") for part in path.split("/"))
+
+
+def header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+class GatewayProxy:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        registry: UpstreamRegistry,
+        verifier: TokenVerifier,
+        buffer_request_body_bytes: int,
+    ) -> None:
+        self.app = app
+        self.registry = registry
+        self.verifier = verifier
+        self.buffer_limit = buffer_request_body_bytes
+        self.routes = {name: ProxyRoute(f"/{prefix}/*") for prefix, name in _prefixes()}
+        self.latency = {name: UPSTREAM_LATENCY.labels(name) for _, name in _prefixes()}
+        # Opened with the app's Redis client by the lifespan (see gateway.main).
+        self.admitter: Admitter | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        upstream = self.registry.for_prefix(path.split("/", 2)[1] if path[:1] == "/" else "")
+        if upstream is None:
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = self.routes[upstream.name]
+        if kind == "websocket":
+            await self._websocket(scope, receive, send, upstream)
+            return
+        if is_internal(path):
+            await send_problem(send, 404, "Not Found", path)
+            return
+        await self._http(scope, receive, send, upstream)
+
+    # --- authentication and admission ---------------------------------------------------
+
+    async def _admit(
+        self, scope: Scope, send: Send, upstream: Upstream, *, public: bool
+    ) -> tuple[AccessClaims | None, Admission | None] | None:
+        """(claims, admission), or None after answering 401/429/503 on the caller's behalf."""
+        path: str = scope["path"]
+        claims: AccessClaims | None = None
+        authorization = header(scope, b"authorization")
+        if authorization is None and scope["type"] == "websocket":
+            authorization = _query_token(scope)
+        try:
+            if authorization is not None:
+                claims = self.verifier.verify(bearer_token(authorization.decode("latin-1")))
+            elif not public:
+                raise Unauthorized("Missing bearer token.")
+        except Unauthorized as exc:
+            if not public:
+                await self._refuse(scope, send, 401, exc.detail, [(b"www-authenticate", b"Bearer")])
+                return None
+            claims = None
+        assert self.admitter is not None  # noqa: S101 - set by the lifespan before serving
+        caller = f"user:{claims.user_id}" if claims else f"ip:{_client_ip(scope)}"
+        try:
+            admission = await self.admitter.admit(
+                caller, session_key(claims.session_id) if claims else None
+            )
+        except (RedisError, OSError):
+            log.warning("admission_unavailable", path=path)
+            await self._refuse(
+                scope,
+                send,
+                503,
+                "Authentication is unavailable; retry later.",
+                [(b"retry-after", b"5")],
+            )
+            return None
+        if claims is not None and admission.session_owner != claims.user_id:
+            if not public:
+                await self._refuse(
+                    scope,
+                    send,
+                    401,
+                    "The session has ended; log in again.",
+                    [(b"www-authenticate", b"Bearer"), *admission.headers()],
+                )
+                return None
+            claims = None
+        if not admission.allowed:
+            RATE_LIMITED.labels(upstream.name).inc()
+            await self._refuse(
+                scope,
+                send,
+                429,
+                "Rate limit exceeded; slow down.",
+                [(b"retry-after", str(admission.reset_seconds).encode()), *admission.headers()],
+            )
+            return None
+        if claims is not None:
+            scope.setdefault("state", {})["user_id"] = claims.user_id
+        return claims, admission
+
+    async def _refuse(
+        self,
+        scope: Scope,
+        send: Send,
+        status: int,
+        detail: str,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        if scope["type"] == "websocket":
+            # DESIGN 2: a bad token closes the socket with 4401 (after the handshake, so
+            # browsers see the code); other refusals use the 1008 policy code.
+            await send({"type": "websocket.accept"})
+            await send(
+                {
+                    "type": "websocket.close",
+                    "code": 4401 if status == 401 else 1008,
+                    "reason": detail[:120],
+                }
+            )
+            return
+        await send_problem(send, status, detail, scope["path"], headers)
+
+    # --- HTTP ---------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send, upstream: Upstream) -> None:
+        method: str = scope["method"]
+        admitted = await self._admit(scope, send, upstream, public=is_public(method, scope["path"]))
+        if admitted is None:
+            return
+        claims, admission = admitted
+        headers = self._upstream_headers(scope, claims)
+        data, body_started = await self._request_body(scope, receive)
+        target = scope["raw_path"].decode("latin-1") if scope.get("raw_path") else scope["path"]
+        if scope["query_string"]:
+            target += "?" + scope["query_string"].decode("latin-1")
+        extra = admission.headers() if admission else []
+        latency = self.latency[upstream.name]
+
+        tried_any = False
+        for instance in upstream.candidates():
+            if not instance.breaker.allow():
+                continue
+            tried_any = True
+            started = time.perf_counter()
+            try:
+                response = await instance.client.request(
+                    method,
+                    URL(instance.url + target, encoded=True),
+                    headers=headers,
+                    data=data,
+                    allow_redirects=False,
+                )
+            except aiohttp.ClientConnectorError:
+                self._failed(upstream, instance, "connect")
+                if body_started():
+                    break
+                continue  # nothing reached that instance: the next one may take it
+            except TimeoutError:
+                self._failed(upstream, instance, "timeout")
+                await send_problem(
+                    send,
+                    504,
+                    f"The {upstream.name} service did not answer in time.",
+                    scope["path"],
+                    extra,
+                )
+                return
+            except aiohttp.ClientError:
+                self._failed(upstream, instance, "protocol")
+                await send_problem(
+                    send,
+                    502,
+                    f"The {upstream.name} service sent a broken response.",
+                    scope["path"],
+                    extra,
+                )
+                return
+            except BaseException:
+                instance.breaker.record_failure()  # e.g. the client went away mid-request
+                raise
+            latency.observe(time.perf_counter() - started)
+            await self._relay(method, response, send, instance, upstream, extra)
+            return
+
+        if tried_any:
+            detail = f"The {upstream.name} service is unavailable; retry later."
+        else:
+            BREAKER_REJECTED.labels(upstream.name).inc()
+            detail = f"The {upstream.name} service is failing; its circuit breaker is open."
+        await send_problem(
+            send,
+            503,
+            detail,
+            scope["path"],
+            [(b"retry-after", str(upstream.retry_after()).encode()), *extra],
+        )
+
+    async def _relay(
+        self,
+        method: str,
+        response: aiohttp.ClientResponse,
+        send: Send,
+        instance: Instance,
+        upstream: Upstream,
+        extra: list[tuple[bytes, bytes]],
+    ) -> None:
+        status = response.status
+        try:
+            headers = [(k, v) for k, v in response.raw_headers if k.lower() not in RESPONSE_DROP]
+            headers.extend(extra)
+            length = response.content_length
+            if method == "HEAD" or (length is not None and length <= SMALL_RESPONSE):
+                body = await response.read()
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+            else:
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                async for chunk in response.content.iter_any():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+        except (aiohttp.ClientError, TimeoutError):
+            self._failed(upstream, instance, "body")
+            raise
+        finally:
+            response.release()
+        if status >= 500:
+            self._failed(upstream, instance, "5xx")
+        else:
+            instance.breaker.record_success()
+
+    def _failed(self, upstream: Upstream, instance: Instance, kind: str) -> None:
+        instance.breaker.record_failure()
+        UPSTREAM_FAILURES.labels(upstream.name, kind).inc()
+
+    def _upstream_headers(self, scope: Scope, claims: AccessClaims | None) -> list[tuple[str, str]]:
+        headers: list[tuple[str, str]] = []
+        forwarded_for: str | None = None
+        host = ""
+        has_request_id = False
+        for key, value in scope["headers"]:
+            if key in REQUEST_DROP:
+                if key == b"host":
+                    host = value.decode("latin-1")
+                continue
+            if key == b"x-forwarded-for":
+                forwarded_for = value.decode("latin-1")
+                continue
+            if key == b"x-request-id":
+                has_request_id = True
+            headers.append((key.decode("latin-1"), value.decode("latin-1")))
+        client = _client_ip(scope)
+        headers.append(
+            ("X-Forwarded-For", f"{forwarded_for}, {client}" if forwarded_for else client)
+        )
+        headers.append(("X-Forwarded-Proto", scope.get("scheme", "http")))
+        if host:
+            headers.append(("X-Forwarded-Host", host))
+        if not has_request_id:
+            request_id = scope.get("state", {}).get("request_id")
+            if request_id:
+                headers.append(("X-Request-ID", request_id))
+        if claims is not None:
+            headers.append(("X-User-ID", claims.user_id))
+        return headers
+
+    async def _request_body(
+        self, scope: Scope, receive: Receive
+    ) -> tuple[bytes | AsyncIterator[bytes] | None, Any]:
+        """The body to forward: None, the bytes of a small one, or a stream of a large one;
+        and a callable telling whether the stream has started (then no retry elsewhere)."""
+        length = header(scope, b"content-length")
+        chunked = header(scope, b"transfer-encoding") is not None
+        if not chunked and (length is None or length == b"0"):
+            return None, lambda: False
+        if not chunked and length is not None and int(length) <= self.buffer_limit:
+            parts = []
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise asyncio.CancelledError  # the client went away
+                parts.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+            return b"".join(parts), lambda: False
+
+        started = False
+
+        async def stream() -> AsyncIterator[bytes]:
+            nonlocal started
+            started = True
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunk = message.get("body", b"")
+                if chunk:
+                    yield chunk
+                if not message.get("more_body", False):
+                    return
+
+        return stream(), lambda: started
+
+    # --- WebSocket ----------------------------------------------------------------------
+
+    async def _websocket(
+        self, scope: Scope, receive: Receive, send: Send, upstream: Upstream
+    ) -> None:
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        path: str = scope["path"]
+        if is_internal(path):
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        admitted = await self._admit(scope, send, upstream, public=path.startswith("/market/"))
+        if admitted is None:
+            return
+        claims, _ = admitted
+        await proxy_websocket(scope, receive, send, upstream, self._upstream_headers(scope, claims))
+
+
+def _prefixes() -> list[tuple[str, str]]:
+    from gateway.upstreams import PREFIXES
+
+    return list(PREFIXES.items())
+
+
+def _client_ip(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def _query_token(scope: Scope) -> bytes | None:
+    """`?token=` on a WebSocket URL (browsers cannot set headers on a socket)."""
+    query: bytes = scope.get("query_string", b"")
+    for part in query.split(b"&"):
+        if part.startswith(b"token="):
+            from urllib.parse import unquote_to_bytes
+
+            return b"Bearer " + unquote_to_bytes(part[6:])
+    return None

@@ -1,0 +1,117 @@
+"""Upstreams: one pooled aiohttp session and one circuit breaker per base URL, and
+round-robin over the instances whose breaker lets a call through."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from gateway.settings import GatewaySettings
+from shared.breaker import BreakerState, CircuitBreaker
+
+# First path segment -> upstream service name (DESIGN 2).
+PREFIXES: dict[str, str] = {
+    "market": "market",
+    "user": "user",
+    "trading": "trading",
+    "analysis": "analysis",
+    "notifications": "notification",
+}
+
+
+@dataclass
+class Instance:
+    """One base URL of an upstream."""
+
+    url: str
+    breaker: CircuitBreaker
+    session: aiohttp.ClientSession | None = None
+
+    @property
+    def client(self) -> aiohttp.ClientSession:
+        if self.session is None:
+            raise RuntimeError("upstream sessions are opened by the gateway's lifespan")
+        return self.session
+
+
+@dataclass
+class Upstream:
+    name: str
+    instances: list[Instance]
+    _turn: itertools.count[int] = field(default_factory=itertools.count)
+
+    def candidates(self) -> list[Instance]:
+        """Instances in round-robin order starting from the next one."""
+        n = len(self.instances)
+        start = next(self._turn) % n
+        return [self.instances[(start + i) % n] for i in range(n)]
+
+    def retry_after(self) -> int:
+        waits = [i.breaker.retry_after for i in self.instances]
+        return max(1, int(min(waits, default=1.0)) + 1)
+
+    def breaker_states(self) -> list[dict[str, str]]:
+        return [{"url": i.url, "breaker": i.breaker.state.value} for i in self.instances]
+
+    def any_closed(self) -> bool:
+        return any(i.breaker.state is not BreakerState.OPEN for i in self.instances)
+
+
+class UpstreamRegistry:
+    """Every upstream of the gateway, keyed by service name."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.by_name: dict[str, Upstream] = {}
+        for name, urls in settings.upstream_urls().items():
+            if not urls:
+                continue
+            self.by_name[name] = Upstream(
+                name,
+                [
+                    Instance(
+                        url,
+                        CircuitBreaker(
+                            f"gateway:{name}:{url}",
+                            failure_threshold=settings.breaker_failure_threshold,
+                            reset_timeout=settings.breaker_reset_timeout_seconds,
+                        ),
+                    )
+                    for url in urls
+                ],
+            )
+
+    def for_prefix(self, segment: str) -> Upstream | None:
+        name = PREFIXES.get(segment)
+        return self.by_name.get(name) if name is not None else None
+
+    async def open(self) -> None:
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=self.settings.upstream_connect_timeout_seconds,
+            sock_read=self.settings.upstream_read_timeout_seconds,
+        )
+        for upstream in self.by_name.values():
+            for instance in upstream.instances:
+                instance.session = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(
+                        limit=self.settings.upstream_pool_size,
+                        keepalive_timeout=30,
+                        ttl_dns_cache=300,
+                    ),
+                    timeout=timeout,
+                    # Forward exactly what the client sent: no added encodings or types,
+                    # and bodies passed through still compressed.
+                    auto_decompress=False,
+                    skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+                    cookie_jar=aiohttp.DummyCookieJar(),
+                )
+
+    async def close(self) -> None:
+        for upstream in self.by_name.values():
+            for instance in upstream.instances:
+                if instance.session is not None:
+                    await instance.session.close()
+                    instance.session = None
