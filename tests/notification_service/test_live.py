@@ -1,0 +1,113 @@
+"""`WS /notifications/ws`: token in header or query, 4401 for a bad one, own pushes only."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from notification_service.main import create_app
+from notification_service.settings import NotificationSettings
+from shared.auth import session_key
+from shared.events import publish
+from tests.factories import create_user
+from tests.notification_service.conftest import (
+    FakeUserService,
+    eventually,
+    make_settings,
+    trade_event,
+)
+from tests.notification_service.live_client import live, ws_url
+from tests.servers import UvicornThread
+
+
+async def closed_with(url: str, **kwargs: object) -> int | None:
+    async with connect(url, **kwargs) as ws:  # type: ignore[arg-type]
+        with pytest.raises(ConnectionClosed):
+            await _read_until_closed(ws)
+        return ws.close_code
+
+
+async def _read_until_closed(ws: ClientConnection) -> None:
+    while True:
+        await asyncio.wait_for(ws.recv(), 5)
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["none", "garbage", "wrong-secret", "revoked"],
+)
+async def test_a_bad_token_closes_the_socket_with_4401(
+    how: str, service: UvicornThread, session: AsyncSession, redis: Redis
+) -> None:
+    user = await create_user(session, redis)
+    token = user.token
+    if how == "garbage":
+        token = "not.a.jwt"
+    elif how == "wrong-secret":
+        import jwt
+
+        claims = jwt.decode(user.token, options={"verify_signature": False})
+        token = jwt.encode(claims, "another-secret-entirely-long-enough", algorithm="HS256")
+    elif how == "revoked":
+        await redis.delete(session_key(user.session_id))
+    url = ws_url(service.url) if how == "none" else f"{ws_url(service.url)}?token={token}"
+    assert await closed_with(url) == 4401
+
+
+async def test_the_token_may_come_in_the_query_and_pushes_reach_only_their_owner(
+    service: UvicornThread, session: AsyncSession, redis: Redis
+) -> None:
+    owner = await create_user(session, redis)
+    other = await create_user(session, redis)
+    async with (
+        live(service.url, owner.token, in_query=True) as first,
+        live(service.url, owner.token) as second,
+        live(service.url, other.token) as stranger,
+    ):
+        await publish(redis, trade_event(owner.id, symbol="ETH/USDT", side="sell", pnl="12.5"))
+
+        async def both_got_it() -> bool:
+            return len(first.notifications) == 1 and len(second.notifications) == 1
+
+        await eventually(both_got_it)
+        await asyncio.sleep(0.3)
+        assert stranger.notifications == []
+        assert first.notifications == second.notifications
+        note = first.notifications[0]
+        assert note["title"] == "Sold 0.01 ETH/USDT at 50000"
+        assert "realised PnL 12.5" in note["body"]
+
+
+async def test_a_ping_gets_a_pong(
+    service: UvicornThread, session: AsyncSession, redis: Redis
+) -> None:
+    user = await create_user(session, redis)
+    async with live(service.url, user.token) as client:
+        await client.connection.send('{"op": "ping"}')
+        await client.connection.send("not json")
+
+        async def answered() -> bool:
+            return len(client.frames) >= 2
+
+        await eventually(answered)
+    assert client.frames[0] == {"type": "pong"}
+    assert client.frames[1]["type"] == "error"
+
+
+async def test_a_socket_is_closed_4401_when_its_session_ends(
+    session: AsyncSession, redis: Redis, users: FakeUserService
+) -> None:
+    settings: NotificationSettings = make_settings(users.url, ws_session_check_s=0.2)  # type: ignore[attr-defined]
+    async with UvicornThread(create_app(settings)) as service:
+        user = await create_user(session, redis)
+        async with connect(f"{ws_url(service.url)}?token={user.token}") as ws:
+            assert '"connected"' in str(await asyncio.wait_for(ws.recv(), 5))
+            await redis.delete(session_key(user.session_id))  # logout
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 5)
+            assert ws.close_code == 4401
