@@ -81,10 +81,11 @@ class WebhookDispatcher:
 
     async def run_once(self) -> int:
         """Lease the due deliveries and attempt each once; returns how many were attempted."""
-        lease_s = self.settings.webhook_timeout_s + 10.0
+        # An attempt is cut off at webhook_timeout_s; the lease outlives it and the settle.
+        lease_s = self.settings.webhook_timeout_s + 5.0
         async with self.sessionmaker() as session:
             claimed = await repository.claim_due(
-                session, limit=self.settings.webhook_concurrency * 2, lease_s=lease_s
+                session, limit=self.settings.webhook_concurrency, lease_s=lease_s
             )
             await session.commit()
         if claimed:
@@ -127,13 +128,16 @@ class WebhookDispatcher:
         }
         started = time.perf_counter()
         try:
-            response = await self.client.post(
-                target.pinned_url,
-                content=body,
-                headers=headers,
-                timeout=self.settings.webhook_timeout_s,
-                extensions={"sni_hostname": target.host},
-            )
+            async with asyncio.timeout(self.settings.webhook_timeout_s):
+                response = await self.client.post(
+                    target.pinned_url,
+                    content=body,
+                    headers=headers,
+                    timeout=self.settings.webhook_timeout_s,
+                    extensions={"sni_hostname": target.host},
+                )
+        except TimeoutError:
+            return None, "timed out", _ms_since(started)
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__}: {exc}"[:1000], _ms_since(started)
         duration_ms = _ms_since(started)
