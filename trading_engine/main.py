@@ -2,10 +2,47 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from shared.app import create_service_app
+from trading_engine.bots.router import router as bots_router
+from trading_engine.bots.runner import bot_runner
+from trading_engine.brokers.live import LiveBroker
+from trading_engine.market_client import MarketClient
+from trading_engine.orders.router import router as orders_router
+from trading_engine.orders.service import OrderService
+from trading_engine.portfolio.router import router as balances_router
 from trading_engine.settings import TradingSettings, get_settings
+from trading_engine.strategies.router import router as strategies_router
+from trading_engine.user_client import UserClient
+
+
+@asynccontextmanager
+async def trading_clients(app: FastAPI) -> AsyncIterator[None]:
+    """The market and user service clients, the live broker and the order service."""
+    settings: TradingSettings = app.state.settings
+    market = MarketClient(settings.market_service_urls, timeout_s=settings.http_timeout_s)
+    users = UserClient(
+        settings.user_service_urls, settings.internal_api_token, timeout_s=settings.http_timeout_s
+    )
+    live = LiveBroker(settings.live_exchange_urls)
+    app.state.order_service = OrderService(
+        sessionmaker=app.state.sessionmaker,
+        redis=app.state.redis,
+        market=market,
+        users=users,
+        live=live,
+        settings=settings,
+    )
+    try:
+        yield
+    finally:
+        await live.aclose()
+        await users.aclose()
+        await market.aclose()
 
 
 def create_app(settings: TradingSettings | None = None) -> FastAPI:
@@ -14,6 +51,7 @@ def create_app(settings: TradingSettings | None = None) -> FastAPI:
         settings,
         title="TradeBot Trading engine",
         description="Strategies, bots, orders, positions, paper and live brokers, risk.",
-        routers=[],
+        routers=[strategies_router, bots_router, orders_router, balances_router],
+        components=[trading_clients, bot_runner],
         use_database=True,
     )

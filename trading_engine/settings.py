@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
+
+from pydantic import Field
 
 from shared.settings import ServiceSettings
 
 
 class TradingSettings(ServiceSettings):
     service_name: str = "trading"
+
+    # Every user's paper wallet starts (and resets) with this much of the quote asset.
+    paper_wallet_asset: str = "USDT"
+    paper_wallet_amount: Decimal = Decimal("10000")
+    # Fee rates for paper fills; unset means the market's own maker/taker schedule.
+    paper_taker_fee: Decimal | None = None
+    paper_maker_fee: Decimal | None = None
+    order_book_depth: int = Field(default=50, ge=1, le=1000)
+
+    # Bots: the lease that makes one replica own a running bot, and how often the runner
+    # reconciles its bots with the database (starts, stops, takeovers, missed candles).
+    run_bots: bool = True
+    bot_lease_ms: int = Field(default=15_000, ge=1000)
+    bot_sync_interval_s: float = Field(default=2.0, gt=0)
+    bot_history_limit: int = Field(default=500, ge=10, le=5000)
+
+    # Live trading: ccxt with the user's keys. The URL override points an exchange's REST
+    # API elsewhere (a testnet, or the local stub the tests run): {"binance": "http://..."}.
+    live_exchange_urls: dict[str, str] = Field(default_factory=dict)
+    live_poll_interval_s: float = Field(default=1.0, gt=0)
+    live_poll_timeout_s: float = Field(default=60.0, gt=0)
+    http_timeout_s: float = Field(default=5.0, gt=0)
 
 
 @lru_cache

@@ -1,0 +1,369 @@
+"""The ``Adapter`` of DESIGN 8: one bot's link to its exchange.
+
+``connection_exchange() -> bool``, ``execute_trade(signal) -> TradeResult`` and
+``manage_risk(position) -> RiskAction``, over the paper book (default) or the live ccxt
+broker. :meth:`Adapter.on_candle` is one closed candle for the bot, in one database
+transaction: the bot row is locked and re-checked (still running, candle not yet seen),
+risk exits first, then the strategy's signal, the order and its fills, the bot's last
+signal; ``strategy.triggered`` / ``risk.limit.exceeded`` staged with it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db import unit_of_work
+from shared.events import STRATEGY_TRIGGERED, Event, stage
+from shared.strategies import SignalAction, TradingSignal, TradingStrategy
+from trading_engine.bots import repository as bot_repository
+from trading_engine.brokers.errors import InvalidOrder
+from trading_engine.brokers.paper import quantity_for_budget
+from trading_engine.ledger import repository as ledger_repository
+from trading_engine.ledger.service import SOURCE
+from trading_engine.models import Bot, Order, Position
+from trading_engine.money import ZERO, as_text, money
+from trading_engine.orders import repository as order_repository
+from trading_engine.orders.schemas import OrderCreate
+from trading_engine.orders.service import (
+    OrderService,
+    check_minimums,
+    normalise_quantity,
+    stage_risk_event,
+)
+from trading_engine.risk.rules import (
+    PositionView,
+    RiskAction,
+    RiskKind,
+    RiskLimitExceeded,
+    RiskSettings,
+    check_entry,
+    exit_rule,
+)
+
+log = structlog.get_logger("trading.adapter")
+
+
+@dataclass(frozen=True)
+class TradeResult:
+    """What ``execute_trade`` did: an order (maybe none) and why."""
+
+    action: str
+    order_id: uuid.UUID | None = None
+    status: str = "skipped"
+    filled_quantity: Decimal = ZERO
+    average_price: Decimal | None = None
+    fee: Decimal = ZERO
+    reason: str = ""
+    trade_ids: list[uuid.UUID] = field(default_factory=list)
+
+    @classmethod
+    def from_order(cls, action: str, order: Order, reason: str = "") -> TradeResult:
+        return cls(
+            action=action,
+            order_id=order.id,
+            status=order.status,
+            filled_quantity=order.filled_quantity,
+            average_price=order.average_price,
+            fee=order.fee,
+            reason=reason,
+        )
+
+
+@dataclass
+class CandleOutcome:
+    processed: bool
+    result: TradeResult | None = None
+    paused: bool = False
+    signal_at: float | None = None  # loop time the signal was known (for latency figures)
+    ordered_at: float | None = None
+
+
+class Adapter:
+    """A running bot's exchange, orders and positions (one per bot on its runner)."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        strategy: TradingStrategy,
+        orders: OrderService,
+    ) -> None:
+        self.bot_id = bot.id
+        self.user_id = bot.user_id
+        self.exchange = bot.exchange
+        self.symbol = bot.symbol
+        self.timeframe = bot.timeframe
+        self.mode = bot.mode
+        self.strategy = strategy
+        self.orders = orders
+        self.risk = RiskSettings.model_validate(bot.risk or {})
+        self.position_size = bot.position_size
+        self.positions: list[Position] = []
+        self._session: AsyncSession | None = None
+        self._bot: Bot | None = None
+        self._candle: list[float] | None = None
+
+    # --- DESIGN 8 -----------------------------------------------------------------------
+
+    async def connection_exchange(self) -> bool:
+        """Can the bot reach its market (paper: the market service; live: the venue)?"""
+        try:
+            if self.mode == "live":
+                credentials = await self.orders.users.credentials(self.user_id, self.exchange)
+                return await self.orders.live.connection_exchange(credentials)
+            await self.orders.market.rules(self.exchange, self.symbol)
+        except Exception as exc:
+            log.warning("connection_exchange_failed", bot_id=str(self.bot_id), error=repr(exc))
+            return False
+        return True
+
+    def manage_risk(self, position: Position | None) -> RiskAction:
+        """Stop loss, trailing stop, take profit of the open position on the last candle."""
+        if position is None or self._candle is None:
+            return RiskAction.keep()
+        _, _, high, low, close, _ = self._candle
+        return exit_rule(
+            self.risk,
+            PositionView(position.quantity, position.average_entry_price, position.highest_price),
+            low=Decimal(str(low)),
+            high=Decimal(str(high)),
+            close=Decimal(str(close)),
+        )
+
+    async def execute_trade(self, signal: TradingSignal) -> TradeResult:
+        """Turn a BUY/SELL signal into an order of the right size (inside ``on_candle``)."""
+        session, bot = self._session, self._bot
+        if session is None or bot is None:
+            raise RuntimeError("execute_trade runs inside Adapter.on_candle")
+        action = signal.action.value
+        position = await bot_repository.open_position(session, bot)
+        client_order_id = f"bot-{bot.id.hex[:16]}-{signal.timestamp}-{action}"
+        if self.mode == "live":
+            return await self._execute_live(session, bot, signal, position, client_order_id)
+        if signal.action is SignalAction.BUY:
+            if position is not None and position.quantity > 0:
+                return TradeResult(action, reason="already in a position")
+            venue = await self.orders.paper_venue(self.exchange, self.symbol)
+            assert venue.book is not None  # noqa: S101
+            rules = venue.rules
+            quote = await ledger_repository.lock_balance(
+                session, self.user_id, self.bot_id, rules.quote
+            )
+            budget = money(quote.free * self.position_size)
+            quantity = quantity_for_budget(venue.book, budget, venue.taker_fee, rules.amount_step)
+            if quantity <= 0 or not venue.book.asks:
+                return TradeResult(action, reason="nothing to buy with")
+            price = venue.book.asks[0][0]
+            try:
+                check_minimums(quantity, price, rules)
+            except InvalidOrder as exc:
+                return TradeResult(action, reason=exc.detail)
+            context = await self.orders.entry_context(
+                session,
+                user_id=self.user_id,
+                bot_id=self.bot_id,
+                exchange=self.exchange,
+                symbol=self.symbol,
+                mode="paper",
+                side="buy",
+                quantity=quantity,
+                price=price,
+            )
+            account = await self.orders.users.account(self.user_id)
+            check_entry(context, account.limits, self.risk)
+        else:
+            if position is None or position.quantity <= 0:
+                return TradeResult(action, reason="no position to sell")
+            venue = await self.orders.paper_venue(self.exchange, self.symbol)
+            rules = venue.rules
+            base = await ledger_repository.lock_balance(
+                session, self.user_id, self.bot_id, rules.base
+            )
+            quantity = min(position.quantity, base.free)
+        order = await order_repository.insert_order(
+            session,
+            {
+                "user_id": self.user_id,
+                "bot_id": self.bot_id,
+                "client_order_id": client_order_id,
+                "exchange": self.exchange,
+                "symbol": self.symbol,
+                "side": action,
+                "type": "market",
+                "mode": "paper",
+                "quantity": quantity,
+                "price": None,
+                "status": "open",
+            },
+        )
+        if order is None:
+            return TradeResult(action, reason="this candle's order exists already")
+        await self.orders.submit_paper(session, order, venue, strategy_name=self.strategy.name)
+        return TradeResult.from_order(action, order, signal.reason)
+
+    # --- one candle ---------------------------------------------------------------------
+
+    async def on_candle(self, candle: list[float], signal: TradingSignal) -> CandleOutcome:
+        """Apply one closed candle's signal and risk exits in one transaction."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        outcome = CandleOutcome(processed=False, signal_at=loop.time())
+        candle_at = datetime.fromtimestamp(candle[0] / 1000, UTC)
+        self._candle = candle
+        try:
+            async with unit_of_work(self.orders.sessionmaker) as session:
+                bot = await bot_repository.lock_by_id(session, self.bot_id)
+                if bot is None or bot.status != "running":
+                    return outcome
+                if bot.last_candle_at is not None and bot.last_candle_at >= candle_at:
+                    return outcome
+                self._session, self._bot = session, bot
+                position = await bot_repository.open_position(session, bot)
+                if position is not None and candle[2] > float(position.highest_price or 0):
+                    position.highest_price = money(Decimal(str(candle[2])))
+                risk_action = self.manage_risk(position)
+                result: TradeResult | None = None
+                acted = signal
+                if risk_action.kind is RiskKind.CLOSE:
+                    acted = TradingSignal(
+                        action=SignalAction.SELL,
+                        timestamp=signal.timestamp,
+                        price=signal.price,
+                        strategy=signal.strategy,
+                        reason=risk_action.rule,
+                    )
+                    result = await self.execute_trade(acted)
+                    bot.status = "paused"
+                    outcome.paused = True
+                    stage_risk_event(
+                        session,
+                        self.user_id,
+                        self.bot_id,
+                        risk_action.rule,
+                        risk_action.detail,
+                        "closed",
+                    )
+                elif signal.action is not SignalAction.HOLD:
+                    try:
+                        result = await self.execute_trade(signal)
+                    except RiskLimitExceeded as breach:
+                        bot.status = "paused"
+                        outcome.paused = True
+                        action = "paused" if breach.rule == "daily_loss_limit" else "blocked"
+                        stage_risk_event(
+                            session, self.user_id, self.bot_id, breach.rule, breach.detail, action
+                        )
+                        result = TradeResult(signal.action.value, reason=breach.detail)
+                if result is not None and result.order_id is not None:
+                    stage(
+                        session,
+                        Event(
+                            type=STRATEGY_TRIGGERED,
+                            data={
+                                "user_id": str(self.user_id),
+                                "bot_id": str(self.bot_id),
+                                "strategy": self.strategy.name,
+                                "action": acted.action.value,
+                                "price": acted.price,
+                                "candle_at": candle_at.isoformat(),
+                            },
+                            source=SOURCE,
+                        ),
+                    )
+                    outcome.ordered_at = loop.time()
+                bot.last_candle_at = candle_at
+                bot.last_signal = _signal_record(acted, result)
+                bot.error = None
+                bot.updated_at = datetime.now(UTC)
+                outcome.processed = True
+                outcome.result = result
+        finally:
+            self._session, self._bot = None, None
+        return outcome
+
+    async def _execute_live(
+        self,
+        session: AsyncSession,
+        bot: Bot,
+        signal: TradingSignal,
+        position: Position | None,
+        client_order_id: str,
+    ) -> TradeResult:
+        """Live: size from the bot's capital and realised PnL; the venue holds the funds."""
+        action = signal.action.value
+        if signal.action is SignalAction.BUY:
+            if position is not None and position.quantity > 0:
+                return TradeResult(action, reason="already in a position")
+            realized = await bot_repository.realized_pnl(session, bot.id)
+            budget = money((bot.capital + realized) * self.position_size)
+            price = Decimal(str(signal.price))
+            quantity = money(budget / (price * Decimal("1.001")))
+        else:
+            if position is None or position.quantity <= 0:
+                return TradeResult(action, reason="no position to sell")
+            quantity = position.quantity
+        account = await self.orders.users.account(self.user_id)
+        if not account.can("trade:live"):
+            raise RiskLimitExceeded("permission", "The user no longer has 'trade:live'.")
+        credentials = await self.orders.users.credentials(self.user_id, self.exchange)
+        rules = await self.orders.live.rules(credentials, self.symbol)
+        quantity = normalise_quantity(quantity, rules)
+        if signal.action is SignalAction.BUY:
+            context = await self.orders.entry_context(
+                session,
+                user_id=self.user_id,
+                bot_id=self.bot_id,
+                exchange=self.exchange,
+                symbol=self.symbol,
+                mode="live",
+                side="buy",
+                quantity=quantity,
+                price=Decimal(str(signal.price)),
+                lock=False,
+            )
+            check_entry(context, account.limits, self.risk)
+        # The live order is committed, sent and polled in its own units of work; the
+        # deterministic client order id makes a replay of this candle find it again.
+        order, _ = await self.orders.place_for_bot(
+            self.user_id,
+            account,
+            OrderCreate(
+                exchange=self.exchange,
+                symbol=self.symbol,
+                side="buy" if signal.action is SignalAction.BUY else "sell",
+                type="market",
+                quantity=quantity,
+                mode="live",
+                client_order_id=client_order_id,
+            ),
+            bot_id=self.bot_id,
+            strategy_name=self.strategy.name,
+        )
+        return TradeResult.from_order(action, order, signal.reason)
+
+
+def _signal_record(signal: TradingSignal, result: TradeResult | None) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "action": signal.action.value,
+        "price": signal.price,
+        "candle_ts": signal.timestamp,
+        "reason": signal.reason,
+    }
+    if result is not None:
+        record.update(
+            {
+                "order_id": None if result.order_id is None else str(result.order_id),
+                "order_status": result.status,
+                "filled_quantity": as_text(result.filled_quantity),
+                "average_price": as_text(result.average_price),
+                "note": result.reason,
+            }
+        )
+    return record

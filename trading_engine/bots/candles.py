@@ -1,0 +1,67 @@
+"""Closed candles per (exchange, symbol, timeframe), shared by every bot of a replica:
+history fetched once from the market service, then extended by each
+``market.data.updated`` candle (refetched on a gap)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from trading_engine.market_client import MarketClient
+
+_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+def timeframe_ms(timeframe: str) -> int:
+    return int(timeframe[:-1]) * _UNIT_MS[timeframe[-1]]
+
+
+@dataclass(frozen=True)
+class CandleKey:
+    exchange: str
+    symbol: str
+    timeframe: str
+
+    @property
+    def member(self) -> str:
+        return f"{self.exchange}|{self.symbol}|{self.timeframe}"
+
+    @classmethod
+    def parse(cls, member: str) -> CandleKey:
+        exchange, symbol, timeframe = member.split("|")
+        return cls(exchange, symbol, timeframe)
+
+
+class CandleBook:
+    def __init__(self, market: MarketClient, *, keep: int = 500) -> None:
+        self.market = market
+        self.keep = keep
+        self._rows: dict[CandleKey, list[list[float]]] = {}
+        self._locks: dict[CandleKey, asyncio.Lock] = {}
+
+    async def window(self, key: CandleKey, candle: list[float], need: int) -> list[list[float]]:
+        """Closed candles up to and including ``candle`` (at least ``need`` when the
+        market has them)."""
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            rows = self._rows.get(key, [])
+            step = timeframe_ms(key.timeframe)
+            keep = max(self.keep, need + 1)
+            ts = candle[0]
+            if rows and rows[-1][0] == ts:
+                rows[-1] = candle
+            elif rows and ts - rows[-1][0] == step:
+                rows.append(candle)
+            elif rows and ts < rows[-1][0]:
+                upto = [r for r in rows if r[0] <= ts]
+                if len(upto) >= need and upto[-1][0] == ts:
+                    return upto
+                rows = []
+            else:
+                rows = []
+            if len(rows) < need:
+                fetched = await self.market.ohlcv(key.exchange, key.symbol, key.timeframe, keep)
+                rows = [r for r in fetched if r[0] < ts] + [candle]
+            del rows[: max(0, len(rows) - keep)]
+            self._rows[key] = rows
+            return [r for r in rows if r[0] <= ts]

@@ -1,0 +1,114 @@
+"""SQL of bots, filtered on the owner (the runner reads across users)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trading_engine.models import Bot, Position, Strategy, Trade
+
+
+async def get(
+    session: AsyncSession, user_id: uuid.UUID, bot_id: uuid.UUID, *, lock: bool = False
+) -> Bot | None:
+    query = select(Bot).where(Bot.id == bot_id, Bot.user_id == user_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return await session.scalar(query)
+
+
+async def lock_by_id(session: AsyncSession, bot_id: uuid.UUID) -> Bot | None:
+    return await session.scalar(
+        select(Bot)
+        .where(Bot.id == bot_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+async def list_for(session: AsyncSession, user_id: uuid.UUID) -> list[Bot]:
+    rows = await session.scalars(
+        select(Bot).where(Bot.user_id == user_id).order_by(Bot.created_at, Bot.id)
+    )
+    return list(rows)
+
+
+async def add(session: AsyncSession, bot: Bot) -> Bot:
+    session.add(bot)
+    await session.flush()
+    await session.refresh(bot)
+    return bot
+
+
+async def delete(session: AsyncSession, bot: Bot) -> None:
+    await session.delete(bot)
+    await session.flush()
+
+
+async def running(session: AsyncSession) -> list[tuple[Bot, Strategy]]:
+    rows = await session.execute(
+        select(Bot, Strategy)
+        .join(Strategy, Strategy.id == Bot.strategy_id)
+        .where(Bot.status == "running")
+    )
+    return [(bot, strategy) for bot, strategy in rows.tuples()]
+
+
+async def running_on(session: AsyncSession, exchange: str, symbol: str, timeframe: str) -> int:
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Bot)
+        .where(
+            Bot.status == "running",
+            Bot.exchange == exchange,
+            Bot.symbol == symbol,
+            Bot.timeframe == timeframe,
+        )
+    )
+    return int(count or 0)
+
+
+async def open_position(session: AsyncSession, bot: Bot) -> Position | None:
+    return await session.scalar(
+        select(Position).where(Position.bot_id == bot.id, Position.status == "open")
+    )
+
+
+async def realized_pnl(session: AsyncSession, bot_id: uuid.UUID) -> Decimal:
+    total = await session.scalar(
+        select(func.coalesce(func.sum(Trade.pnl), 0)).where(Trade.bot_id == bot_id)
+    )
+    return Decimal(total or 0)
+
+
+async def mark_candle(
+    session: AsyncSession,
+    bot_id: uuid.UUID,
+    candle_at: datetime,
+    last_signal: dict[str, Any],
+) -> bool:
+    """Record a HOLD candle; False if the bot stopped or already saw the candle."""
+    result = await session.execute(
+        update(Bot)
+        .where(
+            Bot.id == bot_id,
+            Bot.status == "running",
+            (Bot.last_candle_at.is_(None)) | (Bot.last_candle_at < candle_at),
+        )
+        .values(last_candle_at=candle_at, last_signal=last_signal, error=None)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def set_error(
+    session: AsyncSession, bot_id: uuid.UUID, error: str, status: str | None
+) -> None:
+    values: dict[str, Any] = {"error": error[:2000], "updated_at": func.now()}
+    if status is not None:
+        values["status"] = status
+    await session.execute(update(Bot).where(Bot.id == bot_id).values(**values))

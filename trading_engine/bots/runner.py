@@ -1,0 +1,317 @@
+"""Runs the bots of one engine replica (a lifespan component).
+
+- The ``trading`` consumer group reads ``events:market.data.updated``; each closed candle
+  is recorded as the latest of its market (``trading:candles:latest``), fills resting
+  paper limit orders it traded through, and is fanned out on the pub/sub channel
+  ``channel:trading:candles`` so every replica wakes the bots it owns.
+- A sync loop reconciles with PostgreSQL every few seconds: it takes leases on running
+  bots nobody owns (start, restart, a dead replica's bots), drops stopped ones, renews
+  its leases and replays the latest candle to any bot that has not seen it (a candle
+  that arrived while the engine was down is not lost; the bot row's ``last_candle_at``
+  and deterministic client order ids mean it is never applied twice).
+- A bot whose exchange fails keeps its state and is retried at the next sync; an
+  unexpected error marks it ``error`` and publishes ``bot.failed``, never crashing the
+  engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from prometheus_client import Gauge, Histogram
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.candles import Candles
+from shared.db import unit_of_work
+from shared.errors import DependencyUnavailable
+from shared.events import BOT_FAILED, MARKET_DATA_UPDATED, Event, EventConsumer, stage, stream_for
+from shared.strategies import TradingStrategy, create_strategy
+from trading_engine.adapter import Adapter, CandleOutcome
+from trading_engine.bots import repository
+from trading_engine.bots.candles import CandleBook, CandleKey, timeframe_ms
+from trading_engine.bots.lease import BotLeases
+from trading_engine.bots.service import SUBSCRIPTIONS_KEY
+from trading_engine.ledger.service import SOURCE, request_notification
+from trading_engine.models import Bot, Strategy
+from trading_engine.orders.service import OrderService
+from trading_engine.portfolio.mirror import refresh_mirror
+from trading_engine.settings import TradingSettings
+
+log = structlog.get_logger("trading.runner")
+
+CANDLE_CHANNEL = "channel:trading:candles"
+LATEST_CANDLES_KEY = "trading:candles:latest"
+CONSUMER_GROUP = "trading"
+
+BOTS_OWNED = Gauge("trading_bots_owned", "Running bots this replica owns")
+SIGNAL_TO_ORDER = Histogram(
+    "trading_signal_to_order_seconds",
+    "From a bot's signal to its committed order",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+@dataclass
+class BotHandle:
+    adapter: Adapter
+    key: CandleKey
+    warmup: int
+    last_ts: int | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    failures: int = 0
+
+
+class BotRunner:
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        redis: Redis,
+        orders: OrderService,
+        settings: TradingSettings,
+        replica_id: str | None = None,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.redis = redis
+        self.orders = orders
+        self.settings = settings
+        self.replica_id = replica_id or (
+            f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        )
+        self.leases = BotLeases(redis, self.replica_id, settings.bot_lease_ms)
+        self.candles = CandleBook(orders.market, keep=settings.bot_history_limit)
+        self.handles: dict[uuid.UUID, BotHandle] = {}
+        self.latencies: list[float] = []  # signal -> committed order, seconds
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        consumer = EventConsumer(
+            self.redis,
+            self.sessionmaker,
+            group=CONSUMER_GROUP,
+            handlers={stream_for(MARKET_DATA_UPDATED): self.on_market_data},
+            claim_idle_ms=self.settings.event_claim_idle_ms,
+        )
+        loops = [
+            asyncio.create_task(consumer.run(), name="trading-consumer"),
+            asyncio.create_task(self._listen(), name="trading-candles"),
+            asyncio.create_task(self._sync_forever(), name="trading-sync"),
+        ]
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            for task in loops + list(self._tasks):
+                task.cancel()
+            for task in loops + list(self._tasks):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            for bot_id in list(self.handles):
+                with contextlib.suppress(Exception):
+                    await self.leases.release(bot_id)
+            self.handles.clear()
+
+    # --- the event side -----------------------------------------------------------------
+
+    async def on_market_data(self, event: Event, session: AsyncSession) -> None:
+        """One closed candle (contract 2): remember it, fill limit orders, wake bots."""
+        data = event.data
+        key = CandleKey(str(data["exchange"]), str(data["symbol"]), str(data["timeframe"]))
+        candle = [float(v) for v in data["candle"][:6]]
+        message = json.dumps({"key": key.member, "candle": candle})
+        previous = await self.redis.hget(LATEST_CANDLES_KEY, key.member)
+        if previous is None or json.loads(previous)["candle"][0] <= candle[0]:
+            await self.redis.hset(LATEST_CANDLES_KEY, key.member, message)
+        await self.orders.fill_resting(
+            key.exchange, key.symbol, candle, timeframe_ms(key.timeframe) / 60_000
+        )
+        await self.redis.publish(CANDLE_CHANNEL, message)
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(CANDLE_CHANNEL)
+                    async for message in pubsub.listen():
+                        if message.get("type") != "message":
+                            continue
+                        body = json.loads(message["data"])
+                        self.wake(CandleKey.parse(body["key"]), body["candle"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("candle_listener_error", error=repr(exc))
+                await asyncio.sleep(1.0)
+
+    def wake(self, key: CandleKey, candle: list[float]) -> int:
+        """Schedule the candle for every owned bot on its market; returns how many."""
+        woken = 0
+        for bot_id, handle in list(self.handles.items()):
+            if handle.key == key and (handle.last_ts is None or candle[0] > handle.last_ts):
+                self._spawn(self.process(bot_id, candle))
+                woken += 1
+        return woken
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- one bot, one candle ------------------------------------------------------------
+
+    async def process(self, bot_id: uuid.UUID, candle: list[float]) -> CandleOutcome | None:
+        handle = self.handles.get(bot_id)
+        if handle is None:
+            return None
+        async with handle.lock:
+            if handle.last_ts is not None and candle[0] <= handle.last_ts:
+                return None
+            adapter = handle.adapter
+            try:
+                rows = await self.candles.window(handle.key, candle, handle.warmup + 1)
+                signal = adapter.strategy.generate_signal(Candles.from_rows(rows))
+                outcome = await adapter.on_candle(candle, signal)
+            except DependencyUnavailable as exc:
+                handle.failures += 1
+                log.warning("bot_exchange_unavailable", bot_id=str(bot_id), error=exc.detail)
+                await self._note_error(bot_id, exc.detail, status=None)
+                return None
+            except Exception as exc:
+                handle.failures += 1
+                log.exception("bot_failed", bot_id=str(bot_id))
+                if handle.failures >= 3:
+                    await self._fail(adapter.user_id, bot_id, repr(exc))
+                    self._drop(bot_id)
+                return None
+            handle.failures = 0
+            handle.last_ts = int(candle[0])
+            if outcome.ordered_at is not None and outcome.signal_at is not None:
+                latency = outcome.ordered_at - outcome.signal_at
+                SIGNAL_TO_ORDER.observe(latency)
+                self.latencies.append(latency)
+            if outcome.result is not None and outcome.result.order_id is not None:
+                await refresh_mirror(self.sessionmaker, self.redis, adapter.user_id)
+            if outcome.paused:
+                await self.leases.release(bot_id)
+                self._drop(bot_id)
+            return outcome
+
+    async def _note_error(self, bot_id: uuid.UUID, error: str, *, status: str | None) -> None:
+        with contextlib.suppress(Exception):
+            async with unit_of_work(self.sessionmaker) as session:
+                await repository.set_error(session, bot_id, error, status)
+
+    async def _fail(self, user_id: uuid.UUID, bot_id: uuid.UUID, error: str) -> None:
+        """Mark the bot ``error`` and tell the user (``bot.failed`` + a notification)."""
+        with contextlib.suppress(Exception):
+            async with unit_of_work(self.sessionmaker) as session:
+                await repository.set_error(session, bot_id, error, "error")
+                data = {"user_id": str(user_id), "bot_id": str(bot_id), "error": error}
+                event = Event(type=BOT_FAILED, data=data, source=SOURCE)
+                stage(session, event)
+                request_notification(
+                    session,
+                    user_id=user_id,
+                    kind=BOT_FAILED,
+                    title="A bot stopped on an error",
+                    body=error[:500],
+                    data=data,
+                    source_event_id=event.id,
+                )
+        await self.leases.release(bot_id)
+
+    # --- ownership ----------------------------------------------------------------------
+
+    async def _sync_forever(self) -> None:
+        while True:
+            try:
+                await self.sync()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("bot_sync_failed", error=repr(exc))
+            await asyncio.sleep(self.settings.bot_sync_interval_s)
+
+    async def sync(self) -> None:
+        """Reconcile owned bots with the database and the leases; replay missed candles."""
+        lost = await self.leases.renew(self.handles)
+        for bot_id in lost:
+            log.warning("bot_lease_lost", bot_id=str(bot_id))
+            self._drop(bot_id)
+        async with self.sessionmaker() as session:
+            running = await repository.running(session)
+        wanted = {bot.id: (bot, strategy) for bot, strategy in running}
+        for bot_id in [b for b in self.handles if b not in wanted]:
+            await self.leases.release(bot_id)
+            self._drop(bot_id)
+        for bot_id, (bot, strategy) in wanted.items():
+            if bot_id not in self.handles and await self.leases.acquire(bot_id):
+                self._adopt(bot, strategy)
+        members = {handle.key.member for handle in self.handles.values()}
+        if members:
+            await self.redis.sadd(SUBSCRIPTIONS_KEY, *members)
+            latest = await self.redis.hmget(LATEST_CANDLES_KEY, sorted(members))
+            for raw in latest:
+                if raw is not None:
+                    body = json.loads(raw)
+                    self.wake(CandleKey.parse(body["key"]), body["candle"])
+        BOTS_OWNED.set(len(self.handles))
+
+    def _adopt(self, bot: Bot, strategy_row: Strategy) -> None:
+        try:
+            strategy: TradingStrategy = create_strategy(
+                strategy_row.strategy, strategy_row.parameters
+            )
+        except Exception as exc:
+            log.warning("bot_strategy_invalid", bot_id=str(bot.id), error=repr(exc))
+            self._spawn(self._fail(bot.user_id, bot.id, f"invalid strategy: {exc}"))
+            return
+        handle = BotHandle(
+            adapter=Adapter(bot, strategy, self.orders),
+            key=CandleKey(bot.exchange, bot.symbol, bot.timeframe),
+            warmup=max(1, strategy.warmup),
+            last_ts=None
+            if bot.last_candle_at is None
+            else int(bot.last_candle_at.timestamp() * 1000),
+        )
+        self.handles[bot.id] = handle
+        log.info("bot_adopted", bot_id=str(bot.id), replica=self.replica_id)
+
+    def _drop(self, bot_id: uuid.UUID) -> None:
+        self.handles.pop(bot_id, None)
+
+
+@asynccontextmanager
+async def bot_runner(app: FastAPI) -> AsyncIterator[None]:
+    """Lifespan component: the bot runner of this replica."""
+    settings: TradingSettings = app.state.settings
+    if not settings.run_bots:
+        yield
+        return
+    runner = BotRunner(
+        sessionmaker=app.state.sessionmaker,
+        redis=app.state.redis,
+        orders=app.state.order_service,
+        settings=settings,
+    )
+    app.state.bot_runner = runner
+    task = asyncio.create_task(runner.run(), name="bot-runner")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

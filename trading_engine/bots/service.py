@@ -1,0 +1,196 @@
+"""Bots: create (capital moved from the paper wallet, no overdraft), update, delete
+(capital back), start, stop. Running them is :mod:`trading_engine.bots.runner`'s job."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.auth import Principal
+from shared.errors import Conflict, Forbidden, NotFound
+from trading_engine.bots import repository
+from trading_engine.bots.schemas import BotCreate, BotRead, BotUpdate
+from trading_engine.ledger import repository as ledger_repository
+from trading_engine.ledger.service import InsufficientFunds
+from trading_engine.market_client import MarketClient
+from trading_engine.models import Bot, Strategy
+from trading_engine.money import ZERO, as_text, money
+from trading_engine.orders.schemas import PositionRead
+from trading_engine.orders.service import OrderService
+from trading_engine.strategies import repository as strategy_repository
+from trading_engine.strategies.service import build
+
+SUBSCRIPTIONS_KEY = "subscriptions:candles"  # contract 3
+
+
+def watch_member(bot: Bot) -> str:
+    return f"{bot.exchange}|{bot.symbol}|{bot.timeframe}"
+
+
+async def create(
+    session: AsyncSession,
+    principal: Principal,
+    body: BotCreate,
+    orders: OrderService,
+    market: MarketClient,
+) -> Bot:
+    """A stopped bot; a paper bot's capital leaves the wallet for the bot's own balance."""
+    strategy = await strategy_repository.get(session, principal.user_id, body.strategy_id)
+    if strategy is None:
+        raise NotFound("No such strategy.")
+    build(strategy.strategy, strategy.parameters)
+    if body.mode == "live" and not principal.can("trade:live"):
+        raise Forbidden("Live bots need the 'trade:live' permission.")
+    rules = await market.rules(body.exchange, body.symbol) if body.mode == "paper" else None
+    bot = await repository.add(
+        session,
+        Bot(
+            user_id=principal.user_id,
+            strategy_id=strategy.id,
+            name=body.name,
+            exchange=body.exchange,
+            symbol=body.symbol,
+            timeframe=body.timeframe,
+            mode=body.mode,
+            status="stopped",
+            capital=body.capital,
+            position_size=body.position_size,
+            risk=body.risk.model_dump(mode="json", exclude_none=True),
+        ),
+    )
+    if rules is not None:
+        await orders.ensure_wallet(session, principal.user_id)
+        wallet = await ledger_repository.lock_balance(session, principal.user_id, None, rules.quote)
+        if wallet.free < body.capital:
+            raise InsufficientFunds(
+                f"The paper wallet has {as_text(wallet.free)} {rules.quote} free; the bot "
+                f"needs {as_text(body.capital)}."
+            )
+        wallet.free -= body.capital
+        own = await ledger_repository.lock_balance(session, principal.user_id, bot.id, rules.quote)
+        own.free += body.capital
+    await session.flush()
+    return bot
+
+
+async def update(session: AsyncSession, principal: Principal, bot: Bot, body: BotUpdate) -> Bot:
+    locked = await repository.get(session, principal.user_id, bot.id, lock=True)
+    assert locked is not None  # noqa: S101 - the route resolved it
+    if body.strategy_id is not None:
+        if locked.status == "running":
+            raise Conflict("Stop the bot before changing its strategy.")
+        strategy = await strategy_repository.get(session, principal.user_id, body.strategy_id)
+        if strategy is None:
+            raise NotFound("No such strategy.")
+        build(strategy.strategy, strategy.parameters)
+        locked.strategy_id = strategy.id
+    if body.name is not None:
+        locked.name = body.name
+    if body.risk is not None:
+        locked.risk = body.risk.model_dump(mode="json", exclude_none=True)
+    if body.position_size is not None:
+        locked.position_size = body.position_size
+    locked.updated_at = datetime.now(UTC)
+    await session.flush()
+    return locked
+
+
+async def delete(session: AsyncSession, principal: Principal, bot: Bot, redis: Redis) -> None:
+    """Delete a stopped bot; its quote balance goes back to the paper wallet."""
+    locked = await repository.get(session, principal.user_id, bot.id, lock=True)
+    assert locked is not None  # noqa: S101
+    if locked.status == "running":
+        raise Conflict("Stop the bot before deleting it.")
+    position = await repository.open_position(session, locked)
+    if position is not None and position.quantity > 0:
+        raise Conflict(
+            "The bot holds an open position; close it first "
+            f"(POST /trading/bots/{locked.id}/close)."
+        )
+    for balance in await ledger_repository.balances_of(session, principal.user_id, locked.id):
+        amount = balance.free + balance.locked
+        if amount > 0:
+            wallet = await ledger_repository.lock_balance(
+                session, principal.user_id, None, balance.asset
+            )
+            wallet.free += amount
+    await repository.delete(session, locked)
+
+
+async def set_running(
+    session: AsyncSession, principal: Principal, bot: Bot, *, running: bool
+) -> Bot:
+    """Start or stop: the row is locked, so a candle being processed either commits first
+    or sees the new status (a stop mid-candle never leaves half a trade)."""
+    locked = await repository.get(session, principal.user_id, bot.id, lock=True)
+    assert locked is not None  # noqa: S101
+    if running:
+        strategy = await session.get(Strategy, locked.strategy_id)
+        assert strategy is not None  # noqa: S101 - foreign key
+        build(strategy.strategy, strategy.parameters)
+        if locked.mode == "live" and not principal.can("trade:live"):
+            raise Forbidden("Live bots need the 'trade:live' permission.")
+        locked.status = "running"
+        locked.error = None
+    else:
+        locked.status = "stopped"
+    locked.updated_at = datetime.now(UTC)
+    await session.flush()
+    return locked
+
+
+async def update_watch(redis: Redis, session: AsyncSession, bot: Bot) -> None:
+    """Contract 3: SADD the bot's market while a bot runs on it, SREM after the last."""
+    member = watch_member(bot)
+    if await repository.running_on(session, bot.exchange, bot.symbol, bot.timeframe):
+        await redis.sadd(SUBSCRIPTIONS_KEY, member)
+    else:
+        await redis.srem(SUBSCRIPTIONS_KEY, member)
+
+
+async def to_read(session: AsyncSession, bot: Bot) -> BotRead:
+    """The bot with its open position, balances, equity and PnL (marked at the last close)."""
+    read = BotRead.model_validate(bot)
+    strategy = await session.get(Strategy, bot.strategy_id)
+    read.strategy = strategy.strategy if strategy else None
+    position = await repository.open_position(session, bot)
+    balances = await ledger_repository.balances_of(session, bot.user_id, bot.id)
+    read.balances = {b.asset: b.free + b.locked for b in balances}
+    realized = await repository.realized_pnl(session, bot.id)
+    read.realized_pnl = realized
+    mark = _last_close(bot)
+    if position is not None:
+        position_read = PositionRead.model_validate(position)
+        if mark is not None:
+            position_read.mark_price = mark
+            position_read.unrealized_pnl = money(position.quantity * mark) - position.cost_basis
+        read.position = position_read
+    if bot.mode == "paper":
+        base = bot.symbol.split("/")[0]
+        quote_total = sum(
+            (b.free + b.locked for b in balances if b.asset != base), start=Decimal(0)
+        )
+        held = position.quantity if position is not None else ZERO
+        value = (
+            money(held * mark)
+            if mark is not None
+            else (position.cost_basis if position is not None else ZERO)
+        )
+        read.equity = quote_total + value
+    else:
+        unrealized = (
+            read.position.unrealized_pnl
+            if read.position is not None and read.position.unrealized_pnl is not None
+            else ZERO
+        )
+        read.equity = bot.capital + realized + unrealized
+    read.pnl = read.equity - bot.capital
+    return read
+
+
+def _last_close(bot: Bot) -> Decimal | None:
+    price = (bot.last_signal or {}).get("price")
+    return None if price is None else Decimal(str(price))

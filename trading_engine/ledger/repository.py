@@ -1,0 +1,112 @@
+"""SQL of the ledger: balances, positions and trades, locked in a fixed order."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trading_engine.models import Balance, Order, Position, Trade
+
+
+async def ensure_balance(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    bot_id: uuid.UUID | None,
+    asset: str,
+    initial: Decimal = Decimal(0),
+) -> None:
+    """Create the balance row if it does not exist yet (a concurrent creator wins)."""
+    await session.execute(
+        insert(Balance)
+        .values(user_id=user_id, bot_id=bot_id, asset=asset, free=initial, locked=0)
+        .on_conflict_do_nothing()
+    )
+
+
+async def lock_balance(
+    session: AsyncSession, user_id: uuid.UUID, bot_id: uuid.UUID | None, asset: str
+) -> Balance:
+    """The balance row, locked for this transaction (created at zero when missing)."""
+    await ensure_balance(session, user_id, bot_id, asset)
+    owner = Balance.bot_id.is_(None) if bot_id is None else Balance.bot_id == bot_id
+    row = await session.scalar(
+        select(Balance)
+        .where(Balance.user_id == user_id, owner, Balance.asset == asset)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert row is not None  # noqa: S101 - ensured just above
+    return row
+
+
+async def balances_of(
+    session: AsyncSession, user_id: uuid.UUID, bot_id: uuid.UUID | None = None
+) -> list[Balance]:
+    owner = Balance.bot_id.is_(None) if bot_id is None else Balance.bot_id == bot_id
+    rows = await session.scalars(
+        select(Balance).where(Balance.user_id == user_id, owner).order_by(Balance.asset)
+    )
+    return list(rows)
+
+
+async def lock_open_position(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    bot_id: uuid.UUID | None,
+    exchange: str,
+    symbol: str,
+    mode: str,
+    *,
+    lock: bool = True,
+) -> Position | None:
+    owner = Position.bot_id.is_(None) if bot_id is None else Position.bot_id == bot_id
+    query = select(Position).where(
+        Position.user_id == user_id,
+        owner,
+        Position.exchange == exchange,
+        Position.symbol == symbol,
+        Position.mode == mode,
+        Position.status == "open",
+    )
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return await session.scalar(query)
+
+
+async def add(session: AsyncSession, row: Trade | Position | Order) -> None:
+    session.add(row)
+    await session.flush()
+
+
+async def count_open_positions(session: AsyncSession, user_id: uuid.UUID) -> int:
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Position)
+        .where(Position.user_id == user_id, Position.status == "open")
+    )
+    return int(count or 0)
+
+
+async def realized_since(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    since: datetime,
+    bot_id: uuid.UUID | None = None,
+) -> Decimal:
+    """Sum of realised PnL of the user's (or one bot's) fills since ``since``."""
+    query = select(func.coalesce(func.sum(Trade.pnl), 0)).where(
+        Trade.user_id == user_id, Trade.timestamp >= since
+    )
+    if bot_id is not None:
+        query = query.where(Trade.bot_id == bot_id)
+    total = await session.scalar(query)
+    return Decimal(total or 0)
+
+
+async def touch_order(session: AsyncSession, order_id: uuid.UUID) -> None:
+    await session.execute(update(Order).where(Order.id == order_id).values(updated_at=func.now()))

@@ -1,0 +1,184 @@
+"""The market service over HTTP (contract 4): order books, candles, market rules.
+
+Reads are retried with tenacity on connection errors and guarded by a circuit breaker;
+a market service that stays down surfaces as :class:`MarketUnavailable` (a 503).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from shared.breaker import CircuitBreaker, CircuitOpenError
+from shared.errors import DependencyUnavailable, NotFound, ValidationFailed
+from shared.settings import split_urls
+
+
+class MarketUnavailable(DependencyUnavailable):
+    """The market service (or the exchange behind it) cannot answer now."""
+
+
+Level = tuple[Decimal, Decimal]
+
+
+@dataclass(frozen=True)
+class OrderBook:
+    exchange: str
+    symbol: str
+    bids: list[Level]  # best (highest) first
+    asks: list[Level]  # best (lowest) first
+
+
+@dataclass(frozen=True)
+class MarketRules:
+    """What an exchange allows for one symbol (ccxt's precision and limits)."""
+
+    symbol: str
+    base: str
+    quote: str
+    amount_step: Decimal  # 0 when the exchange gives no amount precision
+    price_step: Decimal
+    min_amount: Decimal
+    min_cost: Decimal
+    maker_fee: Decimal
+    taker_fee: Decimal
+
+
+def _step(value: Any) -> Decimal:
+    """ccxt precision: an int is a number of decimals, a float a tick size."""
+    if value is None:
+        return Decimal(0)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(1).scaleb(-value)
+    return Decimal(str(value))
+
+
+def _dec(value: Any, default: str = "0") -> Decimal:
+    return Decimal(default) if value is None else Decimal(str(value))
+
+
+def parse_market(entry: dict[str, Any]) -> MarketRules:
+    symbol = str(entry["symbol"])
+    base, _, quote = symbol.partition("/")
+    precision = entry.get("precision") or {}
+    limits = entry.get("limits") or {}
+    return MarketRules(
+        symbol=symbol,
+        base=str(entry.get("base") or base),
+        quote=str(entry.get("quote") or quote.split(":")[0]),
+        amount_step=_step(precision.get("amount")),
+        price_step=_step(precision.get("price")),
+        min_amount=_dec((limits.get("amount") or {}).get("min")),
+        min_cost=_dec((limits.get("cost") or {}).get("min")),
+        maker_fee=_dec(entry.get("maker"), "0.001"),
+        taker_fee=_dec(entry.get("taker"), "0.001"),
+    )
+
+
+class MarketClient:
+    """Reads of the market service; market rules cached for a few minutes."""
+
+    def __init__(
+        self,
+        base_urls: str,
+        *,
+        timeout_s: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rules_ttl_s: float = 300.0,
+    ) -> None:
+        urls = split_urls(base_urls)
+        self._client = httpx.AsyncClient(
+            base_url=urls[0] if urls else "http://127.0.0.1:5001",
+            timeout=timeout_s,
+            transport=transport,
+        )
+        self._breaker = CircuitBreaker("trading->market", failure_threshold=5, reset_timeout=10)
+        self._rules: dict[str, tuple[float, dict[str, MarketRules]]] = {}
+        self._rules_ttl_s = rules_ttl_s
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _get(self, path: str, params: dict[str, Any]) -> Any:
+        async def call() -> httpx.Response:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(3),
+                wait=wait_exponential(multiplier=0.2, min=0.2, max=1.0),
+                retry=retry_if_exception_type(httpx.TransportError),
+                reraise=True,
+            ):
+                with attempt:
+                    response = await self._client.get(path, params=params)
+                    if response.status_code >= 500:
+                        raise httpx.TransportError(f"market service {response.status_code}")
+                    return response
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        try:
+            response = await self._breaker.call(
+                call, is_failure=lambda exc: isinstance(exc, httpx.TransportError)
+            )
+        except CircuitOpenError as exc:
+            raise MarketUnavailable(
+                "The market service is unavailable.", retry_after=max(1, int(exc.retry_after))
+            ) from exc
+        except httpx.TransportError as exc:
+            raise MarketUnavailable(f"The market service is unavailable: {exc}") from exc
+        if response.status_code == 404:
+            raise NotFound(_detail(response, f"Unknown market for {params}."))
+        if response.status_code >= 400:
+            raise ValidationFailed(_detail(response, "The market service refused the request."))
+        return response.json()
+
+    async def order_book(self, exchange: str, symbol: str, depth: int = 50) -> OrderBook:
+        body = await self._get(
+            "/market/orderbook", {"exchange": exchange, "symbol": symbol, "depth": depth}
+        )
+
+        def levels(rows: list[list[Any]]) -> list[Level]:
+            return [(Decimal(str(p)), Decimal(str(a))) for p, a, *_ in rows]
+
+        return OrderBook(
+            exchange, symbol, levels(body.get("bids", [])), levels(body.get("asks", []))
+        )
+
+    async def ohlcv(
+        self, exchange: str, symbol: str, timeframe: str, limit: int
+    ) -> list[list[float]]:
+        body = await self._get(
+            "/market/ohlcv",
+            {"exchange": exchange, "symbol": symbol, "timeframe": timeframe, "limit": limit},
+        )
+        return [list(map(float, row[:6])) for row in body.get("candles", [])]
+
+    async def rules(self, exchange: str, symbol: str) -> MarketRules:
+        cached = self._rules.get(exchange)
+        if cached is None or time.monotonic() - cached[0] > self._rules_ttl_s:
+            body = await self._get("/market/markets", {"exchange": exchange})
+            entries = body.get("markets", body) if isinstance(body, dict) else body
+            if isinstance(entries, dict):
+                entries = [{"symbol": key, **value} for key, value in entries.items()]
+            table = {str(e["symbol"]): parse_market(e) for e in entries}
+            cached = (time.monotonic(), table)
+            self._rules[exchange] = cached
+        try:
+            return cached[1][symbol]
+        except KeyError:
+            raise ValidationFailed(f"{symbol} is not traded on {exchange}.") from None
+
+
+def _detail(response: httpx.Response, fallback: str) -> str:
+    try:
+        return str(response.json().get("detail") or fallback)
+    except ValueError:
+        return fallback

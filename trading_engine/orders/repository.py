@@ -1,0 +1,149 @@
+"""SQL of orders, trades and positions, always filtered on the owning user."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trading_engine.models import Order, Position, Trade
+
+OPEN_STATUSES = ("open", "partially_filled")
+
+
+async def insert_order(session: AsyncSession, values: dict[str, object]) -> Order | None:
+    """INSERT ... ON CONFLICT (user_id, client_order_id) DO NOTHING: None for a repeat.
+
+    A concurrent identical insert waits on the unique index until the first commits (then
+    sees the conflict) or rolls back (then inserts): never two orders.
+    """
+    order_id = await session.scalar(
+        insert(Order)
+        .values(**values)
+        .on_conflict_do_nothing(constraint="uq_orders_user_client_order_id")
+        .returning(Order.id)
+    )
+    if order_id is None:
+        return None
+    return await session.get(Order, order_id)
+
+
+async def order_by_client_id(
+    session: AsyncSession, user_id: uuid.UUID, client_order_id: str
+) -> Order | None:
+    return await session.scalar(
+        select(Order).where(Order.user_id == user_id, Order.client_order_id == client_order_id)
+    )
+
+
+async def order_of_user(
+    session: AsyncSession, user_id: uuid.UUID, order_id: uuid.UUID, *, lock: bool = False
+) -> Order | None:
+    query = select(Order).where(Order.id == order_id, Order.user_id == user_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return await session.scalar(query)
+
+
+async def list_orders(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    status: str | None = None,
+    bot_id: uuid.UUID | None = None,
+    symbol: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Order]:
+    query = select(Order).where(Order.user_id == user_id)
+    if status == "open":
+        query = query.where(Order.status.in_(OPEN_STATUSES))
+    elif status is not None:
+        query = query.where(Order.status == status)
+    if bot_id is not None:
+        query = query.where(Order.bot_id == bot_id)
+    if symbol is not None:
+        query = query.where(Order.symbol == symbol)
+    rows = await session.scalars(
+        query.order_by(Order.created_at.desc(), Order.id).limit(limit).offset(offset)
+    )
+    return list(rows)
+
+
+async def resting_paper_orders(
+    session: AsyncSession, exchange: str, symbol: str, created_before: datetime
+) -> list[Order]:
+    """Open paper limit orders of a market, locked, skipping ones another worker holds."""
+    rows = await session.scalars(
+        select(Order)
+        .where(
+            Order.exchange == exchange,
+            Order.symbol == symbol,
+            Order.mode == "paper",
+            Order.type == "limit",
+            Order.status.in_(OPEN_STATUSES),
+            Order.created_at <= created_before,
+        )
+        .order_by(Order.created_at)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return list(rows)
+
+
+async def open_live_orders(session: AsyncSession, limit: int = 100) -> list[Order]:
+    rows = await session.scalars(
+        select(Order)
+        .where(Order.mode == "live", Order.status.in_(OPEN_STATUSES))
+        .order_by(Order.updated_at)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def list_trades(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    bot_id: uuid.UUID | None = None,
+    symbol: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Trade]:
+    query = select(Trade).where(Trade.user_id == user_id)
+    if bot_id is not None:
+        query = query.where(Trade.bot_id == bot_id)
+    if symbol is not None:
+        query = query.where(Trade.symbol == symbol)
+    rows = await session.scalars(
+        query.order_by(Trade.timestamp.desc(), Trade.id).limit(limit).offset(offset)
+    )
+    return list(rows)
+
+
+async def list_positions(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    status: str | None = "open",
+    bot_id: uuid.UUID | None = None,
+) -> list[Position]:
+    query = select(Position).where(Position.user_id == user_id)
+    if status is not None:
+        query = query.where(Position.status == status)
+    if bot_id is not None:
+        query = query.where(Position.bot_id == bot_id)
+    rows = await session.scalars(query.order_by(Position.opened_at.desc(), Position.id))
+    return list(rows)
+
+
+async def open_orders_of(session: AsyncSession, user_id: uuid.UUID) -> list[Order]:
+    rows = await session.scalars(
+        select(Order)
+        .where(Order.user_id == user_id, Order.status.in_(OPEN_STATUSES))
+        .order_by(Order.created_at)
+    )
+    return list(rows)
