@@ -1,19 +1,89 @@
-"""The analysis service: indicators, backtests, signals, performance."""
+"""The analysis service (:8001): indicators, backtests, signals, performance.
+
+Routes: ``POST|GET /analysis/indicators``, ``POST /analysis/backtests``,
+``GET /analysis/backtests[/{id}]``, ``GET /analysis/signals``, ``GET /analysis/performance``.
+Background (owned by the lifespan): the HTTP client to the market service, the backtest
+workers on the job stream (:mod:`analysis_service.backtests.worker`) and the consumer of
+``trade.executed`` into ``performance_trades``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
 from fastapi import FastAPI
 
+from analysis_service.backtests.router import router as backtests_router
+from analysis_service.backtests.worker import run_backtest_workers
+from analysis_service.indicators.router import router as indicators_router
+from analysis_service.market import MarketClient
+from analysis_service.performance.router import router as performance_router
+from analysis_service.performance.service import record_trade
 from analysis_service.settings import AnalysisSettings, get_settings
-from shared.app import create_service_app
+from analysis_service.signals.router import router as signals_router
+from shared.app import Component, create_service_app
+from shared.breaker import CircuitBreaker
+from shared.events import TRADE_EXECUTED, EventConsumer, stream_for
+from shared.settings import split_urls
 
 
-def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
+def market_component(transport: httpx.AsyncBaseTransport | None = None) -> Component:
+    @contextlib.asynccontextmanager
+    async def _market(app: FastAPI) -> AsyncIterator[None]:
+        settings: AnalysisSettings = app.state.settings
+        async with httpx.AsyncClient(
+            transport=transport, timeout=settings.market_timeout_s, trust_env=False
+        ) as client:
+            app.state.market = MarketClient(
+                client,
+                split_urls(settings.market_service_urls),
+                page_limit=settings.market_page_limit,
+                breaker=CircuitBreaker(
+                    "analysis->market",
+                    failure_threshold=settings.market_breaker_failures,
+                    reset_timeout=settings.market_breaker_reset_s,
+                ),
+            )
+            yield
+
+    return _market
+
+
+@contextlib.asynccontextmanager
+async def trade_consumer(app: FastAPI) -> AsyncIterator[None]:
+    """``trade.executed`` -> ``performance_trades`` (consumer group ``analysis``)."""
+    settings: AnalysisSettings = app.state.settings
+    consumer = EventConsumer(
+        app.state.redis,
+        app.state.sessionmaker,
+        group="analysis",
+        handlers={stream_for(TRADE_EXECUTED): record_trade},
+        claim_idle_ms=settings.event_claim_idle_ms,
+        max_failures=settings.event_max_failures,
+    )
+    app.state.trade_consumer = consumer
+    task = asyncio.create_task(consumer.run(), name="trade-consumer")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def create_app(
+    settings: AnalysisSettings | None = None,
+    *,
+    market_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
     settings = settings or get_settings()
     return create_service_app(
         settings,
         title="TradeBot Analysis service",
         description="Indicators, backtests, signals, performance.",
-        routers=[],
+        routers=[indicators_router, backtests_router, signals_router, performance_router],
+        components=[market_component(market_transport), run_backtest_workers, trade_consumer],
         use_database=True,
     )

@@ -4,11 +4,39 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from pydantic import Field
+
 from shared.settings import ServiceSettings
 
 
 class AnalysisSettings(ServiceSettings):
     service_name: str = "analysis"
+
+    # Candles from the market service (GET /market/ohlcv), paginated.
+    market_timeout_s: float = Field(default=10.0, gt=0)
+    market_page_limit: int = Field(default=1000, ge=10, le=5000)
+    market_breaker_failures: int = Field(default=5, ge=1)
+    market_breaker_reset_s: float = Field(default=10.0, gt=0)
+
+    # Indicators
+    indicators_max_candles: int = Field(default=50_000, ge=100)
+    indicators_default_limit: int = Field(default=500, ge=1)
+    indicators_max_specs: int = Field(default=20, ge=1)
+    indicators_cache_ttl_s: int = Field(default=30, ge=1)
+
+    # Backtest jobs: a Redis Stream read by a consumer group (any replica runs a job).
+    backtest_stream: str = "queue:backtests"
+    backtest_group: str = "analysis"
+    backtest_max_candles: int = Field(default=1_000_000, ge=1000)
+    backtest_body_max_candles: int = Field(default=200_000, ge=1000)
+    backtest_claim_idle_ms: int = Field(default=60_000, ge=1000)
+    backtest_heartbeat_s: float = Field(default=5.0, gt=0)
+    backtest_max_points: int = Field(default=5000, ge=100)
+    backtest_workers: int = Field(default=1, ge=0, le=8)
+
+    # Signals
+    signals_cache_ttl_s: int = Field(default=30, ge=1)
+    signals_candles: int = Field(default=300, ge=50, le=5000)
 
 
 @lru_cache

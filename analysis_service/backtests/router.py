@@ -1,0 +1,57 @@
+"""``POST /analysis/backtests`` (queue a job) and ``GET /analysis/backtests[/{id}]``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+
+from analysis_service.backtests.schemas import (
+    BacktestAccepted,
+    BacktestCreate,
+    BacktestRead,
+    BacktestSummary,
+)
+from analysis_service.backtests.service import BacktestService, backtest_read, backtest_summary
+from analysis_service.deps import AnalysisSettingsDep, CurrentUser, SessionDep
+from shared.strategies import catalog
+
+router = APIRouter(prefix="/analysis", tags=["backtests"])
+
+
+@router.post("/backtests", status_code=status.HTTP_202_ACCEPTED, response_model=BacktestAccepted)
+async def create_backtest(
+    body: BacktestCreate, user: CurrentUser, session: SessionDep, settings: AnalysisSettingsDep
+) -> dict[str, Any]:
+    """Queue a backtest; poll ``GET /analysis/backtests/{id}`` for progress and result."""
+    row = await BacktestService(session, settings).create(user.user_id, body)
+    return {"id": row.id, "status": row.status}
+
+
+@router.get("/backtests", response_model=list[BacktestSummary])
+async def list_backtests(
+    user: CurrentUser,
+    session: SessionDep,
+    settings: AnalysisSettingsDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    """The caller's backtests, newest first (metrics only)."""
+    rows = await BacktestService(session, settings).list(user.user_id, limit=limit, offset=offset)
+    return [backtest_summary(row) for row in rows]
+
+
+@router.get("/backtests/strategies")
+async def backtest_strategies(user: CurrentUser) -> list[dict[str, Any]]:
+    """The strategy catalog (the same list as ``GET /trading/strategies/catalog``)."""
+    return catalog()
+
+
+@router.get("/backtests/{backtest_id}", response_model=BacktestRead)
+async def get_backtest(
+    backtest_id: uuid.UUID, user: CurrentUser, session: SessionDep, settings: AnalysisSettingsDep
+) -> dict[str, Any]:
+    """Status, progress (0..1), error and, when done, metrics, trades and equity curve."""
+    row = await BacktestService(session, settings).get(user.user_id, backtest_id)
+    return backtest_read(row)

@@ -1,0 +1,165 @@
+"""Backtest jobs: accepted by the API, queued on a Redis Stream, run by any replica.
+
+Creating a job validates everything that can be checked up front (strategy name and
+parameters, candles, range size) so a bad request is a 422 and leaves nothing behind. The
+row and a ``backtest.requested`` event are written in one transaction (the outbox), so the
+job reaches the stream after the commit even if Redis blinks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from analysis_service.backtests import repository
+from analysis_service.backtests.schemas import BacktestCreate
+from analysis_service.candle_input import candles_from_rows, to_ms
+from analysis_service.market import TIMEFRAME_MS
+from analysis_service.models import Backtest
+from analysis_service.settings import AnalysisSettings
+from shared.errors import NotFound, ValidationFailed
+from shared.events import Event, stage
+from shared.strategies import StrategyParamsError, UnknownStrategyError, create_strategy
+
+BACKTEST_REQUESTED = "backtest.requested"
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _problem(message: str, *loc: str) -> ValidationFailed:
+    return ValidationFailed(message, extra={"errors": [{"loc": ["body", *loc], "msg": message}]})
+
+
+def build_strategy(name: str, params: dict[str, Any]) -> Any:
+    try:
+        return create_strategy(name, params)
+    except UnknownStrategyError as exc:
+        raise _problem(str(exc), "strategy", "name") from None
+    except StrategyParamsError as exc:
+        raise _problem(str(exc), "strategy", "params") from None
+
+
+class BacktestService:
+    def __init__(self, session: AsyncSession, settings: AnalysisSettings) -> None:
+        self.session = session
+        self.settings = settings
+
+    async def create(self, user_id: uuid.UUID, body: BacktestCreate) -> Backtest:
+        """Validate, store the job and stage its event (sent after the commit)."""
+        strategy = build_strategy(body.strategy.name, body.strategy.params)
+        start_at, end_at = body.start, body.end
+        if body.candles is not None:
+            if len(body.candles) > self.settings.backtest_body_max_candles:
+                raise _problem(
+                    f"at most {self.settings.backtest_body_max_candles} candles in a request "
+                    "body; load longer histories with symbol, timeframe, start and end",
+                    "candles",
+                )
+            candles = candles_from_rows(body.candles)
+            if len(candles) < 2:
+                raise _problem("a backtest needs at least 2 candles", "candles")
+            start_at, end_at = _utc(int(candles.timestamp[0])), _utc(int(candles.timestamp[-1]))
+        else:
+            if not (body.timeframe and body.start and body.end):  # the schema ensures these
+                raise _problem("symbol, timeframe, start and end are required", "symbol")
+            frame = TIMEFRAME_MS.get(body.timeframe)
+            if frame is None:
+                raise _problem(
+                    f"unknown timeframe {body.timeframe!r}; use one of {', '.join(TIMEFRAME_MS)}",
+                    "timeframe",
+                )
+            expected = (to_ms(body.end) - to_ms(body.start)) // frame
+            if expected > self.settings.backtest_max_candles:
+                raise _problem(
+                    f"the range holds about {expected} candles; at most "
+                    f"{self.settings.backtest_max_candles} (shorten it or use a longer timeframe)",
+                    "start",
+                )
+            if expected < 2:
+                raise _problem("the range holds fewer than 2 candles", "start")
+        row = Backtest(
+            user_id=user_id,
+            status="queued",
+            progress=0.0,
+            strategy=strategy.name,
+            parameters=strategy.params.model_dump(mode="json"),
+            request=body.model_dump(mode="json"),
+            exchange=body.exchange,
+            symbol=body.symbol,
+            timeframe=body.timeframe,
+            start_at=start_at,
+            end_at=end_at,
+        )
+        await repository.add(self.session, row)
+        stage(
+            self.session,
+            Event(
+                type=BACKTEST_REQUESTED,
+                data={"backtest_id": str(row.id), "user_id": str(user_id)},
+                source="analysis",
+            ),
+            stream=self.settings.backtest_stream,
+        )
+        return row
+
+    async def get(self, user_id: uuid.UUID, backtest_id: uuid.UUID) -> Backtest:
+        row = await repository.get_for_user(self.session, backtest_id, user_id)
+        if row is None:
+            raise NotFound("no such backtest")
+        return row
+
+    async def list(self, user_id: uuid.UUID, *, limit: int, offset: int) -> Sequence[Backtest]:
+        return await repository.list_for_user(self.session, user_id, limit=limit, offset=offset)
+
+
+def backtest_read(row: Backtest) -> dict[str, Any]:
+    """The body of ``GET /analysis/backtests/{id}``."""
+    request = row.request
+    return {
+        "id": row.id,
+        "status": row.status,
+        "progress": row.progress,
+        "error": row.error,
+        "strategy": {"name": row.strategy, "params": row.parameters},
+        "exchange": row.exchange,
+        "symbol": row.symbol,
+        "timeframe": row.timeframe,
+        "start": row.start_at,
+        "end": row.end_at,
+        "settings": {
+            key: request.get(key)
+            for key in (
+                "initial_capital",
+                "fee",
+                "slippage",
+                "position_size",
+                "stop_loss",
+                "take_profit",
+                "trailing_stop",
+            )
+        },
+        "result": row.result,
+        "created_at": row.created_at,
+        "started_at": row.started_at,
+        "finished_at": row.finished_at,
+    }
+
+
+def backtest_summary(row: Backtest) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "status": row.status,
+        "progress": row.progress,
+        "strategy": {"name": row.strategy, "params": row.parameters},
+        "symbol": row.symbol,
+        "timeframe": row.timeframe,
+        "created_at": row.created_at,
+        "finished_at": row.finished_at,
+        "metrics": (row.result or {}).get("metrics"),
+    }
