@@ -102,7 +102,19 @@ class Adapter:
         self.mode = bot.mode
         self.strategy = strategy
         self.orders = orders
-        self.risk = RiskSettings.model_validate(bot.risk or {})
+        # The bot's own risk settings win; a strategy's stops (rule strategies) fill gaps.
+        risk = RiskSettings.model_validate(bot.risk or {})
+        self.risk = risk.model_copy(
+            update={
+                name: Decimal(str(value))
+                for name, value in (
+                    ("stop_loss", strategy.stop_loss()),
+                    ("take_profit", strategy.take_profit()),
+                    ("trailing_stop", strategy.trailing_stop()),
+                )
+                if value is not None and getattr(risk, name) is None
+            }
+        )
         self.position_size = bot.position_size
         self.positions: list[Position] = []
         self._session: AsyncSession | None = None

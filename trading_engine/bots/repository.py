@@ -56,7 +56,7 @@ async def running(session: AsyncSession) -> list[tuple[Bot, Strategy]]:
         .join(Strategy, Strategy.id == Bot.strategy_id)
         .where(Bot.status == "running")
     )
-    return [(bot, strategy) for bot, strategy in rows.tuples()]
+    return [(bot, strategy) for bot, strategy in rows]
 
 
 async def running_on(session: AsyncSession, exchange: str, symbol: str, timeframe: str) -> int:

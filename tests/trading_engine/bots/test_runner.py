@@ -1,0 +1,243 @@
+"""Running paper bots end to end: candles arrive on `events:market.data.updated`, the
+engine's runner trades through the paper book, and everything adds up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.backtest import run_backtest
+from shared.candles import Candles
+from shared.strategies import create_strategy
+from tests.servers import app_client
+from tests.trading_engine.bots.driver import (
+    bot_state,
+    expose,
+    make_bot,
+    publish_candle,
+    wait_candle_seen,
+    wave_candles,
+)
+from tests.trading_engine.conftest import eventually
+from tests.trading_engine.stubs import MarketStub
+from trading_engine.main import create_app
+from trading_engine.models import Order, Trade
+from trading_engine.settings import TradingSettings
+
+
+@pytest.fixture
+async def running_app(
+    engine_settings: Callable[..., TradingSettings],
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    app = create_app(engine_settings(run_bots=True))
+    async with app_client(app) as http:
+        yield app, http
+
+
+async def feed(
+    client: httpx.AsyncClient,
+    redis: Redis,
+    market: MarketStub,
+    rows: list[list[float]],
+    bot_id: str,
+    headers: dict[str, str],
+    upto: int | None = None,
+) -> None:
+    for i in range(len(rows) if upto is None else upto):
+        expose(market, rows, i)
+        await publish_candle(redis, rows[i])
+        state = await wait_candle_seen(client, bot_id, headers, rows[i][0])
+        if state["status"] != "running":
+            return
+
+
+async def test_a_paper_bot_trades_like_the_backtest_and_its_books_add_up(
+    running_app, market: MarketStub, new_user, redis: Redis
+) -> None:
+    _, client = running_app
+    market.markets["sim"]["BTC/USDT"] = {
+        **market.markets["sim"]["BTC/USDT"],
+        "precision": {"amount": 1e-08, "price": 1e-08},
+    }
+    user = await new_user()
+    rows = wave_candles(90)
+    bot_id = await make_bot(client, user.headers, capital="1000")
+    await eventually(lambda: _owned(redis, bot_id))
+
+    await feed(client, redis, market, rows, bot_id, user.headers)
+
+    trades = sorted(
+        (await client.get(f"/trading/trades?bot_id={bot_id}", headers=user.headers)).json(),
+        key=lambda t: (t["timestamp"], t["side"]),
+    )
+    backtest = run_backtest(
+        create_strategy("ma_crossover", {"fast": 3, "slow": 8}),
+        Candles.from_rows(rows),
+        initial_capital=1000,
+        fee=0.001,
+    )
+    expected: list[tuple[str, float, float]] = []
+    for trade in backtest.trades:
+        expected.append(("BUY", trade.entry_price, trade.quantity))
+        if trade.exit_reason != "end":
+            expected.append(("SELL", trade.exit_price, trade.quantity))
+    assert len(expected) >= 4, "the series should make the strategy trade several times"
+    assert [t["side"] for t in trades] == [e[0] for e in expected]
+    for got, (_, price, quantity) in zip(trades, expected, strict=True):
+        assert float(got["price"]) == pytest.approx(price, abs=1e-8)
+        assert float(got["quantity"]) == pytest.approx(quantity, rel=1e-7)
+    closed_pnls = [Decimal(t["pnl"]) for t in trades if t["side"] == "SELL"]
+    backtest_pnls = [t.pnl for t in backtest.trades if t.exit_reason != "end"]
+    assert [float(p) for p in closed_pnls] == pytest.approx(backtest_pnls, abs=1e-4)
+
+    # The books: quote balance = capital - open cost basis + realised PnL, to the satoshi.
+    state = await bot_state(client, bot_id, user.headers)
+    realised = sum(closed_pnls, start=Decimal(0))
+    cost_basis = Decimal(state["position"]["cost_basis"]) if state["position"] else Decimal(0)
+    assert Decimal(state["balances"]["USDT"]) == Decimal("1000") + realised - cost_basis
+    assert Decimal(state["realized_pnl"]) == realised
+    fees = sum((Decimal(t["fee"]) for t in trades), start=Decimal(0))
+    assert fees > 0
+    if state["position"]:
+        held = Decimal(state["position"]["quantity"])
+        assert Decimal(state["balances"]["BTC"]) == held
+    wallet = (await client.get("/trading/balances", headers=user.headers)).json()["wallet"]
+    assert Decimal(next(a for a in wallet if a["asset"] == "USDT")["total"]) == Decimal("9000")
+
+
+async def _owned(redis: Redis, bot_id: str) -> bool:
+    return bool(await redis.get(f"trading:bot:lease:{bot_id}"))
+
+
+async def test_the_bot_registers_its_market_for_candles_while_it_runs(
+    running_app, market: MarketStub, new_user, redis: Redis
+) -> None:
+    _, client = running_app
+    user = await new_user()
+    bot_id = await make_bot(client, user.headers)
+    assert await redis.sismember("subscriptions:candles", "sim|BTC/USDT|1h")
+
+    await client.post(f"/trading/bots/{bot_id}/stop", headers=user.headers)
+
+    assert not await redis.sismember("subscriptions:candles", "sim|BTC/USDT|1h")
+    await eventually(lambda: _released(redis, bot_id))
+
+
+async def _released(redis: Redis, bot_id: str) -> bool:
+    return not await redis.get(f"trading:bot:lease:{bot_id}")
+
+
+async def test_a_stop_loss_closes_the_position_pauses_the_bot_and_reports_it(
+    running_app, market: MarketStub, new_user, redis: Redis
+) -> None:
+    _, client = running_app
+    user = await new_user()
+    rows = wave_candles(60)
+    bot_id = await make_bot(client, user.headers, risk={"stop_loss": "0.01"})
+    await eventually(lambda: _owned(redis, bot_id))
+
+    await feed(client, redis, market, rows, bot_id, user.headers)
+
+    state = await bot_state(client, bot_id, user.headers)
+    assert state["status"] == "paused"
+    assert state["position"] is None
+    [(_, fields)] = await redis.xrange("events:risk.limit.exceeded")
+    data = json.loads(fields["data"])
+    assert (data["rule"], data["action"], data["bot_id"]) == ("stop_loss", "closed", bot_id)
+    trades = (await client.get(f"/trading/trades?bot_id={bot_id}", headers=user.headers)).json()
+    assert trades[0]["side"] == "SELL"
+    kinds = [json.loads(f["data"])["kind"] for _, f in await redis.xrange("queue:notifications")]
+    assert "risk.limit.exceeded" in kinds
+    triggered = await redis.xrange("events:strategy.triggered")
+    assert {json.loads(f["data"])["action"] for _, f in triggered} == {"buy", "sell"}
+
+
+async def test_a_max_position_value_blocks_the_entry_and_pauses_the_bot(
+    running_app, market: MarketStub, new_user, redis: Redis, session: AsyncSession
+) -> None:
+    _, client = running_app
+    user = await new_user()
+    rows = wave_candles(40)
+    bot_id = await make_bot(client, user.headers, risk={"max_position_value": "100"})
+    await eventually(lambda: _owned(redis, bot_id))
+
+    await feed(client, redis, market, rows, bot_id, user.headers)
+
+    state = await bot_state(client, bot_id, user.headers)
+    assert state["status"] == "paused"
+    assert await session.scalar(select(func.count()).select_from(Order)) == 0
+    [(_, fields)] = await redis.xrange("events:risk.limit.exceeded")
+    assert json.loads(fields["data"])["rule"] == "max_position_value"
+    assert json.loads(fields["data"])["action"] == "blocked"
+
+
+async def test_a_failing_market_leaves_the_bot_running_and_it_catches_up(
+    running_app, market: MarketStub, new_user, redis: Redis
+) -> None:
+    app, client = running_app
+    user = await new_user()
+    rows = wave_candles(30)
+    bot_id = await make_bot(client, user.headers)
+    await eventually(lambda: _owned(redis, bot_id))
+    await feed(client, redis, market, rows, bot_id, user.headers, upto=20)
+
+    market.down = True
+    expose(market, rows, 20)
+    market.down = True
+    await publish_candle(redis, rows[20])
+    await asyncio.sleep(1.0)
+    failing = await bot_state(client, bot_id, user.headers)
+    assert failing["status"] == "running"
+
+    market.down = False
+    await wait_candle_seen(client, bot_id, user.headers, rows[20][0])
+    assert (await bot_state(client, bot_id, user.headers))["error"] is None
+
+
+async def test_stopping_a_bot_while_candles_are_processed_leaves_a_consistent_state(
+    running_app, market: MarketStub, new_user, redis: Redis, session: AsyncSession
+) -> None:
+    app, client = running_app
+    user = await new_user()
+    rows = wave_candles(60)
+    bot_id = await make_bot(client, user.headers)
+    await eventually(lambda: _owned(redis, bot_id))
+    # Feed until the bot is one candle away from its first entry, then race the stop.
+    backtest = run_backtest(
+        create_strategy("ma_crossover", {"fast": 3, "slow": 8}), Candles.from_rows(rows), 1000
+    )
+    entry_signal = next(
+        i - 1
+        for i, r in enumerate(rows)
+        if r[0] == int(backtest.trades[0].entry_at.timestamp() * 1000)
+    )
+    await feed(client, redis, market, rows, bot_id, user.headers, upto=entry_signal)
+    expose(market, rows, entry_signal)
+
+    await asyncio.gather(
+        publish_candle(redis, rows[entry_signal]),
+        client.post(f"/trading/bots/{bot_id}/stop", headers=user.headers),
+    )
+    await asyncio.sleep(1.0)
+
+    state = await bot_state(client, bot_id, user.headers)
+    orders = await session.scalar(select(func.count()).select_from(Order))
+    trades = await session.scalar(select(func.count()).select_from(Trade))
+    assert state["status"] == "stopped"
+    if orders:  # the candle committed before the stop: all of it
+        assert trades == 1
+        assert state["position"] is not None
+        assert Decimal(state["balances"]["BTC"]) == Decimal(state["position"]["quantity"])
+        assert state["last_signal"]["action"] == "buy"
+    else:  # the stop won: nothing of the candle
+        assert trades == 0
+        assert Decimal(state["balances"]["USDT"]) == Decimal("1000")
