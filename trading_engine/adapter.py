@@ -10,6 +10,7 @@ signal; ``strategy.triggered`` / ``risk.limit.exceeded`` staged with it.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -223,8 +224,6 @@ class Adapter:
 
     async def on_candle(self, candle: list[float], signal: TradingSignal) -> CandleOutcome:
         """Apply one closed candle's signal and risk exits in one transaction."""
-        import asyncio
-
         loop = asyncio.get_running_loop()
         outcome = CandleOutcome(processed=False, signal_at=loop.time())
         candle_at = datetime.fromtimestamp(candle[0] / 1000, UTC)
@@ -289,7 +288,6 @@ class Adapter:
                             source=SOURCE,
                         ),
                     )
-                    outcome.ordered_at = loop.time()
                 bot.last_candle_at = candle_at
                 bot.last_signal = _signal_record(acted, result)
                 bot.error = None
@@ -298,6 +296,8 @@ class Adapter:
                 outcome.result = result
         finally:
             self._session, self._bot = None, None
+        if outcome.result is not None and outcome.result.order_id is not None:
+            outcome.ordered_at = loop.time()  # committed
         return outcome
 
     async def _execute_live(

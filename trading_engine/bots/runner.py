@@ -54,6 +54,7 @@ log = structlog.get_logger("trading.runner")
 CANDLE_CHANNEL = "channel:trading:candles"
 LATEST_CANDLES_KEY = "trading:candles:latest"
 CONSUMER_GROUP = "trading"
+MAX_REPLAY = 10
 
 BOTS_OWNED = Gauge("trading_bots_owned", "Running bots this replica owns")
 SIGNAL_TO_ORDER = Histogram(
@@ -182,8 +183,22 @@ class BotRunner:
             adapter = handle.adapter
             try:
                 rows = await self.candles.window(handle.key, candle, handle.warmup + 1)
-                signal = adapter.strategy.generate_signal(Candles.from_rows(rows))
-                outcome = await adapter.on_candle(candle, signal)
+                # Candles missed while no replica ran the bot are replayed in order (a
+                # few at most: older signals are stale), so a signal is never lost.
+                pending = [
+                    i
+                    for i, row in enumerate(rows)
+                    if handle.last_ts is None or row[0] > handle.last_ts
+                ][-MAX_REPLAY:] or [len(rows) - 1]
+                outcome = CandleOutcome(processed=False)
+                for index in pending:
+                    window = Candles.from_rows(rows[: index + 1])
+                    signal = adapter.strategy.generate_signal(window)
+                    outcome = await adapter.on_candle(rows[index], signal)
+                    handle.last_ts = int(rows[index][0])
+                    self._observe(outcome)
+                    if outcome.paused:
+                        break
             except DependencyUnavailable as exc:
                 handle.failures += 1
                 log.warning("bot_exchange_unavailable", bot_id=str(bot_id), error=exc.detail)
@@ -197,17 +212,18 @@ class BotRunner:
                     self._drop(bot_id)
                 return None
             handle.failures = 0
-            handle.last_ts = int(candle[0])
-            if outcome.ordered_at is not None and outcome.signal_at is not None:
-                latency = outcome.ordered_at - outcome.signal_at
-                SIGNAL_TO_ORDER.observe(latency)
-                self.latencies.append(latency)
             if outcome.result is not None and outcome.result.order_id is not None:
                 await refresh_mirror(self.sessionmaker, self.redis, adapter.user_id)
             if outcome.paused:
                 await self.leases.release(bot_id)
                 self._drop(bot_id)
             return outcome
+
+    def _observe(self, outcome: CandleOutcome) -> None:
+        if outcome.ordered_at is not None and outcome.signal_at is not None:
+            latency = outcome.ordered_at - outcome.signal_at
+            SIGNAL_TO_ORDER.observe(latency)
+            self.latencies.append(latency)
 
     async def _note_error(self, bot_id: uuid.UUID, error: str, *, status: str | None) -> None:
         with contextlib.suppress(Exception):

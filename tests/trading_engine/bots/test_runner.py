@@ -183,7 +183,7 @@ async def test_a_max_position_value_blocks_the_entry_and_pauses_the_bot(
 async def test_a_failing_market_leaves_the_bot_running_and_it_catches_up(
     running_app, market: MarketStub, new_user, redis: Redis
 ) -> None:
-    app, client = running_app
+    _app, client = running_app
     user = await new_user()
     rows = wave_candles(30)
     bot_id = await make_bot(client, user.headers)
@@ -206,7 +206,7 @@ async def test_a_failing_market_leaves_the_bot_running_and_it_catches_up(
 async def test_stopping_a_bot_while_candles_are_processed_leaves_a_consistent_state(
     running_app, market: MarketStub, new_user, redis: Redis, session: AsyncSession
 ) -> None:
-    app, client = running_app
+    _app, client = running_app
     user = await new_user()
     rows = wave_candles(60)
     bot_id = await make_bot(client, user.headers)
