@@ -1,0 +1,39 @@
+"""Exchange adapters: one per venue (ccxt) plus the offline sim, behind one interface."""
+
+from market_service.exchanges.base import (
+    TIMEFRAME_MS,
+    Candle,
+    MarketExchange,
+    OrderBook,
+    Ticker,
+    Trade,
+)
+from market_service.exchanges.errors import (
+    BadSymbol,
+    BadTimeframe,
+    ExchangeError,
+    ExchangeUnavailable,
+    RateLimited,
+    TemporaryError,
+    UnknownExchange,
+)
+from market_service.exchanges.registry import ExchangeRegistry, build_exchange, build_registry
+
+__all__ = [
+    "TIMEFRAME_MS",
+    "BadSymbol",
+    "BadTimeframe",
+    "Candle",
+    "ExchangeError",
+    "ExchangeRegistry",
+    "ExchangeUnavailable",
+    "MarketExchange",
+    "OrderBook",
+    "RateLimited",
+    "TemporaryError",
+    "Ticker",
+    "Trade",
+    "UnknownExchange",
+    "build_exchange",
+    "build_registry",
+]

@@ -1,0 +1,107 @@
+"""What every exchange adapter offers (the ccxt-backed ones and the sim)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+# ccxt's OHLCV row: [timestamp ms, open, high, low, close, volume].
+Candle = list[float]
+
+TIMEFRAME_MS: dict[str, int] = {
+    "1m": 60_000,
+    "3m": 3 * 60_000,
+    "5m": 5 * 60_000,
+    "15m": 15 * 60_000,
+    "30m": 30 * 60_000,
+    "1h": 3_600_000,
+    "2h": 2 * 3_600_000,
+    "4h": 4 * 3_600_000,
+    "6h": 6 * 3_600_000,
+    "8h": 8 * 3_600_000,
+    "12h": 12 * 3_600_000,
+    "1d": 86_400_000,
+    "3d": 3 * 86_400_000,
+    "1w": 7 * 86_400_000,
+}
+
+
+def iso_ms(timestamp_ms: int) -> str:
+    """Epoch milliseconds as ISO-8601 UTC."""
+    return datetime.fromtimestamp(timestamp_ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Ticker:
+    exchange: str
+    symbol: str
+    price: float
+    bid: float | None
+    ask: float | None
+    volume: float | None
+    change: float | None  # 24 h change in percent
+    timestamp_ms: int
+
+    def to_json(self) -> dict[str, Any]:
+        body = asdict(self)
+        body["timestamp"] = iso_ms(body.pop("timestamp_ms"))
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class OrderBook:
+    exchange: str
+    symbol: str
+    bids: list[list[float]]  # [price, amount], best (highest) first
+    asks: list[list[float]]  # best (lowest) first
+    timestamp_ms: int
+
+    def to_json(self) -> dict[str, Any]:
+        body = asdict(self)
+        body["timestamp"] = iso_ms(body.pop("timestamp_ms"))
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    id: str
+    timestamp_ms: int
+    side: str
+    price: float
+    amount: float
+
+
+class MarketExchange(Protocol):
+    """The read side of an exchange the market service needs."""
+
+    id: str
+    timeframes: list[str]
+    # Most candles one OHLCV call returns; longer ranges are paginated.
+    ohlcv_page_limit: int
+
+    def now_ms(self) -> int:
+        """The exchange's clock (the sim's may run faster than the wall)."""
+        ...
+
+    def is_available(self) -> bool:
+        """False while the exchange's circuit breaker is open."""
+        ...
+
+    async def load_markets(self, *, reload: bool = False) -> dict[str, dict[str, Any]]: ...
+
+    async def market(self, symbol: str) -> dict[str, Any]:
+        """The market of ``symbol`` (raises BadSymbol)."""
+        ...
+
+    async def fetch_ticker(self, symbol: str) -> Ticker: ...
+
+    async def fetch_ohlcv(
+        self, symbol: str, timeframe: str, since: int | None, limit: int
+    ) -> list[Candle]: ...
+
+    async def fetch_order_book(self, symbol: str, depth: int) -> OrderBook: ...
+
+    async def fetch_trades(self, symbol: str, limit: int) -> list[Trade]: ...
+
+    async def close(self) -> None: ...

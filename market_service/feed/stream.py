@@ -1,0 +1,125 @@
+"""``MarketDataStream``: WebSocket subscribers fed through Redis pub/sub (DESIGN 3).
+
+Ticks are published once to ``channel:market:{exchange}:{symbol}`` by whichever replica
+holds that symbol's watcher lease; every replica subscribes to the channels its own clients
+want and fans each message out to them as the very string it received (no re-encoding).
+``subscriptions:market:{exchange}:{symbol}`` lists the subscribers of every replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import structlog
+from redis.asyncio import Redis
+
+from market_service.cancellation import raise_if_cancelling
+from market_service.feed.clients import FeedClient
+
+if TYPE_CHECKING:
+    from market_service.feed.watchers import FeedWatchers
+
+log = structlog.get_logger("feed")
+
+
+def channel_for(exchange: str, symbol: str) -> str:
+    return f"channel:market:{exchange}:{symbol}"
+
+
+def subscriptions_key(exchange: str, symbol: str) -> str:
+    return f"subscriptions:market:{exchange}:{symbol}"
+
+
+class MarketDataStream:
+    def __init__(self, redis: Redis, watchers: FeedWatchers, instance_id: str) -> None:
+        self.redis = redis
+        self.watchers = watchers
+        self.instance_id = instance_id
+        self._clients: dict[str, dict[str, FeedClient]] = {}  # channel -> client id -> client
+        self._pubsub = redis.pubsub(ignore_subscribe_messages=True)
+        self._reader: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._stopping = False
+
+    async def start(self) -> None:
+        # A private channel keeps the pub/sub connection open before any client subscribes.
+        await self._pubsub.subscribe(f"channel:market:_control:{self.instance_id}")
+        self._reader = asyncio.create_task(self._read_loop(), name="market-feed-reader")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.wait({self._reader}, timeout=5)
+        for channel, clients in list(self._clients.items()):
+            exchange, symbol = channel.removeprefix("channel:market:").split(":", 1)
+            with contextlib.suppress(Exception):
+                await self.redis.srem(
+                    subscriptions_key(exchange, symbol),
+                    *[f"{self.instance_id}:{cid}" for cid in clients],
+                )  # type: ignore[misc]
+        self._clients.clear()
+        with contextlib.suppress(Exception):
+            await self._pubsub.aclose()
+
+    def local_subscribers(self, exchange: str, symbol: str) -> int:
+        return len(self._clients.get(channel_for(exchange, symbol), {}))
+
+    async def subscribe(
+        self, symbol: str, user_id: str, *, exchange: str, client: FeedClient
+    ) -> None:
+        """Deliver ``symbol``'s ticks to ``client`` (``user_id`` names the subscriber)."""
+        channel = channel_for(exchange, symbol)
+        async with self._lock:
+            clients = self._clients.setdefault(channel, {})
+            if user_id in clients:
+                return
+            first = not clients
+            clients[user_id] = client
+            if first:
+                await self._pubsub.subscribe(channel)
+                self.watchers.want(exchange, symbol)
+        client.subscriptions.add((exchange, symbol))
+        await self.redis.sadd(subscriptions_key(exchange, symbol), f"{self.instance_id}:{user_id}")  # type: ignore[misc]
+
+    async def unsubscribe(self, symbol: str, user_id: str, *, exchange: str) -> None:
+        """Stop delivering ``symbol`` to ``user_id``; the last one out stops the watcher."""
+        channel = channel_for(exchange, symbol)
+        async with self._lock:
+            clients = self._clients.get(channel)
+            if not clients or user_id not in clients:
+                return
+            client = clients.pop(user_id)
+            client.subscriptions.discard((exchange, symbol))
+            if not clients:
+                del self._clients[channel]
+                await self._pubsub.unsubscribe(channel)
+                self.watchers.unwant(exchange, symbol)
+        await self.redis.srem(subscriptions_key(exchange, symbol), f"{self.instance_id}:{user_id}")  # type: ignore[misc]
+
+    async def broadcast(self, symbol: str, data: dict[str, Any], *, exchange: str) -> None:
+        """Publish one frame to every replica's subscribers of ``symbol``."""
+        await self.redis.publish(channel_for(exchange, symbol), orjson.dumps(data))
+
+    async def _read_loop(self) -> None:
+        while not self._stopping:
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis gone: keep trying, clients stay connected
+                raise_if_cancelling()
+                log.warning("feed_pubsub_error", error=repr(exc))
+                await asyncio.sleep(1.0)
+                continue
+            if message is None or message.get("type") != "message":
+                continue
+            clients = self._clients.get(message["channel"])
+            if not clients:
+                continue
+            frame = message["data"]
+            for client in list(clients.values()):
+                client.offer(frame)

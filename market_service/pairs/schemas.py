@@ -1,0 +1,37 @@
+"""Bodies of the exchanges, pairs and markets routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class ExchangeRead(BaseModel):
+    id: str
+    default: bool
+    status: str  # "up" | "down" (circuit breaker open)
+    timeframes: list[str]
+
+
+class ExchangesRead(BaseModel):
+    exchanges: list[ExchangeRead]
+
+
+class TradingPairRead(BaseModel):
+    symbol: str
+    base: str
+    quote: str | None
+    exchange: str
+    active: bool
+    updated_at: datetime
+
+
+class PairsRead(BaseModel):
+    pairs: list[TradingPairRead]
+
+
+class MarketsRead(BaseModel):
+    exchange: str
+    markets: dict[str, dict[str, Any]]

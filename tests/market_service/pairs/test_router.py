@@ -1,0 +1,41 @@
+"""`/market/exchanges`, `/market/pairs`, `/market/markets` and `/health`."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+
+async def test_exchanges_lists_the_sim_as_default(client: httpx.AsyncClient) -> None:
+    body = (await client.get("/market/exchanges")).json()
+    assert body["exchanges"][0]["id"] == "sim"
+    assert body["exchanges"][0]["default"] is True
+    assert "1m" in body["exchanges"][0]["timeframes"] and "1d" in body["exchanges"][0]["timeframes"]
+
+
+async def test_markets_report_precision_limits_and_fees(client: httpx.AsyncClient) -> None:
+    markets = (await client.get("/market/markets")).json()["markets"]
+    btc = markets["BTC/USDT"]
+    assert btc["precision"] == {"amount": 0.00001, "price": 0.01}
+    assert btc["limits"]["amount"]["min"] == 0.00001
+    assert btc["limits"]["cost"]["min"] == 5.0
+    assert btc["taker"] == btc["maker"] == 0.001
+
+
+async def test_pairs_table_mirrors_the_markets(client: httpx.AsyncClient) -> None:
+    for _ in range(50):  # the sync runs in the background at start-up
+        pairs = (await client.get("/market/pairs")).json()["pairs"]
+        if pairs:
+            break
+        await asyncio.sleep(0.05)
+    symbols = {p["symbol"] for p in pairs}
+    assert {"BTC/USDT", "ETH/USDT", "ETH/BTC"} <= symbols
+    eth_btc = next(p for p in pairs if p["symbol"] == "ETH/BTC")
+    assert (eth_btc["base"], eth_btc["quote"], eth_btc["exchange"]) == ("ETH", "BTC", "sim")
+
+
+async def test_health_reports_the_exchange(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health")
+    assert response.status_code == 200
+    assert response.json()["services"] == {"database": "up", "redis": "up", "exchange": "up"}
