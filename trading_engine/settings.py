@@ -33,6 +33,7 @@ class TradingSettings(ServiceSettings):
     live_exchange_urls: dict[str, str] = Field(default_factory=dict)
     live_poll_interval_s: float = Field(default=1.0, gt=0)
     live_poll_timeout_s: float = Field(default=60.0, gt=0)
+    live_reconcile_interval_s: float = Field(default=15.0, gt=0)
     http_timeout_s: float = Field(default=5.0, gt=0)
 
 

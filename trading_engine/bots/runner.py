@@ -252,9 +252,14 @@ class BotRunner:
     # --- ownership ----------------------------------------------------------------------
 
     async def _sync_forever(self) -> None:
+        last_reconcile = 0.0
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 await self.sync()
+                if loop.time() - last_reconcile > self.settings.live_reconcile_interval_s:
+                    last_reconcile = loop.time()
+                    await self.orders.reconcile_live()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -17,6 +17,7 @@ import ccxt.async_support as ccxt
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from shared.breaker import CircuitBreaker, CircuitOpenError
+from shared.errors import AppError
 from trading_engine.brokers.errors import (
     ExchangeAuthError,
     ExchangeInsufficientFunds,
@@ -30,7 +31,7 @@ from trading_engine.user_client import ExchangeCredentials
 T = TypeVar("T")
 
 
-def translate(exc: Exception) -> Exception:
+def translate(exc: Exception) -> AppError:
     """A ccxt error as the engine's own (4xx for the order, 503 for the venue)."""
     if isinstance(exc, ccxt.InsufficientFunds):
         return ExchangeInsufficientFunds(f"The exchange refused the order: {exc}")
@@ -40,9 +41,9 @@ def translate(exc: Exception) -> Exception:
         return InvalidOrder(f"The exchange refused the order: {exc}")
     if isinstance(exc, ccxt.OrderNotFound):
         return InvalidOrder(f"The exchange does not know the order: {exc}")
-    if isinstance(exc, ccxt.NetworkError | ccxt.ExchangeNotAvailable | ccxt.ExchangeError):
-        return TemporaryError(f"The exchange is unavailable: {exc}", retry_after=5)
-    return exc
+    # Network trouble, "operation failed", exchange-side errors we cannot attribute to
+    # the order: the venue is the problem, so a 503 the caller may retry later.
+    return TemporaryError(f"The exchange is unavailable: {exc}", retry_after=5)
 
 
 class LiveBroker:
@@ -75,6 +76,7 @@ class LiveBroker:
                         "defaultType": "spot",
                         "fetchMarkets": {"types": ["spot"]},
                         "fetchCurrencies": False,
+                        "fetchMargins": False,
                         "adjustForTimeDifference": False,
                     },
                 }
@@ -99,7 +101,7 @@ class LiveBroker:
 
     async def _call(self, exchange: str, fn: Callable[[], Awaitable[T]], *, retry: bool) -> T:
         def is_failure(exc: BaseException) -> bool:
-            return isinstance(exc, ccxt.NetworkError | ccxt.ExchangeNotAvailable)
+            return isinstance(exc, ccxt.OperationFailed | ccxt.ExchangeNotAvailable)
 
         async def attempt_all() -> T:
             if not retry:

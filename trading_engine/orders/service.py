@@ -416,15 +416,22 @@ class OrderService:
                     else money(Decimal(str(venue_order.get("average") or venue_order["price"])))
                 )
                 fee_info = venue_order.get("fee") or {}
-                fee_total = money(Decimal(str(fee_info.get("cost") or 0)))
-                fee_currency = str(fee_info.get("currency") or rules.quote)
+                if fee_info.get("cost") is not None:
+                    fee = max(money(Decimal(str(fee_info["cost"]))) - order.fee, ZERO)
+                    fee_currency = str(fee_info.get("currency") or rules.quote)
+                else:
+                    # Order status reads (Binance's GET /order) carry no commission: the
+                    # market's fee schedule, in the quote asset, stands in for it.
+                    rate = rules.taker_fee if order.type == "market" else rules.maker_fee
+                    fee = money(money(delta * price) * rate)
+                    fee_currency = rules.quote
                 await record_fill(
                     session,
                     order,
                     Fill(
                         price=price,
                         quantity=delta,
-                        fee=max(fee_total - order.fee, ZERO),
+                        fee=fee,
                         fee_currency=fee_currency,
                         liquidity="taker" if order.type == "market" else "maker",
                     ),
@@ -438,6 +445,33 @@ class OrderService:
                 order.reason = order.reason or f"venue status {status}"
             elif status == "closed" and order.filled_quantity >= order.quantity:
                 order.status = "filled"
+
+    async def reconcile_live(self, older_than_s: float = 30.0) -> int:
+        """Finish live orders a request or a crash left open: ask the venue by client
+        order id, book new fills, and mark ones it never received as rejected."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+        async with self.sessionmaker() as session:
+            stale = [o for o in await repository.open_live_orders(session) if o.updated_at < cutoff]
+        done = 0
+        for order in stale:
+            try:
+                credentials = await self.users.credentials(order.user_id, order.exchange)
+                rules = await self.live.rules(credentials, order.symbol)
+                try:
+                    venue_order = await self.live.fetch_order(credentials, order)
+                except InvalidOrder:
+                    async with unit_of_work(self.sessionmaker) as session:
+                        row = await session.get(Order, order.id, with_for_update=True)
+                        if row is not None and row.status == "open" and row.filled_quantity == 0:
+                            row.status, row.reason = "rejected", "the exchange never received it"
+                    continue
+                await self.apply_live_update(order.id, venue_order, rules, None)
+                async with unit_of_work(self.sessionmaker) as session:
+                    await ledger_repository.touch_order(session, order.id)
+                done += 1
+            except Exception as exc:  # one venue's trouble must not stop the others
+                log.warning("live_reconcile_failed", order_id=str(order.id), error=repr(exc))
+        return done
 
     async def cancel(self, user_id: uuid.UUID, order_id: uuid.UUID) -> Order:
         async with unit_of_work(self.sessionmaker) as session:

@@ -1,0 +1,185 @@
+"""The live path: ccxt's real async ``binance`` class against a local server answering
+like Binance, with the user's keys from the user service (contract 1)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from decimal import Decimal
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.servers import UvicornThread, app_client
+from tests.trading_engine.brokers.binance_stub import BinanceStub
+from tests.trading_engine.stubs import UserStub
+from trading_engine.main import create_app
+from trading_engine.models import Order, Trade
+from trading_engine.settings import TradingSettings
+
+LIVE = ("trade:paper", "trade:live")
+
+
+@pytest.fixture(scope="module")
+def binance_server() -> Iterator[tuple[BinanceStub, str]]:
+    stub = BinanceStub()
+    server = UvicornThread(stub.app).start()
+    yield stub, server.url
+    server.stop()
+
+
+@pytest.fixture
+def binance(binance_server: tuple[BinanceStub, str]) -> BinanceStub:
+    stub = binance_server[0]
+    stub.reset()
+    stub.api_keys.add("key-1")
+    return stub
+
+
+@pytest.fixture
+def live_app(
+    engine_settings: Callable[..., TradingSettings], binance_server: tuple[BinanceStub, str]
+) -> FastAPI:
+    return create_app(
+        engine_settings(
+            run_bots=False,
+            live_exchange_urls={"binance": binance_server[1]},
+            live_poll_interval_s=0.05,
+            live_poll_timeout_s=5,
+        )
+    )
+
+
+@pytest.fixture
+async def live_client(live_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(live_app) as http:
+        yield http
+
+
+@pytest.fixture
+def live_user(new_user, users: UserStub) -> Callable[..., object]:
+    async def make(api_key: str = "key-1"):
+        user = await new_user(permissions=LIVE)
+        users.keys[(str(user.id), "binance")] = {
+            "exchange": "binance",
+            "api_key": api_key,
+            "api_secret": "secret-1",
+            "passphrase": None,
+        }
+        return user
+
+    return make
+
+
+def live_order(**overrides: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "exchange": "binance",
+        "symbol": "BTC/USDT",
+        "side": "buy",
+        "type": "market",
+        "quantity": "1",
+        "mode": "live",
+        "client_order_id": "live-1",
+    }
+    body.update(overrides)
+    return body
+
+
+async def test_a_live_order_is_polled_until_filled_and_each_partial_fill_is_a_trade(
+    live_client: httpx.AsyncClient, binance: BinanceStub, live_user, session: AsyncSession
+) -> None:
+    user = await live_user()
+    binance.fill_plan = [Decimal("0.4"), Decimal("0.4"), Decimal("1")]
+
+    response = await live_client.post("/trading/orders", json=live_order(), headers=user.headers)
+
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["status"] == "filled"
+    assert body["filled_quantity"] == "1.00000000"
+    assert body["average_price"] == "100.00000000"
+    assert body["exchange_order_id"] is not None
+    assert binance.posts == 1
+    assert binance.gets >= 2
+    fills = (await session.scalars(select(Trade.quantity).order_by(Trade.quantity))).all()
+    assert fills == [Decimal("0.4"), Decimal("0.6")]
+    [position] = (await live_client.get("/trading/positions", headers=user.headers)).json()
+    assert (position["mode"], position["quantity"]) == ("live", "1.00000000")
+
+
+async def test_a_live_order_below_the_exchange_minimum_is_refused_before_it_is_sent(
+    live_client: httpx.AsyncClient, binance: BinanceStub, live_user, session: AsyncSession
+) -> None:
+    user = await live_user()
+
+    below_amount = await live_client.post(
+        "/trading/orders", json=live_order(quantity="0.0004"), headers=user.headers
+    )
+    below_cost = await live_client.post(
+        "/trading/orders", json=live_order(quantity="0.05"), headers=user.headers
+    )
+
+    assert below_amount.status_code == 422, below_amount.text
+    assert below_cost.status_code == 422, below_cost.text
+    assert "minimum cost" in below_cost.json()["detail"]
+    assert binance.posts == 0
+    assert await session.scalar(select(func.count()).select_from(Order)) == 0
+
+
+async def test_an_exchange_refusal_is_a_clear_4xx_and_the_order_is_recorded_rejected(
+    live_client: httpx.AsyncClient, binance: BinanceStub, live_user, session: AsyncSession
+) -> None:
+    user = await live_user()
+    binance.fail_post_with = (
+        400,
+        {"code": -2010, "msg": "Account has insufficient balance for requested action."},
+    )
+
+    response = await live_client.post("/trading/orders", json=live_order(), headers=user.headers)
+    repeat = await live_client.post("/trading/orders", json=live_order(), headers=user.headers)
+
+    assert response.status_code == 422, response.text
+    assert "insufficient balance" in response.json()["detail"]
+    assert repeat.status_code == 200
+    assert repeat.json()["status"] == "rejected"
+    assert binance.posts == 1
+
+
+async def test_order_creation_is_never_retried_and_a_lost_order_is_reconciled(
+    live_app: FastAPI, live_client: httpx.AsyncClient, binance: BinanceStub, live_user
+) -> None:
+    user = await live_user()
+    binance.fail_post_with = (503, {"code": -1001, "msg": "Internal error; unable to process"})
+
+    response = await live_client.post("/trading/orders", json=live_order(), headers=user.headers)
+
+    assert response.status_code == 503, response.text
+    assert "Retry-After" in response.headers
+    assert binance.posts == 1
+    [pending] = (await live_client.get("/trading/orders", headers=user.headers)).json()
+    assert pending["status"] == "open"  # its fate is unknown until the venue is asked
+
+    await live_app.state.order_service.reconcile_live(older_than_s=0)
+
+    [settled] = (await live_client.get("/trading/orders", headers=user.headers)).json()
+    assert settled["status"] == "rejected"  # the venue never received it
+    assert binance.posts == 1
+
+
+async def test_a_refused_api_key_is_a_403(
+    live_client: httpx.AsyncClient, binance: BinanceStub, live_user
+) -> None:
+    user = await live_user(api_key="revoked")
+    response = await live_client.post("/trading/orders", json=live_order(), headers=user.headers)
+    assert response.status_code == 403, response.text
+
+
+async def test_live_trading_without_stored_keys_is_refused(
+    live_client: httpx.AsyncClient, binance: BinanceStub, new_user
+) -> None:
+    user = await new_user(permissions=LIVE)
+    response = await live_client.post("/trading/orders", json=live_order(), headers=user.headers)
+    assert response.status_code == 403
+    assert "API key" in response.json()["detail"]
