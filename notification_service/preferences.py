@@ -96,7 +96,10 @@ class PreferenceDirectory:
             )
         except UnknownUser:
             prefs = None
-        except (CircuitOpenError, httpx.HTTPError, ValueError) as exc:
+        except CircuitOpenError:
+            # Known to be down (the breaker's gauge says so): no log line per notification.
+            return EVERY_CHANNEL
+        except (httpx.HTTPError, ValueError) as exc:
             # Not cached: the next notification asks again once the breaker lets it.
             log.warning("preferences_unavailable", user_id=str(user_id), error=repr(exc))
             return EVERY_CHANNEL

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import structlog
 from prometheus_client import Counter, Gauge
@@ -37,10 +37,14 @@ class LivePublisher:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[str, str | bytes]] = asyncio.Queue()
 
-    def push(self, user_id: uuid.UUID, message: str) -> None:
+    def push(self, user_id: uuid.UUID, message: str | bytes) -> None:
         self._queue.put_nowait((channel_for(user_id), message))
+
+    def push_many(self, messages: Sequence[tuple[uuid.UUID, str | bytes]]) -> None:
+        for user_id, message in messages:
+            self._queue.put_nowait((channel_for(user_id), message))
 
     async def run(self) -> None:
         while True:
@@ -51,13 +55,13 @@ class LivePublisher:
 
     async def drain(self) -> None:
         """Publish whatever is queued (on shutdown)."""
-        batch: list[tuple[str, str]] = []
+        batch: list[tuple[str, str | bytes]] = []
         while not self._queue.empty():
             batch.append(self._queue.get_nowait())
         if batch:
             await self._publish(batch)
 
-    async def _publish(self, batch: list[tuple[str, str]]) -> None:
+    async def _publish(self, batch: list[tuple[str, str | bytes]]) -> None:
         for attempt in range(3):
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,18 +19,48 @@ async def insert_once(session: AsyncSession, draft: NotificationDraft) -> Notifi
     """Insert the draft unless (user, event) is already stored; None when it was."""
     stmt = (
         insert(Notification)
-        .values(
-            user_id=draft.user_id,
-            event_id=draft.event_id,
-            kind=draft.kind,
-            title=draft.title,
-            body=draft.body,
-            data=draft.data,
-        )
+        .values(_values(draft))
         .on_conflict_do_nothing(index_elements=[Notification.user_id, Notification.event_id])
         .returning(Notification)
     )
     return (await session.scalars(stmt)).one_or_none()
+
+
+STORED_COLUMNS = (
+    Notification.id,
+    Notification.user_id,
+    Notification.event_id,
+    Notification.kind,
+    Notification.title,
+    Notification.body,
+    Notification.data,
+    Notification.created_at,
+)
+
+
+async def insert_many(session: AsyncSession, drafts: Sequence[NotificationDraft]) -> list[Row[Any]]:
+    """Insert the drafts in one statement, skipping every (user, event) already stored;
+    returns the rows inserted (``STORED_COLUMNS``)."""
+    if not drafts:
+        return []
+    stmt = (
+        insert(Notification)
+        .values([_values(d) for d in drafts])
+        .on_conflict_do_nothing(index_elements=[Notification.user_id, Notification.event_id])
+        .returning(*STORED_COLUMNS)
+    )
+    return list((await session.execute(stmt)).all())
+
+
+def _values(draft: NotificationDraft) -> dict[str, Any]:
+    return {
+        "user_id": draft.user_id,
+        "event_id": draft.event_id,
+        "kind": draft.kind,
+        "title": draft.title,
+        "body": draft.body,
+        "data": draft.data,
+    }
 
 
 async def page_for_user(

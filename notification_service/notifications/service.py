@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification_service.models import Notification
@@ -19,6 +21,13 @@ from notification_service.notifications.schemas import (
 async def record(session: AsyncSession, draft: NotificationDraft) -> Notification | None:
     """Store the draft once per (user, event id); None if that event was already stored."""
     return await repository.insert_once(session, draft)
+
+
+async def record_many(session: AsyncSession, drafts: Sequence[NotificationDraft]) -> list[Row[Any]]:
+    """Store each draft once per (user, event id) in one statement; returns the new rows
+    (repeats within ``drafts`` or of earlier events are skipped)."""
+    unique = list({(d.user_id, d.event_id): d for d in reversed(drafts)}.values())[::-1]
+    return await repository.insert_many(session, unique)
 
 
 def wire_form(notification: Notification) -> dict[str, Any]:

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, literal, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification_service.models import Notification, Webhook, WebhookDelivery, WebhookDispatch
@@ -40,28 +39,29 @@ async def remove(session: AsyncSession, webhook: Webhook) -> None:
     await session.execute(delete(Webhook).where(Webhook.id == webhook.id))
 
 
-async def active_for_kind(session: AsyncSession, user_id: uuid.UUID, kind: str) -> list[uuid.UUID]:
-    """Ids of the user's active webhooks that take this kind (no kinds listed = all)."""
-    stmt = select(Webhook.id).where(
-        Webhook.user_id == user_id,
-        Webhook.active.is_(True),
-        or_(Webhook.kinds == literal([], Webhook.kinds.type), Webhook.kinds.contains([kind])),
-    )
-    return list((await session.scalars(stmt)).all())
+_SCHEDULE = text(
+    """
+    INSERT INTO webhook_dispatches (webhook_id, notification_id)
+    SELECT w.id, n.id
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:users AS uuid[]), CAST(:kinds AS text[]))
+         AS n(id, user_id, kind)
+    JOIN webhooks w ON w.user_id = n.user_id
+    WHERE w.active AND (w.kinds = '[]'::jsonb OR w.kinds ? n.kind)
+    ON CONFLICT (webhook_id, notification_id) DO NOTHING
+    """
+)
 
 
 async def add_dispatches(
-    session: AsyncSession, notification_id: uuid.UUID, webhook_ids: Sequence[uuid.UUID]
-) -> None:
-    if not webhook_ids:
-        return
-    await session.execute(
-        insert(WebhookDispatch)
-        .values([{"webhook_id": w, "notification_id": notification_id} for w in webhook_ids])
-        .on_conflict_do_nothing(
-            index_elements=[WebhookDispatch.webhook_id, WebhookDispatch.notification_id]
-        )
-    )
+    session: AsyncSession, notifications: Sequence[tuple[uuid.UUID, uuid.UUID, str]]
+) -> int:
+    """Queue each (notification id, user id, kind) for its owner's active webhooks that take
+    its kind (a webhook listing no kinds takes all); returns how many deliveries were queued."""
+    if not notifications:
+        return 0
+    ids, users, kinds = (list(column) for column in zip(*notifications, strict=True))
+    result = await session.execute(_SCHEDULE, {"ids": ids, "users": users, "kinds": kinds})
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notification_service.models import Notification, Webhook
+from notification_service.models import Webhook
 from notification_service.settings import NotificationSettings
 from notification_service.webhooks import repository, signing
 from notification_service.webhooks.schemas import WebhookCreate, WebhookUpdate
@@ -66,9 +67,9 @@ async def delete(session: AsyncSession, webhook: Webhook) -> None:
     await repository.remove(session, webhook)
 
 
-async def schedule(session: AsyncSession, notification: Notification) -> int:
-    """Queue the notification for each of its owner's active webhooks that take its kind;
-    the rows commit with the notification, so a crash cannot lose a delivery."""
-    webhook_ids = await repository.active_for_kind(session, notification.user_id, notification.kind)
-    await repository.add_dispatches(session, notification.id, webhook_ids)
-    return len(webhook_ids)
+async def schedule(
+    session: AsyncSession, notifications: Sequence[tuple[uuid.UUID, uuid.UUID, str]]
+) -> int:
+    """Queue (notification id, user id, kind) for each of the owner's active webhooks that take
+    that kind; the rows commit with the notifications, so a crash cannot lose a delivery."""
+    return await repository.add_dispatches(session, notifications)

@@ -1,0 +1,271 @@
+"""Event-path benchmark: trade fill -> WS push latency and events/s through the consumer group.
+
+Prints our figures beside the raw Redis Streams reference measured the same way on the same
+machine, so the difference is the services' own work:
+
+* reference: un-pipelined XADDs/s from one producer, and XADD -> XREADGROUP latency at the
+  target rate;
+* ours: a ``trade.executed`` event XADDed at the target rate (what the trading engine does
+  for each fill) -> the notification service consumes it, stores it, and pushes it over
+  ``WS /notifications/ws`` to the owner's socket: latency p50/p99 of that whole path; then a
+  burst of events and the sustained rate at which the consumer group stores them.
+
+The notification service runs as its own process (``uvicorn --factory``) on a throw-away
+database and Redis index. The user service is not started: preferences fall back to "every
+channel" (the documented behaviour), with the circuit breaker open.
+
+    .venv/bin/python -m bench.events [--rate 1000] [--seconds 5] [--burst 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import time
+import uuid
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+from sqlalchemy import text
+
+from shared.db import create_engine, create_sessionmaker
+from shared.events import Event
+from shared.migrate import upgrade
+from shared.redis import create_redis
+from tests.conftest import (
+    TEST_ENCRYPTION_KEY,
+    TEST_JWT_SECRET,
+    _admin,
+    _redis_base,
+    _server_url,
+    _with_database,
+)
+from tests.factories import create_user
+from tests.servers import ServiceProcess, free_port
+
+STREAM = "events:trade.executed"
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+def trade(user_id: uuid.UUID, sent_at: float) -> Event:
+    return Event(
+        type="trade.executed",
+        source="bench",
+        data={
+            "trade_id": str(uuid.uuid4()),
+            "order_id": str(uuid.uuid4()),
+            "user_id": str(user_id),
+            "bot_id": None,
+            "exchange": "sim",
+            "symbol": "BTC/USDT",
+            "side": "buy",
+            "price": "50000.00000000",
+            "quantity": "0.01000000",
+            "fee": "0.50000000",
+            "fee_currency": "USDT",
+            "pnl": None,
+            "mode": "paper",
+            "strategy": None,
+            "executed_at": "2026-11-25T05:00:00+00:00",
+            "bench_sent_at": sent_at,
+        },
+    )
+
+
+async def paced(rate: int, seconds: float, send: Any) -> int:
+    """Call ``send(i)`` ``rate`` times a second for ``seconds``; returns how many were sent."""
+    total = int(rate * seconds)
+    started = time.perf_counter()
+    sent = 0
+    while sent < total:
+        due = min(total, int((time.perf_counter() - started) * rate) + 1)
+        while sent < due:
+            await send(sent)
+            sent += 1
+        await asyncio.sleep(max(0.0, started + sent / rate - time.perf_counter()))
+    return sent
+
+
+# --- the reference: raw Redis Streams ---------------------------------------------------------
+
+
+async def raw_xadd_rate(redis: Redis, seconds: float = 2.0) -> float:
+    stream = "bench:raw:xadd"
+    fields = trade(uuid.uuid4(), 0.0).to_fields()
+    n = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        await redis.xadd(stream, fields, maxlen=100_000, approximate=True)  # type: ignore[arg-type]
+        n += 1
+    elapsed = time.perf_counter() - started
+    await redis.delete(stream)
+    return n / elapsed
+
+
+async def raw_latency(redis: Redis, redis_url: str, rate: int, seconds: float) -> list[float]:
+    stream = "bench:raw:latency"
+    await redis.xgroup_create(stream, "bench", id="$", mkstream=True)
+    reader = create_redis(redis_url)
+    latencies: list[float] = []
+    total = int(rate * seconds)
+
+    async def consume() -> None:
+        while len(latencies) < total:
+            response = await reader.xreadgroup("bench", "c1", {stream: ">"}, count=100, block=1000)
+            now = time.perf_counter()
+            for _name, entries in response or []:
+                for entry_id, fields in entries:
+                    latencies.append((now - float(fields["t"])) * 1000)
+                    await reader.xack(stream, "bench", entry_id)
+
+    async def send(_i: int) -> None:
+        await redis.xadd(stream, {"t": repr(time.perf_counter()), "data": "x" * 300})
+
+    consumer = asyncio.create_task(consume())
+    await paced(rate, seconds, send)
+    await asyncio.wait_for(consumer, 30)
+    await reader.aclose()
+    await redis.delete(stream)
+    return latencies
+
+
+# --- ours: the notification service -----------------------------------------------------------
+
+
+async def ws_latency(
+    service_url: str, redis: Redis, user: Any, rate: int, seconds: float
+) -> tuple[list[float], int]:
+    from websockets.asyncio.client import connect
+
+    latencies: list[float] = []
+    total = int(rate * seconds)
+    url = service_url.replace("http://", "ws://") + "/notifications/ws"
+    async with connect(url, additional_headers={"Authorization": f"Bearer {user.token}"}) as ws:
+        assert json.loads(await ws.recv())["type"] == "connected"
+
+        async def receive() -> None:
+            while len(latencies) < total:
+                frame = json.loads(await ws.recv())
+                if frame.get("type") == "notification":
+                    sent_at = float(frame["data"]["bench_sent_at"])
+                    latencies.append((time.perf_counter() - sent_at) * 1000)
+
+        async def send(_i: int) -> None:
+            await redis.xadd(STREAM, trade(user.id, time.perf_counter()).to_fields())  # type: ignore[arg-type]
+
+        receiver = asyncio.create_task(receive())
+        sent = await paced(rate, seconds, send)
+        try:
+            await asyncio.wait_for(receiver, 60)
+        except TimeoutError:
+            pass
+    return latencies, sent
+
+
+async def burst_rate(engine: Any, redis: Redis, users: list[Any], n: int) -> float:
+    async with engine.connect() as conn:
+        before = int((await conn.execute(text("SELECT count(*) FROM notifications"))).scalar_one())
+    async with redis.pipeline(transaction=False) as pipe:
+        for i in range(n):
+            pipe.xadd(STREAM, trade(users[i % len(users)].id, 0.0).to_fields())  # type: ignore[arg-type]
+        started = time.perf_counter()
+        await pipe.execute()
+    while True:
+        async with engine.connect() as conn:
+            stored = int(
+                (await conn.execute(text("SELECT count(*) FROM notifications"))).scalar_one()
+            )
+        if stored - before >= n:
+            return n / (time.perf_counter() - started)
+        if time.perf_counter() - started > 300:
+            raise RuntimeError(f"only {stored - before} of {n} stored after 300 s")
+        await asyncio.sleep(0.05)
+
+
+async def main(rate: int, seconds: float, burst: int, concurrency: int) -> None:
+    server = _server_url()
+    name = f"tradebot_bench_{uuid.uuid4().hex[:8]}"
+    await _admin(server, f'CREATE DATABASE "{name}"')
+    database_url = _with_database(server, name)
+    await asyncio.to_thread(upgrade, database_url)
+    redis_url = f"{_redis_base()}/0"
+    lock = create_redis(redis_url)
+    token = uuid.uuid4().hex
+    for index in range(15, 0, -1):
+        if await lock.set(f"tradebot:test-db-lock:{index}", token, nx=True, ex=3600):
+            break
+    else:
+        raise SystemExit("no free Redis database index")
+    redis_url = f"{_redis_base()}/{index}"
+    redis = create_redis(redis_url)
+    await redis.flushdb()
+    engine = create_engine(database_url, pool_size=2)
+    env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
+        "ENVIRONMENT": "test",
+        "LOG_LEVEL": "WARNING",
+        "USER_SERVICE_URLS": f"http://127.0.0.1:{free_port()}",  # down: every channel
+        "CONSUMER_CONCURRENCY": str(concurrency),
+    }
+    os.environ.update({"JWT_SECRET": TEST_JWT_SECRET})
+    service = ServiceProcess("notification", env=env)
+    try:
+        print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}")
+        print("reference: raw Redis Streams on this machine")
+        xadds = await raw_xadd_rate(redis)
+        raw = await raw_latency(redis, redis_url, rate, seconds)
+        print(f"  un-pipelined XADD from one producer: {xadds:,.0f}/s")
+        print(
+            f"  XADD -> XREADGROUP at {rate}/s: p50 {pct(raw, 50):.2f} ms, "
+            f"p99 {pct(raw, 99):.2f} ms (n={len(raw)})"
+        )
+
+        await asyncio.to_thread(service.start)
+        async with create_sessionmaker(engine, redis)() as session:
+            people = [await create_user(session, redis) for _ in range(20)]
+        async with httpx.AsyncClient(base_url=service.url) as client:
+            assert (await client.get("/health")).status_code == 200
+
+        # warm-up: connections, caches, breaker opened on the absent user service
+        await ws_latency(service.url, redis, people[0], 200, 1.0)
+        ours, sent = await ws_latency(service.url, redis, people[0], rate, seconds)
+        print(f"ours: notification service ({concurrency} consumers in the group, 1 process)")
+        if ours:
+            print(
+                f"  trade.executed XADD -> stored -> WS push at {rate}/s: "
+                f"p50 {pct(ours, 50):.2f} ms, p99 {pct(ours, 99):.2f} ms, "
+                f"max {max(ours):.1f} ms (received {len(ours)}/{sent}, "
+                f"mean {statistics.fmean(ours):.2f} ms)"
+            )
+        per_s = await burst_rate(engine, redis, people, burst)
+        print(f"  sustained: burst of {burst} events stored at {per_s:,.0f} events/s")
+    finally:
+        await asyncio.to_thread(service.stop)
+        await engine.dispose()
+        await redis.flushdb()
+        await redis.aclose()
+        if await lock.get(f"tradebot:test-db-lock:{index}") == token:
+            await lock.delete(f"tradebot:test-db-lock:{index}")
+        await lock.aclose()
+        await _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--burst", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args()
+    asyncio.run(main(args.rate, args.seconds, args.burst, args.concurrency))
