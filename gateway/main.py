@@ -26,7 +26,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def gateway_component(app: FastAPI) -> AsyncIterator[None]:
         await registry.open()
         admitter = Admitter(
-            app.state.redis,
+            settings.redis_url,
             limit=settings.rate_limit_per_minute,
             enabled=settings.rate_limit_enabled,
         )
@@ -42,6 +42,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await admitter.close()
             await registry.close()
 
     app = create_service_app(

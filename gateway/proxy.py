@@ -5,8 +5,8 @@ No FastAPI routing, dependency injection or body buffering per request: the midd
 checks the JWT (memoised signature check + one Redis script that both counts the request
 against the rate limit and confirms the session), picks an instance round-robin among
 those whose breaker is not open, and streams the request and response through a pooled
-aiohttp session. Everything else (`/health`, `/metrics`, `/docs`) falls through to the
-FastAPI app underneath.
+keep-alive connection (:mod:`gateway.http_client`). Everything else (`/health`,
+`/metrics`, `/docs`) falls through to the FastAPI app underneath.
 """
 
 from __future__ import annotations
@@ -15,15 +15,20 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
-import aiohttp
 import structlog
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
-from yarl import URL
 
 from gateway.admission import AccessClaims, Admission, Admitter, TokenVerifier
+from gateway.http_client import (
+    Body,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamResponse,
+    UpstreamTimeout,
+)
 from gateway.metrics import BREAKER_REJECTED, RATE_LIMITED, UPSTREAM_FAILURES, UPSTREAM_LATENCY
 from gateway.problems import send_problem
 from gateway.upstreams import Instance, Upstream, UpstreamRegistry
@@ -47,7 +52,14 @@ HOP_BY_HOP = frozenset(
     }
 )
 # Set by the gateway itself, never taken from the client.
-REQUEST_DROP = HOP_BY_HOP | {b"host", b"x-user-id", b"x-forwarded-host", b"x-forwarded-proto"}
+REQUEST_DROP = HOP_BY_HOP | {
+    b"host",
+    b"content-length",  # set again for the body actually forwarded
+    b"expect",  # uvicorn already answered 100-continue to the client
+    b"x-user-id",
+    b"x-forwarded-host",
+    b"x-forwarded-proto",
+}
 # The gateway's own per-hop headers (uvicorn adds date/server; we add the rest).
 RESPONSE_DROP = HOP_BY_HOP | {
     b"date",
@@ -153,8 +165,8 @@ class GatewayProxy:
             admission = await self.admitter.admit(
                 caller, session_key(claims.session_id) if claims else None
             )
-        except (RedisError, OSError):
-            log.warning("admission_unavailable", path=path)
+        except (RedisError, OSError) as exc:
+            log.warning("admission_unavailable", path=path, error=f"{type(exc).__name__}: {exc}")
             await self._refuse(
                 scope,
                 send,
@@ -219,10 +231,14 @@ class GatewayProxy:
             return
         claims, admission = admitted
         headers = self._upstream_headers(scope, claims)
-        data, body_started = await self._request_body(scope, receive)
-        target = scope["raw_path"].decode("latin-1") if scope.get("raw_path") else scope["path"]
+        body, length = await self._request_body(scope, receive)
+        if length is not None:
+            headers.append((b"content-length", length))
+        replayable = body is None or isinstance(body, bytes)
+        target = scope.get("raw_path") or scope["path"].encode()
         if scope["query_string"]:
-            target += "?" + scope["query_string"].decode("latin-1")
+            target += b"?" + scope["query_string"]
+        verb = method.encode()
         extra = admission.headers() if admission else []
         latency = self.latency[upstream.name]
 
@@ -233,19 +249,15 @@ class GatewayProxy:
             tried_any = True
             started = time.perf_counter()
             try:
-                response = await instance.client.request(
-                    method,
-                    URL(instance.url + target, encoded=True),
-                    headers=headers,
-                    data=data,
-                    allow_redirects=False,
+                response = await instance.http.request(
+                    verb, target, headers, body, replayable=replayable
                 )
-            except aiohttp.ClientConnectorError:
+            except UpstreamConnectError:
                 self._failed(upstream, instance, "connect")
-                if body_started():
+                if not replayable:
                     break
                 continue  # nothing reached that instance: the next one may take it
-            except TimeoutError:
+            except UpstreamTimeout:
                 self._failed(upstream, instance, "timeout")
                 await send_problem(
                     send,
@@ -255,7 +267,7 @@ class GatewayProxy:
                     extra,
                 )
                 return
-            except aiohttp.ClientError:
+            except UpstreamProtocolError:
                 self._failed(upstream, instance, "protocol")
                 await send_problem(
                     send,
@@ -269,7 +281,7 @@ class GatewayProxy:
                 instance.breaker.record_failure()  # e.g. the client went away mid-request
                 raise
             latency.observe(time.perf_counter() - started)
-            await self._relay(method, response, send, instance, upstream, extra)
+            await self._relay(verb, response, send, instance, upstream, extra)
             return
 
         if tried_any:
@@ -287,8 +299,8 @@ class GatewayProxy:
 
     async def _relay(
         self,
-        method: str,
-        response: aiohttp.ClientResponse,
+        method: bytes,
+        response: UpstreamResponse,
         send: Send,
         instance: Instance,
         upstream: Upstream,
@@ -296,19 +308,19 @@ class GatewayProxy:
     ) -> None:
         status = response.status
         try:
-            headers = [(k, v) for k, v in response.raw_headers if k.lower() not in RESPONSE_DROP]
+            headers = [(k, v) for k, v in response.headers if k.lower() not in RESPONSE_DROP]
             headers.extend(extra)
             length = response.content_length
-            if method == "HEAD" or (length is not None and length <= SMALL_RESPONSE):
+            if method == b"HEAD" or (length is not None and length <= SMALL_RESPONSE):
                 body = await response.read()
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
             else:
                 await send({"type": "http.response.start", "status": status, "headers": headers})
-                async for chunk in response.content.iter_any():
+                async for chunk in response.iter_chunks():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b""})
-        except (aiohttp.ClientError, TimeoutError):
+        except UpstreamError:
             self._failed(upstream, instance, "body")
             raise
         finally:
@@ -322,46 +334,48 @@ class GatewayProxy:
         instance.breaker.record_failure()
         UPSTREAM_FAILURES.labels(upstream.name, kind).inc()
 
-    def _upstream_headers(self, scope: Scope, claims: AccessClaims | None) -> list[tuple[str, str]]:
-        headers: list[tuple[str, str]] = []
-        forwarded_for: str | None = None
-        host = ""
+    def _upstream_headers(
+        self, scope: Scope, claims: AccessClaims | None
+    ) -> list[tuple[bytes, bytes]]:
+        """The client's headers minus hop-by-hop ones, plus X-Forwarded-*, X-Request-ID and
+        the verified X-User-ID."""
+        headers: list[tuple[bytes, bytes]] = []
+        forwarded_for: bytes | None = None
+        host = b""
         has_request_id = False
         for key, value in scope["headers"]:
             if key in REQUEST_DROP:
                 if key == b"host":
-                    host = value.decode("latin-1")
+                    host = value
                 continue
             if key == b"x-forwarded-for":
-                forwarded_for = value.decode("latin-1")
+                forwarded_for = value
                 continue
             if key == b"x-request-id":
                 has_request_id = True
-            headers.append((key.decode("latin-1"), value.decode("latin-1")))
-        client = _client_ip(scope)
+            headers.append((key, value))
+        client = _client_ip(scope).encode()
         headers.append(
-            ("X-Forwarded-For", f"{forwarded_for}, {client}" if forwarded_for else client)
+            (b"x-forwarded-for", forwarded_for + b", " + client if forwarded_for else client)
         )
-        headers.append(("X-Forwarded-Proto", scope.get("scheme", "http")))
+        headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
         if host:
-            headers.append(("X-Forwarded-Host", host))
+            headers.append((b"x-forwarded-host", host))
         if not has_request_id:
             request_id = scope.get("state", {}).get("request_id")
             if request_id:
-                headers.append(("X-Request-ID", request_id))
+                headers.append((b"x-request-id", request_id.encode()))
         if claims is not None:
-            headers.append(("X-User-ID", claims.user_id))
+            headers.append((b"x-user-id", claims.user_id.encode()))
         return headers
 
-    async def _request_body(
-        self, scope: Scope, receive: Receive
-    ) -> tuple[bytes | AsyncIterator[bytes] | None, Any]:
-        """The body to forward: None, the bytes of a small one, or a stream of a large one;
-        and a callable telling whether the stream has started (then no retry elsewhere)."""
+    async def _request_body(self, scope: Scope, receive: Receive) -> tuple[Body, bytes | None]:
+        """The body to forward (None, the bytes of a small one, or a stream of a large one)
+        and, for a stream of known size, its Content-Length."""
         length = header(scope, b"content-length")
         chunked = header(scope, b"transfer-encoding") is not None
         if not chunked and (length is None or length == b"0"):
-            return None, lambda: False
+            return None, None
         if not chunked and length is not None and int(length) <= self.buffer_limit:
             parts = []
             while True:
@@ -371,13 +385,9 @@ class GatewayProxy:
                 parts.append(message.get("body", b""))
                 if not message.get("more_body", False):
                     break
-            return b"".join(parts), lambda: False
-
-        started = False
+            return b"".join(parts), None
 
         async def stream() -> AsyncIterator[bytes]:
-            nonlocal started
-            started = True
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
@@ -388,7 +398,7 @@ class GatewayProxy:
                 if not message.get("more_body", False):
                     return
 
-        return stream(), lambda: started
+        return stream(), None if chunked else length
 
     # --- WebSocket ----------------------------------------------------------------------
 
@@ -406,7 +416,11 @@ class GatewayProxy:
         if admitted is None:
             return
         claims, _ = admitted
-        await proxy_websocket(scope, receive, send, upstream, self._upstream_headers(scope, claims))
+        headers = [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in self._upstream_headers(scope, claims)
+        ]
+        await proxy_websocket(scope, receive, send, upstream, headers)
 
 
 def _prefixes() -> list[tuple[str, str]]:

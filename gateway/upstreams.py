@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from gateway.http_client import UpstreamClient
 from gateway.settings import GatewaySettings
 from shared.breaker import BreakerState, CircuitBreaker
 
@@ -27,7 +28,14 @@ class Instance:
 
     url: str
     breaker: CircuitBreaker
-    session: aiohttp.ClientSession | None = None
+    session: aiohttp.ClientSession | None = None  # WebSockets and health probes
+    http_client: UpstreamClient | None = None  # proxied HTTP requests (the hot path)
+
+    @property
+    def http(self) -> UpstreamClient:
+        if self.http_client is None:
+            raise RuntimeError("upstream clients are opened by the gateway's lifespan")
+        return self.http_client
 
     @property
     def client(self) -> aiohttp.ClientSession:
@@ -95,6 +103,12 @@ class UpstreamRegistry:
         )
         for upstream in self.by_name.values():
             for instance in upstream.instances:
+                instance.http_client = UpstreamClient(
+                    instance.url,
+                    connect_timeout=self.settings.upstream_connect_timeout_seconds,
+                    read_timeout=self.settings.upstream_read_timeout_seconds,
+                    max_connections=self.settings.upstream_pool_size,
+                )
                 instance.session = aiohttp.ClientSession(
                     connector=aiohttp.TCPConnector(
                         limit=self.settings.upstream_pool_size,
@@ -115,3 +129,6 @@ class UpstreamRegistry:
                 if instance.session is not None:
                     await instance.session.close()
                     instance.session = None
+                if instance.http_client is not None:
+                    await instance.http_client.close()
+                    instance.http_client = None
