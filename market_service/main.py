@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from market_service.cancellation import raise_if_cancelling
 from market_service.exchanges import ExchangeRegistry, build_registry
@@ -97,10 +98,22 @@ def feed_component(settings: MarketSettings) -> Any:
     @asynccontextmanager
     async def component(app: FastAPI) -> AsyncIterator[None]:
         instance = uuid.uuid4().hex[:12]
-        watchers = FeedWatchers(
-            app.state.redis, app.state.exchanges, app.state.sessionmaker, settings, instance
+        # The feed's own pool, blocking when busy: a burst of thousands of subscribers
+        # waits for a connection instead of failing with "too many connections".
+        feed_redis: Redis = Redis(
+            connection_pool=BlockingConnectionPool.from_url(
+                settings.redis_url,
+                max_connections=64,
+                timeout=5,
+                decode_responses=True,
+                socket_connect_timeout=2.0,
+                health_check_interval=30,
+            )
         )
-        stream = MarketDataStream(app.state.redis, watchers, instance)
+        watchers = FeedWatchers(
+            feed_redis, app.state.exchanges, app.state.sessionmaker, settings, instance
+        )
+        stream = MarketDataStream(feed_redis, watchers, instance)
         app.state.feed = stream
         app.state.watchers = watchers
         await stream.start()
@@ -110,6 +123,7 @@ def feed_component(settings: MarketSettings) -> Any:
         finally:
             await watchers.stop()
             await stream.stop()
+            await feed_redis.aclose()
 
     return component
 

@@ -52,11 +52,14 @@ class FeedClient:
         try:
             while True:
                 try:
-                    frame = await asyncio.wait_for(self.queue.get(), self.heartbeat_s)
-                except TimeoutError:
-                    frame = orjson.dumps(
-                        {"type": "heartbeat", "timestamp": datetime.now(UTC).isoformat()}
-                    ).decode()
+                    frame = self.queue.get_nowait()  # fast path: no timer while busy
+                except asyncio.QueueEmpty:
+                    try:
+                        frame = await asyncio.wait_for(self.queue.get(), self.heartbeat_s)
+                    except TimeoutError:
+                        frame = orjson.dumps(
+                            {"type": "heartbeat", "timestamp": datetime.now(UTC).isoformat()}
+                        ).decode()
                 await send({"type": "websocket.send", "text": frame})
         except (OSError, RuntimeError, asyncio.CancelledError):
             self.closed.set()

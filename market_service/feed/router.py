@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from redis.exceptions import RedisError
 
 from market_service.exchanges import ExchangeError, ExchangeRegistry
 from market_service.feed.clients import FeedClient
@@ -115,11 +116,15 @@ async def _subscription(
     except ExchangeError as exc:
         client.send_json(_error(exc.detail))
         return
-    for symbol in wanted:
-        if op == "subscribe":
-            await stream.subscribe(symbol, client.id, exchange=exchange.id, client=client)
-        else:
-            await stream.unsubscribe(symbol, client.id, exchange=exchange.id)
+    try:
+        for symbol in wanted:
+            if op == "subscribe":
+                await stream.subscribe(symbol, client.id, exchange=exchange.id, client=client)
+            else:
+                await stream.unsubscribe(symbol, client.id, exchange=exchange.id)
+    except RedisError:
+        client.send_json(_error("the feed is temporarily unavailable; retry"))
+        return
     client.send_json({"type": f"{op}d", "exchange": exchange.id, "symbols": wanted})
 
 

@@ -117,9 +117,11 @@ class MarketDataStream:
                 continue
             if message is None or message.get("type") != "message":
                 continue
-            clients = self._clients.get(message["channel"])
-            if not clients:
-                continue
-            frame = message["data"]
+            self.fan_out(message["channel"], message["data"])
+
+    def fan_out(self, channel: str, frame: str) -> None:
+        """Hand one frame to every local subscriber of ``channel`` without waiting."""
+        clients = self._clients.get(channel)
+        if clients:
             for client in list(clients.values()):
                 client.offer(frame)

@@ -1,0 +1,213 @@
+"""`WS /market/ws` on real uvicorn servers: ticks, fan-out, slow clients, replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from websockets.asyncio.client import ClientConnection, connect
+
+from market_service.main import create_app
+from shared.events import stream_for
+from tests.market_service.conftest import market_settings
+from tests.servers import UvicornThread, app_client
+
+pytestmark = pytest.mark.e2e
+
+
+@asynccontextmanager
+async def market_server(**overrides: Any) -> AsyncIterator[UvicornThread]:
+    server = UvicornThread(create_app(market_settings(**overrides)))
+    async with server:
+        yield server
+
+
+def ws_url(server: UvicornThread) -> str:
+    return server.url.replace("http", "ws") + "/market/ws"
+
+
+async def open_client(server: UvicornThread) -> ClientConnection:
+    return await connect(ws_url(server), compression=None, max_queue=None)
+
+
+async def subscribe(ws: ClientConnection, *symbols: str) -> dict[str, Any]:
+    await ws.send(json.dumps({"op": "subscribe", "symbols": list(symbols), "exchange": "sim"}))
+    while True:
+        frame = json.loads(await ws.recv())
+        if frame["type"] != "ticker":
+            return frame
+
+
+async def ticks_for(ws: ClientConnection, seconds: float) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), left))
+        except TimeoutError:
+            break
+        if frame["type"] == "ticker":
+            out.append(frame)
+    return out
+
+
+async def test_subscribe_receives_ticks_within_a_second_and_unsubscribe_stops_them() -> None:
+    async with market_server() as server:
+        ws = await open_client(server)
+        ack = await subscribe(ws, "BTC/USDT")
+        assert ack == {"type": "subscribed", "exchange": "sim", "symbols": ["BTC/USDT"]}
+        first = await ticks_for(ws, 1.0)
+        assert first, "no tick within a second"
+        tick = first[0]
+        assert set(tick) == {
+            "type",
+            "exchange",
+            "symbol",
+            "price",
+            "bid",
+            "ask",
+            "volume",
+            "change",
+            "timestamp",
+        }
+        assert tick["symbol"] == "BTC/USDT" and tick["bid"] < tick["ask"]
+        assert len(first) >= 5  # 10 ticks a second
+
+        await ws.send(json.dumps({"op": "unsubscribe", "symbols": ["BTC/USDT"]}))
+        while json.loads(await ws.recv())["type"] != "unsubscribed":
+            pass
+        assert await ticks_for(ws, 0.5) == []
+        await ws.close()
+
+
+async def test_malformed_frames_get_an_error_and_the_connection_stays_open() -> None:
+    async with market_server() as server:
+        ws = await open_client(server)
+        for bad in [
+            "not json",
+            "[1, 2]",
+            '{"op": "dance"}',
+            '{"op": "subscribe", "symbols": "BTC"}',
+        ]:
+            await ws.send(bad)
+            frame = json.loads(await ws.recv())
+            assert frame["type"] == "error" and frame["message"]
+        await ws.send(json.dumps({"op": "subscribe", "symbols": ["NOPE/USDT"]}))
+        frame = json.loads(await ws.recv())
+        assert frame["type"] == "error" and "NOPE/USDT" in frame["message"]
+        await ws.send(json.dumps({"op": "ping"}))
+        assert json.loads(await ws.recv())["type"] == "pong"
+        await ws.close()
+
+
+async def test_two_hundred_clients_on_one_symbol_all_receive_every_tick() -> None:
+    async with market_server() as server:
+        clients = await asyncio.gather(*(open_client(server) for _ in range(200)))
+        await asyncio.gather(*(subscribe(ws, "ETH/USDT") for ws in clients))
+        received = await asyncio.gather(*(ticks_for(ws, 1.5) for ws in clients))
+        stamps = [[t["timestamp"] for t in ticks] for ticks in received]
+        assert all(stamps), "a client received nothing"
+        # Over the window every client was subscribed, everybody saw the same ticks.
+        start = max(s[0] for s in stamps)
+        end = min(s[-1] for s in stamps)
+        common = [[t for t in s if start <= t <= end] for s in stamps]
+        assert len(common[0]) >= 8
+        assert all(c == common[0] for c in common)
+        await asyncio.gather(*(ws.close() for ws in clients))
+
+
+def _never_reading_client(port: int) -> socket.socket:
+    """A raw WebSocket client with a tiny receive buffer that subscribes and never reads."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /market/ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += sock.recv(1)
+    assert b" 101 " in response
+    payload = json.dumps({"op": "subscribe", "symbols": ["BTC/USDT"]}).encode()
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+    return sock
+
+
+async def test_a_client_that_never_reads_does_not_slow_the_others() -> None:
+    async with market_server(sim_tick_interval=0.005, ws_client_queue=16) as server:
+        feed = server.server.config.app.state.feed
+        readers = await asyncio.gather(*(open_client(server) for _ in range(3)))
+        await asyncio.gather(*(subscribe(ws, "BTC/USDT") for ws in readers))
+        stuck = await asyncio.to_thread(_never_reading_client, server.port)
+        for _ in range(50):
+            if feed.local_subscribers("sim", "BTC/USDT") == 4:
+                break
+            await asyncio.sleep(0.02)
+        assert feed.local_subscribers("sim", "BTC/USDT") == 4
+        for _ in range(4):  # 2 s at 200 ticks/s while one client reads nothing
+            got = await asyncio.gather(*(ticks_for(ws, 0.5) for ws in readers))
+            assert min(len(g) for g in got) >= 40, [len(g) for g in got]  # ~100 expected
+        stuck.close()
+        await asyncio.gather(*(ws.close() for ws in readers))
+
+
+async def test_a_second_instance_serves_the_same_ticks_through_redis() -> None:
+    async with market_server() as one, market_server() as two:
+        a = await open_client(one)
+        b = await open_client(two)
+        await subscribe(a, "SOL/USDT")
+        await subscribe(b, "SOL/USDT")
+        got_a, got_b = await asyncio.gather(ticks_for(a, 1.5), ticks_for(b, 1.5))
+        stamps_a = [t["timestamp"] for t in got_a]
+        stamps_b = [t["timestamp"] for t in got_b]
+        start, end = max(stamps_a[0], stamps_b[0]), min(stamps_a[-1], stamps_b[-1])
+        window_a = [t for t in stamps_a if start <= t <= end]
+        assert len(window_a) >= 8
+        assert window_a == [
+            t for t in stamps_b if start <= t <= end
+        ]  # one publisher, no duplicates
+        await a.close()
+        await b.close()
+
+
+async def test_candle_registry_members_get_market_data_updated_per_closed_candle(
+    redis: Redis,
+) -> None:
+    await redis.sadd("subscriptions:candles", "sim|ETH/USDT|1m", "sim|BTC/USDT|5m", "bogus")
+    app = create_app(market_settings(sim_speed=600, candle_registry_interval=0.1))
+    async with app_client(app):
+        deadline = time.monotonic() + 10
+        entries: list[Any] = []
+        while time.monotonic() < deadline:
+            entries = await redis.xrange(stream_for("market.data.updated"))
+            datas = [json.loads(fields["data"]) for _, fields in entries]
+            if {("ETH/USDT", "1m"), ("BTC/USDT", "5m")} <= {
+                (d["symbol"], d["timeframe"]) for d in datas
+            }:
+                break
+            await asyncio.sleep(0.1)
+        datas = [json.loads(fields["data"]) for _, fields in entries]
+        eth = [d for d in datas if d["symbol"] == "ETH/USDT" and d["timeframe"] == "1m"]
+        assert eth, datas
+        event = eth[0]
+        assert set(event) == {"exchange", "symbol", "timeframe", "candle"}
+        assert event["exchange"] == "sim" and len(event["candle"]) == 6
+        assert event["candle"][0] % 60_000 == 0
+        assert any(d["timeframe"] == "5m" and d["symbol"] == "BTC/USDT" for d in datas)
+        stamps = [d["candle"][0] for d in eth]
+        assert stamps == sorted(set(stamps))  # each closed candle once, in order
