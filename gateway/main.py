@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.middleware import Middleware
+from starlette.types import ASGIApp
 
 from gateway.admission import Admitter, TokenVerifier
 from gateway.health import breaker_details, upstream_check
-from gateway.proxy import GatewayProxy
+from gateway.proxy import GatewayProxy, GatewayRuntime
 from gateway.settings import GatewaySettings, get_settings
 from gateway.upstreams import UpstreamRegistry
 from shared.app import create_service_app
@@ -20,7 +20,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     registry = UpstreamRegistry(settings)
     verifier = TokenVerifier(settings.jwt_secret, settings.jwt_algorithm)
-    proxies: list[GatewayProxy] = []
+    runtime = GatewayRuntime()
 
     @asynccontextmanager
     async def gateway_component(app: FastAPI) -> AsyncIterator[None]:
@@ -30,8 +30,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             limit=settings.rate_limit_per_minute,
             enabled=settings.rate_limit_enabled,
         )
-        for proxy in proxies:
-            proxy.admitter = admitter
+        runtime.admitter = admitter
         app.state.upstreams = registry
         if settings.health_include_upstreams:
             for name, upstream in registry.by_name.items():
@@ -58,17 +57,21 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         cors_origins=settings.cors_origin_list,
     )
 
-    def build_proxy(inner: object) -> GatewayProxy:
-        proxy = GatewayProxy(
-            inner,  # type: ignore[arg-type]
+    framework_stack = app.build_middleware_stack
+
+    def build_stack() -> ASGIApp:
+        # The proxy sits in front of the whole FastAPI stack: proxied requests skip its
+        # routing and middleware (the request log and CORS are applied by the proxy);
+        # /health, /metrics, /docs and unknown paths go through FastAPI as usual.
+        return GatewayProxy(
+            framework_stack(),
             registry=registry,
             verifier=verifier,
+            runtime=runtime,
             buffer_request_body_bytes=settings.buffer_request_body_bytes,
+            service=settings.service_name,
+            cors_origins=settings.cors_origin_list,
         )
-        proxies.append(proxy)
-        return proxy
 
-    # Innermost of the user middleware: inside the request log (one line per request,
-    # X-Request-ID) and CORS, in front of FastAPI's routing, which never sees proxied paths.
-    app.user_middleware.append(Middleware(build_proxy))
+    app.build_middleware_stack = build_stack  # type: ignore[method-assign]
     return app

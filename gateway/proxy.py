@@ -12,12 +12,14 @@ keep-alive connection (:mod:`gateway.http_client`). Everything else (`/health`,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import structlog
 from redis.exceptions import RedisError
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.admission import AccessClaims, Admission, Admitter, TokenVerifier
@@ -35,6 +37,7 @@ from gateway.upstreams import Instance, Upstream, UpstreamRegistry
 from gateway.websocket import proxy_websocket
 from shared.auth import bearer_token, session_key
 from shared.errors import Unauthorized
+from shared.logging import RequestLogMiddleware
 
 log = structlog.get_logger("gateway")
 
@@ -71,6 +74,14 @@ RESPONSE_DROP = HOP_BY_HOP | {
 }
 PUBLIC_POSTS = frozenset({"/user/auth/register", "/user/auth/login", "/user/auth/refresh"})
 SMALL_RESPONSE = 256 * 1024
+# As in shared.app: what browsers may read from a cross-origin response.
+EXPOSED_HEADERS = [
+    "X-Request-ID",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "Retry-After",
+]
 
 
 @dataclass(frozen=True)
@@ -101,23 +112,47 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+@dataclass
+class GatewayRuntime:
+    """What the lifespan opens and the proxy uses (set before the first request)."""
+
+    admitter: Admitter | None = None
+
+
 class GatewayProxy:
+    """Outermost ASGI app of the gateway: proxied prefixes go through the request log,
+    CORS and the proxy; everything else goes to the FastAPI stack (``app``)."""
+
     def __init__(
         self,
         app: ASGIApp,
         *,
         registry: UpstreamRegistry,
         verifier: TokenVerifier,
+        runtime: GatewayRuntime,
         buffer_request_body_bytes: int,
+        service: str,
+        cors_origins: list[str],
     ) -> None:
         self.app = app
         self.registry = registry
         self.verifier = verifier
+        self.runtime = runtime
         self.buffer_limit = buffer_request_body_bytes
         self.routes = {name: ProxyRoute(f"/{prefix}/*") for prefix, name in _prefixes()}
         self.latency = {name: UPSTREAM_LATENCY.labels(name) for _, name in _prefixes()}
-        # Opened with the app's Redis client by the lifespan (see gateway.main).
-        self.admitter: Admitter | None = None
+        entry: ASGIApp = self._proxy
+        if cors_origins:
+            entry = CORSMiddleware(
+                entry,
+                allow_origins=cors_origins,
+                allow_credentials=True,
+                allow_methods=["*"],
+                allow_headers=["*"],
+                expose_headers=EXPOSED_HEADERS,
+            )
+        # The same request log (one JSON line, X-Request-ID, metrics) as every service.
+        self.entry = RequestLogMiddleware(entry, service=service)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -130,13 +165,25 @@ class GatewayProxy:
             await self.app(scope, receive, send)
             return
         scope["route"] = self.routes[upstream.name]
-        if kind == "websocket":
+        scope["gateway.upstream"] = upstream
+        await self.entry(scope, receive, send)
+
+    async def _proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
+        upstream: Upstream = scope["gateway.upstream"]
+        if scope["type"] == "websocket":
             await self._websocket(scope, receive, send, upstream)
             return
+        path: str = scope["path"]
         if is_internal(path):
             await send_problem(send, 404, "Not Found", path)
             return
-        await self._http(scope, receive, send, upstream)
+        try:
+            await self._http(scope, receive, send, upstream)
+        except Exception:
+            # Outside FastAPI's error middleware: answer 500 ourselves when still possible.
+            log.exception("proxy_error", path=path)
+            with contextlib.suppress(Exception):
+                await send_problem(send, 500, "An unexpected error occurred.", path)
 
     # --- authentication and admission ---------------------------------------------------
 
@@ -159,10 +206,12 @@ class GatewayProxy:
                 await self._refuse(scope, send, 401, exc.detail, [(b"www-authenticate", b"Bearer")])
                 return None
             claims = None
-        assert self.admitter is not None  # noqa: S101 - set by the lifespan before serving
+        admitter = self.runtime.admitter
+        if admitter is None:
+            raise RuntimeError("the gateway's lifespan has not run")
         caller = f"user:{claims.user_id}" if claims else f"ip:{_client_ip(scope)}"
         try:
-            admission = await self.admitter.admit(
+            admission = await admitter.admit(
                 caller, session_key(claims.session_id) if claims else None
             )
         except (RedisError, OSError) as exc:
