@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import orjson
@@ -43,7 +44,7 @@ class FeedClient:
             log.info("feed_client_dropped", client=self.id, reason="not reading")
             self.closed.set()
 
-    def send_json(self, body: dict[str, object]) -> None:
+    def send_json(self, body: Mapping[str, object]) -> None:
         self.offer(orjson.dumps(body).decode())
 
     async def run_sender(self) -> None:

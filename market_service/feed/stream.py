@@ -60,10 +60,10 @@ class MarketDataStream:
                 await self.redis.srem(
                     subscriptions_key(exchange, symbol),
                     *[f"{self.instance_id}:{cid}" for cid in clients],
-                )  # type: ignore[misc]
+                )  # type: ignore[misc,unused-ignore]
         self._clients.clear()
         with contextlib.suppress(Exception):
-            await self._pubsub.aclose()
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def local_subscribers(self, exchange: str, symbol: str) -> int:
         return len(self._clients.get(channel_for(exchange, symbol), {}))
@@ -83,7 +83,7 @@ class MarketDataStream:
                 await self._pubsub.subscribe(channel)
                 self.watchers.want(exchange, symbol)
         client.subscriptions.add((exchange, symbol))
-        await self.redis.sadd(subscriptions_key(exchange, symbol), f"{self.instance_id}:{user_id}")  # type: ignore[misc]
+        await self.redis.sadd(subscriptions_key(exchange, symbol), f"{self.instance_id}:{user_id}")  # type: ignore[misc,unused-ignore]
 
     async def unsubscribe(self, symbol: str, user_id: str, *, exchange: str) -> None:
         """Stop delivering ``symbol`` to ``user_id``; the last one out stops the watcher."""
@@ -98,7 +98,7 @@ class MarketDataStream:
                 del self._clients[channel]
                 await self._pubsub.unsubscribe(channel)
                 self.watchers.unwant(exchange, symbol)
-        await self.redis.srem(subscriptions_key(exchange, symbol), f"{self.instance_id}:{user_id}")  # type: ignore[misc]
+        await self.redis.srem(subscriptions_key(exchange, symbol), f"{self.instance_id}:{user_id}")  # type: ignore[misc,unused-ignore]
 
     async def broadcast(self, symbol: str, data: dict[str, Any], *, exchange: str) -> None:
         """Publish one frame to every replica's subscribers of ``symbol``."""

@@ -141,7 +141,7 @@ class FeedWatchers:
             await asyncio.wait_for(self._stop.wait(), seconds)
 
     async def sync_registry(self) -> None:
-        members: set[str] = await self.redis.smembers(CANDLE_REGISTRY)  # type: ignore[misc]
+        members: set[str] = await self.redis.smembers(CANDLE_REGISTRY)  # type: ignore[assignment]
         wanted: dict[tuple[str, str], set[str]] = {}
         for member in members:
             parts = member.split("|")
@@ -177,7 +177,7 @@ class FeedWatchers:
                     while not upstream.done():
                         await asyncio.sleep(pause)
                         renewed = await self._try(
-                            self.redis.eval(_RENEW, 1, key, self.instance_id, str(ttl))  # type: ignore[misc]
+                            self.redis.eval(_RENEW, 1, key, self.instance_id, str(ttl))  # type: ignore[misc,unused-ignore]
                         )
                         if not renewed:
                             log.warning("feed_lease_lost", exchange=exchange_id, symbol=symbol)
@@ -188,7 +188,7 @@ class FeedWatchers:
                         await upstream
         finally:
             with contextlib.suppress(Exception):
-                await asyncio.shield(self.redis.eval(_RELEASE, 1, key, self.instance_id))  # type: ignore[misc]
+                await asyncio.shield(self.redis.eval(_RELEASE, 1, key, self.instance_id))  # type: ignore[misc,unused-ignore]
 
     async def _try(self, call: Awaitable[Any]) -> Any:
         try:

@@ -24,7 +24,7 @@ class OrderBookCache:
         self.redis = redis
 
     async def get(self, exchange: str, symbol: str, depth: int) -> OrderBook | None:
-        members = await self.redis.zrange(orderbook_key(exchange, symbol), 0, -1)
+        members: list[str] = await self.redis.zrange(orderbook_key(exchange, symbol), 0, -1)  # type: ignore[assignment]
         if not members:
             return None
         bids: list[list[float]] = []
@@ -47,7 +47,7 @@ class OrderBookCache:
         mapping.update({f"a|{p!r}|{a!r}": p for p, a in book.asks})
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(key)
-            pipe.zadd(key, mapping)  # type: ignore[arg-type]
+            pipe.zadd(key, mapping)  # type: ignore[arg-type,unused-ignore]
             pipe.pexpire(key, int(ttl_seconds * 1000))
             await pipe.execute()
 

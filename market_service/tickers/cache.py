@@ -32,7 +32,7 @@ class TickerCache:
         self.redis = redis
 
     async def get(self, exchange: str, symbol: str) -> Ticker | None:
-        raw: dict[str, str] = await self.redis.hgetall(ticker_key(exchange, symbol))  # type: ignore[misc]
+        raw: dict[str, str] = await self.redis.hgetall(ticker_key(exchange, symbol))  # type: ignore[assignment]
         if not raw or "price" not in raw:
             return None
         return Ticker(

@@ -21,17 +21,21 @@ def test_a_day_candle_is_the_aggregate_of_its_hours() -> None:
     sim = SimExchange()
     (day,) = sim.ohlcv("ETH/USDT", "1d", SINCE, 1)
     hours = sim.ohlcv("ETH/USDT", "1h", SINCE, 24)
-    assert day[1] == hours[0][1] and day[4] == hours[-1][4]
-    assert day[2] == max(h[2] for h in hours) and day[3] == min(h[3] for h in hours)
+    assert day[1] == hours[0][1]
+    assert day[4] == hours[-1][4]
+    assert day[2] == max(h[2] for h in hours)
+    assert day[3] == min(h[3] for h in hours)
 
 
 def test_ticks_of_a_minute_build_its_candle() -> None:
     path = SimPath(42, SIM_PAIRS["BTC/USDT"])
     minute = (SINCE - EPOCH_MS) // 60_000 + 123
-    (ts, o, h, lo, c, _v) = path.minutes(minute, minute)[0]
+    (_ts, o, h, lo, c, _v) = path.minutes(minute, minute)[0]
     ticks = path.ticks(minute)
-    assert ticks[0] == o and ticks[-1] == c
-    assert ticks.max() == h and ticks.min() == lo
+    assert ticks[0] == o
+    assert ticks[-1] == c
+    assert ticks.max() == h
+    assert ticks.min() == lo
 
 
 def test_prices_sit_on_the_tick_size_and_volatility_clusters() -> None:

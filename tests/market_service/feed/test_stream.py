@@ -43,7 +43,8 @@ async def test_a_blocked_client_is_dropped_and_the_others_receive_every_frame(re
         await asyncio.sleep(0.001)
     await asyncio.sleep(0.05)
 
-    assert clients[0].dropped and clients[0].closed.is_set()
+    assert clients[0].dropped
+    assert clients[0].closed.is_set()
     await clients[0].close()
     assert sockets[0].closed_with == 1008
     for sock in sockets[1:]:

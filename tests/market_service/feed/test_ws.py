@@ -79,7 +79,8 @@ async def test_subscribe_receives_ticks_within_a_second_and_unsubscribe_stops_th
             "change",
             "timestamp",
         }
-        assert tick["symbol"] == "BTC/USDT" and tick["bid"] < tick["ask"]
+        assert tick["symbol"] == "BTC/USDT"
+        assert tick["bid"] < tick["ask"]
         assert len(first) >= 5  # 10 ticks a second
 
         await ws.send(json.dumps({"op": "unsubscribe", "symbols": ["BTC/USDT"]}))
@@ -100,10 +101,12 @@ async def test_malformed_frames_get_an_error_and_the_connection_stays_open() -> 
         ]:
             await ws.send(bad)
             frame = json.loads(await ws.recv())
-            assert frame["type"] == "error" and frame["message"]
+            assert frame["type"] == "error"
+            assert frame["message"]
         await ws.send(json.dumps({"op": "subscribe", "symbols": ["NOPE/USDT"]}))
         frame = json.loads(await ws.recv())
-        assert frame["type"] == "error" and "NOPE/USDT" in frame["message"]
+        assert frame["type"] == "error"
+        assert "NOPE/USDT" in frame["message"]
         await ws.send(json.dumps({"op": "ping"}))
         assert json.loads(await ws.recv())["type"] == "pong"
         await ws.close()
@@ -206,7 +209,8 @@ async def test_candle_registry_members_get_market_data_updated_per_closed_candle
         assert eth, datas
         event = eth[0]
         assert set(event) == {"exchange", "symbol", "timeframe", "candle"}
-        assert event["exchange"] == "sim" and len(event["candle"]) == 6
+        assert event["exchange"] == "sim"
+        assert len(event["candle"]) == 6
         assert event["candle"][0] % 60_000 == 0
         assert any(d["timeframe"] == "5m" and d["symbol"] == "BTC/USDT" for d in datas)
         stamps = [d["candle"][0] for d in eth]

@@ -24,8 +24,9 @@ async def test_recent_candles_have_the_ccxt_shape(client: httpx.AsyncClient) -> 
     candles = body["candles"]
     assert len(candles) == 5
     assert [c[0] - candles[0][0] for c in candles] == [i * 60_000 for i in range(5)]
-    for ts, o, h, lo, c, v in candles:
-        assert lo <= min(o, c) <= max(o, c) <= h and v > 0
+    for _ts, o, h, lo, c, v in candles:
+        assert lo <= min(o, c) <= max(o, c) <= h
+        assert v > 0
 
 
 async def test_a_range_matches_the_sim_history_a_backtest_reads(client: httpx.AsyncClient) -> None:
@@ -131,10 +132,11 @@ async def test_coarse_candles_aggregate_the_one_minute_path(client: httpx.AsyncC
     ones = (
         await client.get("/market/ohlcv", params={**base, "timeframe": "1m", "limit": 5})
     ).json()
-    (ts, o, h, lo, c, v) = five["candles"][0]
+    (_ts, o, h, lo, c, v) = five["candles"][0]
     rows = ones["candles"]
     assert (o, c) == (rows[0][1], rows[-1][4])
-    assert h == max(r[2] for r in rows) and lo == min(r[3] for r in rows)
+    assert h == max(r[2] for r in rows)
+    assert lo == min(r[3] for r in rows)
     assert abs(v - sum(r[5] for r in rows)) < 1e-6
 
 

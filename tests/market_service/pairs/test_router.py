@@ -11,7 +11,8 @@ async def test_exchanges_lists_the_sim_as_default(client: httpx.AsyncClient) -> 
     body = (await client.get("/market/exchanges")).json()
     assert body["exchanges"][0]["id"] == "sim"
     assert body["exchanges"][0]["default"] is True
-    assert "1m" in body["exchanges"][0]["timeframes"] and "1d" in body["exchanges"][0]["timeframes"]
+    assert "1m" in body["exchanges"][0]["timeframes"]
+    assert "1d" in body["exchanges"][0]["timeframes"]
 
 
 async def test_markets_report_precision_limits_and_fees(client: httpx.AsyncClient) -> None:

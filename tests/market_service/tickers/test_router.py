@@ -24,7 +24,8 @@ async def test_ticker_has_the_design_shape_with_numbers(client: httpx.AsyncClien
         "change",
         "timestamp",
     }
-    assert body["exchange"] == "sim" and body["symbol"] == "BTC/USDT"
+    assert body["exchange"] == "sim"
+    assert body["symbol"] == "BTC/USDT"
     assert isinstance(body["price"], float)
     assert body["bid"] < body["ask"]
     assert body["bid"] <= body["price"] <= body["ask"]
@@ -94,7 +95,8 @@ async def test_order_book_is_sorted_best_first_and_cut_to_depth(client: httpx.As
     assert len(book["bids"]) == len(book["asks"]) == 5
     bids = [p for p, _ in book["bids"]]
     asks = [p for p, _ in book["asks"]]
-    assert bids == sorted(bids, reverse=True) and asks == sorted(asks)
+    assert bids == sorted(bids, reverse=True)
+    assert asks == sorted(asks)
     assert bids[0] < asks[0]
     assert all(amount > 0 for _, amount in book["bids"] + book["asks"])
 
