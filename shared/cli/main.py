@@ -71,5 +71,10 @@ def migrate(
     console.print(f"[green]Database at {'base' if down else revision}.[/]")
 
 
+from shared.cli.backfill import backfill  # noqa: E402 - registered after the core commands
+
+app.command()(backfill)
+
+
 if __name__ == "__main__":
     app()
