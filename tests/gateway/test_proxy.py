@@ -179,3 +179,44 @@ async def test_cors_preflight_and_responses_follow_the_configured_origins(
     assert simple.headers["access-control-allow-origin"] == "https://app.example.com"
     assert "x-ratelimit-remaining" in simple.headers["access-control-expose-headers"].lower()
     assert "access-control-allow-origin" not in foreign.headers
+
+
+async def test_head_and_204_answers_keep_the_connection_usable(
+    gateway: GatewayFactory, upstream: UvicornThread, redis: Redis
+) -> None:
+    headers = await bearer(redis)
+    async with gateway(**all_upstreams(upstream.url)) as gw, httpx.AsyncClient() as client:
+        head = await client.head(f"{gw.url}/market/echo")
+        empty = await client.delete(f"{gw.url}/trading/nothing", headers=headers)
+        after = [await client.get(f"{gw.url}/market/echo") for _ in range(3)]
+    assert head.status_code == 200
+    assert int(head.headers["content-length"]) > 0  # the GET body's size, none sent
+    assert head.content == b""
+    assert empty.status_code == 204
+    assert empty.content == b""
+    assert [r.status_code for r in after] == [200, 200, 200]
+
+
+async def test_a_slow_upstream_is_a_504_problem(
+    gateway: GatewayFactory, upstream: UvicornThread, redis: Redis
+) -> None:
+    headers = await bearer(redis)
+    settings = {"upstream_read_timeout_seconds": 0.3, **all_upstreams(upstream.url)}
+    async with gateway(**settings) as gw, httpx.AsyncClient() as client:
+        slow = await client.get(f"{gw.url}/trading/slow?seconds=2", headers=headers)
+        quick = await client.get(f"{gw.url}/trading/slow?seconds=0", headers=headers)
+    assert slow.status_code == 504
+    assert slow.headers["content-type"] == "application/problem+json"
+    assert quick.status_code == 200
+
+
+async def test_redis_down_at_the_gateway_is_a_503_with_retry_after(
+    gateway: GatewayFactory, upstream: UvicornThread, redis: Redis
+) -> None:
+    headers = await bearer(redis)
+    settings = {"redis_url": "redis://127.0.0.1:1/0", **all_upstreams(upstream.url)}
+    async with gateway(**settings) as gw, httpx.AsyncClient() as client:
+        response = await client.get(f"{gw.url}/trading/echo", headers=headers)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.headers["content-type"] == "application/problem+json"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -11,6 +12,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.factories import issue_access_token
 from tests.gateway.conftest import GatewayFactory, all_upstreams
+from tests.gateway.upstream_app import DISCONNECTS
 from tests.servers import UvicornThread
 
 
@@ -58,3 +60,19 @@ async def test_user_sockets_need_a_token_and_a_bad_one_closes_with_4401(
         ) as socket:
             await socket.send("hi")
             assert await socket.recv() == "a:hi"
+
+
+async def test_a_client_going_away_closes_the_upstream_socket(
+    gateway: GatewayFactory, upstream: UvicornThread
+) -> None:
+    DISCONNECTS.clear()
+    async with gateway(**all_upstreams(upstream.url)) as gw:
+        async with connect(ws_url(gw, "/market/ws")) as socket:
+            await socket.send("hello")
+            await socket.recv()
+            await socket.close(code=1001)
+        for _ in range(100):
+            if DISCONNECTS:
+                break
+            await asyncio.sleep(0.02)
+    assert DISCONNECTS == [1001]

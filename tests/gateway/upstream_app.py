@@ -4,11 +4,15 @@ which instance answered."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+# Close codes of WebSocket clients that went away, as this upstream saw them.
+DISCONNECTS: list[int] = []
 
 
 def create_upstream(name: str) -> FastAPI:
@@ -18,7 +22,7 @@ def create_upstream(name: str) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "healthy"}
 
-    @app.api_route("/{prefix}/echo", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    @app.api_route("/{prefix}/echo", methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"])
     async def echo(prefix: str, request: Request) -> JSONResponse:
         body = await request.body()
         return JSONResponse(
@@ -54,6 +58,15 @@ def create_upstream(name: str) -> FastAPI:
 
         return StreamingResponse(body(), media_type="application/octet-stream")
 
+    @app.get("/trading/slow")
+    async def slow(seconds: float = 1.0) -> dict[str, str]:
+        await asyncio.sleep(seconds)
+        return {"instance": name}
+
+    @app.delete("/trading/nothing", status_code=204)
+    async def nothing() -> Response:
+        return Response(status_code=204)
+
     @app.get("/trading/fail")
     async def fail() -> Response:
         return Response(b"upstream broke", status_code=500)
@@ -71,7 +84,7 @@ def create_upstream(name: str) -> FastAPI:
                 await socket.send_text(f"{name}:{text}")
                 if text == "push":
                     await socket.send_text(f"{name}:server-push")
-        except WebSocketDisconnect:
-            return
+        except WebSocketDisconnect as exc:
+            DISCONNECTS.append(exc.code)
 
     return app
