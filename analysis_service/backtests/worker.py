@@ -66,6 +66,7 @@ class BacktestWorker:
         self.stream = settings.backtest_stream
         self.group = settings.backtest_group
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._stopping = False
 
     async def ensure_group(self) -> None:
         try:
@@ -74,12 +75,17 @@ class BacktestWorker:
             if "BUSYGROUP" not in str(exc):
                 raise
 
+    def stop(self) -> None:
+        """Finish after the current read (cancellation alone can be swallowed by a client
+        library in a blocking read; the flag cannot)."""
+        self._stopping = True
+
     async def run(self) -> None:
-        """Work until cancelled; an outage of Redis or the database only pauses it."""
-        while True:
+        """Work until stopped; an outage of Redis or the database only pauses it."""
+        while not self._stopping:
             try:
                 await self.ensure_group()
-                while True:
+                while not self._stopping:
                     await self.process_once()
             except asyncio.CancelledError:
                 raise
@@ -257,6 +263,9 @@ async def run_backtest_workers(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        for worker in workers:
+            worker.stop()
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
