@@ -82,6 +82,7 @@ class CandleOutcome:
     processed: bool
     result: TradeResult | None = None
     paused: bool = False
+    flat: bool | None = None  # the bot holds no position after this candle
     signal_at: float | None = None  # loop time the signal was known (for latency figures)
     ordered_at: float | None = None
 
@@ -222,10 +223,14 @@ class Adapter:
 
     # --- one candle ---------------------------------------------------------------------
 
-    async def on_candle(self, candle: list[float], signal: TradingSignal) -> CandleOutcome:
+    async def on_candle(
+        self, candle: list[float], signal: TradingSignal, *, signal_at: float | None = None
+    ) -> CandleOutcome:
         """Apply one closed candle's signal and risk exits in one transaction."""
         loop = asyncio.get_running_loop()
-        outcome = CandleOutcome(processed=False, signal_at=loop.time())
+        outcome = CandleOutcome(
+            processed=False, signal_at=loop.time() if signal_at is None else signal_at
+        )
         candle_at = datetime.fromtimestamp(candle[0] / 1000, UTC)
         self._candle = candle
         try:
@@ -289,9 +294,10 @@ class Adapter:
                         ),
                     )
                 bot.last_candle_at = candle_at
-                bot.last_signal = _signal_record(acted, result)
+                bot.last_signal = signal_record(acted, result)
                 bot.error = None
                 bot.updated_at = datetime.now(UTC)
+                outcome.flat = await bot_repository.open_position(session, bot) is None
                 outcome.processed = True
                 outcome.result = result
         finally:
@@ -361,7 +367,7 @@ class Adapter:
         return TradeResult.from_order(action, order, signal.reason)
 
 
-def _signal_record(signal: TradingSignal, result: TradeResult | None) -> dict[str, Any]:
+def signal_record(signal: TradingSignal, result: TradeResult | None) -> dict[str, Any]:
     record: dict[str, Any] = {
         "action": signal.action.value,
         "price": signal.price,

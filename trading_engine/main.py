@@ -24,9 +24,16 @@ from trading_engine.user_client import UserClient
 async def trading_clients(app: FastAPI) -> AsyncIterator[None]:
     """The market and user service clients, the live broker and the order service."""
     settings: TradingSettings = app.state.settings
-    market = MarketClient(settings.market_service_urls, timeout_s=settings.http_timeout_s)
+    market = MarketClient(
+        settings.market_service_urls,
+        timeout_s=settings.http_timeout_s,
+        book_ttl_s=settings.order_book_ttl_s,
+    )
     users = UserClient(
-        settings.user_service_urls, settings.internal_api_token, timeout_s=settings.http_timeout_s
+        settings.user_service_urls,
+        settings.internal_api_token,
+        timeout_s=settings.http_timeout_s,
+        account_ttl_s=settings.account_cache_ttl_s,
     )
     live = LiveBroker(settings.live_exchange_urls)
     app.state.order_service = OrderService(

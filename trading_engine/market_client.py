@@ -6,6 +6,7 @@ a market service that stays down surfaces as :class:`MarketUnavailable` (a 503).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -95,6 +96,7 @@ class MarketClient:
         timeout_s: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
         rules_ttl_s: float = 300.0,
+        book_ttl_s: float = 0.0,
     ) -> None:
         urls = split_urls(base_urls)
         self._client = httpx.AsyncClient(
@@ -105,6 +107,9 @@ class MarketClient:
         self._breaker = CircuitBreaker("trading->market", failure_threshold=5, reset_timeout=10)
         self._rules: dict[str, tuple[float, dict[str, MarketRules]]] = {}
         self._rules_ttl_s = rules_ttl_s
+        self._book_ttl_s = book_ttl_s
+        self._books: dict[tuple[str, str, int], tuple[float, OrderBook]] = {}
+        self._book_locks: dict[tuple[str, str, int], asyncio.Lock] = {}
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -141,6 +146,21 @@ class MarketClient:
         return response.json()
 
     async def order_book(self, exchange: str, symbol: str, depth: int = 50) -> OrderBook:
+        """The current book; with ``book_ttl_s`` one snapshot serves every order of a
+        burst (many bots acting on the same closed candle), fetched once."""
+        if self._book_ttl_s <= 0:
+            return await self._fetch_book(exchange, symbol, depth)
+        key = (exchange, symbol, depth)
+        lock = self._book_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            cached = self._books.get(key)
+            if cached is not None and time.monotonic() - cached[0] < self._book_ttl_s:
+                return cached[1]
+            book = await self._fetch_book(exchange, symbol, depth)
+            self._books[key] = (time.monotonic(), book)
+            return book
+
+    async def _fetch_book(self, exchange: str, symbol: str, depth: int) -> OrderBook:
         body = await self._get(
             "/market/orderbook", {"exchange": exchange, "symbol": symbol, "depth": depth}
         )

@@ -20,6 +20,11 @@ class TradingSettings(ServiceSettings):
     paper_taker_fee: Decimal | None = None
     paper_maker_fee: Decimal | None = None
     order_book_depth: int = Field(default=50, ge=1, le=1000)
+    # One order-book snapshot serves a burst of orders (bots acting on the same closed
+    # candle) for this long; 0 fetches a fresh book for every order.
+    order_book_ttl_s: float = Field(default=0.25, ge=0)
+    # A user's permissions and trading limits are cached this long (0: ask every time).
+    account_cache_ttl_s: float = Field(default=5.0, ge=0)
 
     # Bots: the lease that makes one replica own a running bot, and how often the runner
     # reconciles its bots with the database (starts, stops, takeovers, missed candles).
@@ -27,6 +32,8 @@ class TradingSettings(ServiceSettings):
     bot_lease_ms: int = Field(default=15_000, ge=1000)
     bot_sync_interval_s: float = Field(default=2.0, gt=0)
     bot_history_limit: int = Field(default=500, ge=10, le=5000)
+    # Bots processing a candle at the same time (each holds a database connection).
+    bot_concurrency: int = Field(default=16, ge=1)
 
     # Live trading: ccxt with the user's keys. The URL override points an exchange's REST
     # API elsewhere (a testnet, or the local stub the tests run): {"binance": "http://..."}.

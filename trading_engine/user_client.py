@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -62,7 +63,10 @@ class UserClient:
         *,
         timeout_s: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        account_ttl_s: float = 0.0,
     ) -> None:
+        self._account_ttl_s = account_ttl_s
+        self._accounts: dict[uuid.UUID, tuple[float, UserAccount]] = {}
         urls = split_urls(base_urls)
         self._client = httpx.AsyncClient(
             base_url=urls[0] if urls else "http://127.0.0.1:5002",
@@ -89,7 +93,18 @@ class UserClient:
             raise DependencyUnavailable(f"The user service is unavailable: {exc}") from exc
 
     async def account(self, user_id: uuid.UUID) -> UserAccount:
-        """Permissions and trading limits; fails closed (503) when the service is down."""
+        """Permissions and trading limits; fails closed (503) when the service is down.
+
+        Cached for ``account_ttl_s`` (a limit change applies within that time)."""
+        cached = self._accounts.get(user_id)
+        if cached is not None and time.monotonic() - cached[0] < self._account_ttl_s:
+            return cached[1]
+        account = await self._fetch_account(user_id)
+        if self._account_ttl_s > 0:
+            self._accounts[user_id] = (time.monotonic(), account)
+        return account
+
+    async def _fetch_account(self, user_id: uuid.UUID) -> UserAccount:
         response = await self._get(f"/user/internal/users/{user_id}")
         if response.status_code == 404:
             raise NotFound("Unknown user.")

@@ -68,6 +68,9 @@ def engine_settings(
             "bot_sync_interval_s": 0.2,
             "bot_lease_ms": 3000,
             "log_json": False,
+            # Tests change books and limits between requests: no caching of either.
+            "order_book_ttl_s": 0,
+            "account_cache_ttl_s": 0,
             **overrides,
         }
         return TradingSettings(**values)

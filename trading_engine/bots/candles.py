@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from shared.candles import Candles
 from trading_engine.market_client import MarketClient
 
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
@@ -38,6 +39,19 @@ class CandleBook:
         self.keep = keep
         self._rows: dict[CandleKey, list[list[float]]] = {}
         self._locks: dict[CandleKey, asyncio.Lock] = {}
+        self._frames: dict[CandleKey, tuple[tuple[int, int, float], Candles]] = {}
+
+    def frame(self, key: CandleKey, rows: list[list[float]], index: int) -> Candles:
+        """``rows[: index + 1]`` as arrays, built once per candle for all bots of a market."""
+        if index != len(rows) - 1:
+            return Candles.from_rows(rows[: index + 1])
+        marker = (int(rows[index][0]), len(rows), rows[index][4])
+        cached = self._frames.get(key)
+        if cached is not None and cached[0] == marker:
+            return cached[1]
+        frame = Candles.from_rows(rows)
+        self._frames[key] = (marker, frame)
+        return frame
 
     async def window(self, key: CandleKey, candle: list[float], need: int) -> list[list[float]]:
         """Closed candles up to and including ``candle`` (at least ``need`` when the

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trading_engine.models import Bot, Position, Strategy, Trade
@@ -103,6 +103,27 @@ async def mark_candle(
         .values(last_candle_at=candle_at, last_signal=last_signal, error=None)
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+async def mark_candles(
+    session: AsyncSession, holds: dict[uuid.UUID, tuple[datetime, dict[str, Any]]]
+) -> None:
+    """Record HOLD candles of many bots in one statement (skips stopped bots and older
+    candles than the row already has)."""
+    table = cast(Table, Bot.__table__)
+    statement = (
+        update(table)
+        .where(
+            table.c.id == bindparam("bot_id"),
+            table.c.status == "running",
+            (table.c.last_candle_at.is_(None)) | (table.c.last_candle_at < bindparam("at")),
+        )
+        .values(last_candle_at=bindparam("at"), last_signal=bindparam("signal"), error=None)
+    )
+    await session.execute(
+        statement,
+        [{"bot_id": bot_id, "at": at, "signal": signal} for bot_id, (at, signal) in holds.items()],
+    )
 
 
 async def set_error(

@@ -25,6 +25,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -33,12 +34,11 @@ from prometheus_client import Gauge, Histogram
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.candles import Candles
 from shared.db import unit_of_work
 from shared.errors import DependencyUnavailable
 from shared.events import BOT_FAILED, MARKET_DATA_UPDATED, Event, EventConsumer, stage, stream_for
-from shared.strategies import TradingStrategy, create_strategy
-from trading_engine.adapter import Adapter, CandleOutcome
+from shared.strategies import SignalAction, TradingSignal, TradingStrategy, create_strategy
+from trading_engine.adapter import Adapter, CandleOutcome, signal_record
 from trading_engine.bots import repository
 from trading_engine.bots.candles import CandleBook, CandleKey, timeframe_ms
 from trading_engine.bots.lease import BotLeases
@@ -70,6 +70,7 @@ class BotHandle:
     key: CandleKey
     warmup: int
     last_ts: int | None = None
+    flat: bool | None = None  # known to hold no position (None: not known yet)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     failures: int = 0
 
@@ -94,7 +95,10 @@ class BotRunner:
         self.leases = BotLeases(redis, self.replica_id, settings.bot_lease_ms)
         self.candles = CandleBook(orders.market, keep=settings.bot_history_limit)
         self.handles: dict[uuid.UUID, BotHandle] = {}
-        self.latencies: list[float] = []  # signal -> committed order, seconds
+        self.latencies: list[float] = []  # candle received -> order committed, seconds
+        self._slots = asyncio.Semaphore(settings.bot_concurrency)
+        self._holds: dict[uuid.UUID, tuple[datetime, dict[str, Any]]] = {}
+        self._hold_flusher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -160,9 +164,10 @@ class BotRunner:
     def wake(self, key: CandleKey, candle: list[float]) -> int:
         """Schedule the candle for every owned bot on its market; returns how many."""
         woken = 0
+        woken_at = asyncio.get_running_loop().time()
         for bot_id, handle in list(self.handles.items()):
             if handle.key == key and (handle.last_ts is None or candle[0] > handle.last_ts):
-                self._spawn(self.process(bot_id, candle))
+                self._spawn(self.process(bot_id, candle, woken_at=woken_at))
                 woken += 1
         return woken
 
@@ -173,10 +178,18 @@ class BotRunner:
 
     # --- one bot, one candle ------------------------------------------------------------
 
-    async def process(self, bot_id: uuid.UUID, candle: list[float]) -> CandleOutcome | None:
+    async def process(
+        self, bot_id: uuid.UUID, candle: list[float], *, woken_at: float | None = None
+    ) -> CandleOutcome | None:
+        """Compute the bot's signal on the closed candle and act on it.
+
+        Latency is measured from ``woken_at`` (the candle reaching this replica) to the
+        order's commit, so queueing behind other bots counts.
+        """
         handle = self.handles.get(bot_id)
         if handle is None:
             return None
+        woken_at = woken_at if woken_at is not None else asyncio.get_running_loop().time()
         async with handle.lock:
             if handle.last_ts is not None and candle[0] <= handle.last_ts:
                 return None
@@ -184,17 +197,29 @@ class BotRunner:
             try:
                 rows = await self.candles.window(handle.key, candle, handle.warmup + 1)
                 # Candles missed while no replica ran the bot are replayed in order (a
-                # few at most: older signals are stale), so a signal is never lost.
-                pending = [
-                    i
-                    for i, row in enumerate(rows)
-                    if handle.last_ts is None or row[0] > handle.last_ts
-                ][-MAX_REPLAY:] or [len(rows) - 1]
+                # few at most: older signals are stale), so a signal is never lost. A bot
+                # that never saw a candle starts at the current one.
+                last = len(rows) - 1
+                pending = (
+                    [last]
+                    if handle.last_ts is None
+                    else [i for i, row in enumerate(rows) if row[0] > handle.last_ts][-MAX_REPLAY:]
+                ) or [last]
                 outcome = CandleOutcome(processed=False)
                 for index in pending:
-                    window = Candles.from_rows(rows[: index + 1])
-                    signal = adapter.strategy.generate_signal(window)
-                    outcome = await adapter.on_candle(rows[index], signal)
+                    frame = self.candles.frame(handle.key, rows, index)
+                    signal = adapter.strategy.generate_signal(frame)
+                    if signal.action is SignalAction.HOLD and handle.flat:
+                        # Flat and holding: nothing to trade or protect, so no
+                        # transaction; the bot row's status is written in batches.
+                        self._hold(bot_id, rows[index], signal)
+                        outcome = CandleOutcome(processed=True, flat=True)
+                    else:
+                        async with self._slots:
+                            outcome = await adapter.on_candle(
+                                rows[index], signal, signal_at=woken_at
+                            )
+                        handle.flat = outcome.flat
                     handle.last_ts = int(rows[index][0])
                     self._observe(outcome)
                     if outcome.paused:
@@ -218,6 +243,23 @@ class BotRunner:
                 await self.leases.release(bot_id)
                 self._drop(bot_id)
             return outcome
+
+    def _hold(self, bot_id: uuid.UUID, candle: list[float], signal: TradingSignal) -> None:
+        candle_at = datetime.fromtimestamp(candle[0] / 1000, UTC)
+        self._holds[bot_id] = (candle_at, signal_record(signal, None))
+        if self._hold_flusher is None or self._hold_flusher.done():
+            self._hold_flusher = asyncio.create_task(self._flush_holds())
+
+    async def _flush_holds(self) -> None:
+        await asyncio.sleep(0.05)  # coalesce a burst of bots on the same candle
+        holds, self._holds = self._holds, {}
+        if not holds:
+            return
+        try:
+            async with unit_of_work(self.sessionmaker) as session:
+                await repository.mark_candles(session, holds)
+        except Exception as exc:  # status only: the next candle writes it again
+            log.warning("hold_flush_failed", count=len(holds), error=repr(exc))
 
     def _observe(self, outcome: CandleOutcome) -> None:
         if outcome.ordered_at is not None and outcome.signal_at is not None:

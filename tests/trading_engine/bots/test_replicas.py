@@ -56,6 +56,7 @@ async def test_a_killed_engine_resumes_its_bot_on_restart_without_doubling_or_lo
         "INTERNAL_API_TOKEN": UserStub.TOKEN,
         "BOT_SYNC_INTERVAL_S": "0.2",
         "BOT_LEASE_MS": "2000",
+        "ORDER_BOOK_TTL_S": "0",
     }
     user = await new_user()
     rows = wave_candles(70)
