@@ -26,6 +26,7 @@ import os
 import statistics
 import time
 import uuid
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -76,6 +77,7 @@ def trade(user_id: uuid.UUID, sent_at: float) -> Event:
             "strategy": None,
             "executed_at": "2026-11-25T05:00:00+00:00",
             "bench_sent_at": sent_at,
+            "bench_sent_wall": time.time(),
         },
     )
 
@@ -146,6 +148,7 @@ async def ws_latency(
     from websockets.asyncio.client import connect
 
     latencies: list[float] = []
+    picked: list[float] = []  # XADD -> the consumer's transaction began (created_at)
     total = int(rate * seconds)
     url = service_url.replace("http://", "ws://") + "/notifications/ws"
     async with connect(url, additional_headers={"Authorization": f"Bearer {user.token}"}) as ws:
@@ -157,6 +160,8 @@ async def ws_latency(
                 if frame.get("type") == "notification":
                     sent_at = float(frame["data"]["bench_sent_at"])
                     latencies.append((time.perf_counter() - sent_at) * 1000)
+                    created = datetime.fromisoformat(frame["created_at"]).timestamp()
+                    picked.append((created - float(frame["data"]["bench_sent_wall"])) * 1000)
 
         async def send(_i: int) -> None:
             await redis.xadd(STREAM, trade(user.id, time.perf_counter()).to_fields())  # type: ignore[arg-type]
@@ -167,7 +172,7 @@ async def ws_latency(
             await asyncio.wait_for(receiver, 60)
         except TimeoutError:
             pass
-    return latencies, sent
+    return latencies, picked, sent
 
 
 async def burst_rate(engine: Any, redis: Redis, users: list[Any], n: int) -> float:
@@ -239,7 +244,7 @@ async def main(rate: int, seconds: float, burst: int, concurrency: int) -> None:
 
         # warm-up: connections, caches, breaker opened on the absent user service
         await ws_latency(service.url, redis, people[0], 200, 1.0)
-        ours, sent = await ws_latency(service.url, redis, people[0], rate, seconds)
+        ours, picked, sent = await ws_latency(service.url, redis, people[0], rate, seconds)
         print(f"ours: notification service ({concurrency} consumers in the group, 1 process)")
         if ours:
             print(
@@ -247,6 +252,10 @@ async def main(rate: int, seconds: float, burst: int, concurrency: int) -> None:
                 f"p50 {pct(ours, 50):.2f} ms, p99 {pct(ours, 99):.2f} ms, "
                 f"max {max(ours):.1f} ms (received {len(ours)}/{sent}, "
                 f"mean {statistics.fmean(ours):.2f} ms)"
+            )
+            print(
+                f"    of which XADD -> consumer transaction begun: p50 {pct(picked, 50):.2f} ms, "
+                f"p99 {pct(picked, 99):.2f} ms"
             )
         per_s = await burst_rate(engine, redis, people, burst)
         print(f"  sustained: burst of {burst} events stored at {per_s:,.0f} events/s")

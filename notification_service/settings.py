@@ -38,7 +38,7 @@ class NotificationSettings(ServiceSettings):
     webhook_allowed_networks: str = ""
 
     # Live push: a socket whose outbound queue fills up is dropped, not waited for.
-    ws_queue_size: int = Field(default=256, ge=1)
+    ws_queue_size: int = Field(default=1024, ge=1)
     ws_session_check_s: float = Field(default=30.0, gt=0)
 
     @field_validator("webhook_allowed_networks")

@@ -120,12 +120,18 @@ class LiveHub:
             try:
                 await pubsub.psubscribe(CHANNEL_PREFIX + "*")
                 self.subscribed.set()
+                delivered = 0
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is None or message.get("type") != "pmessage":
                         continue
                     channel = str(message["channel"])
                     self.deliver(channel.removeprefix(CHANNEL_PREFIX), str(message["data"]))
+                    delivered += 1
+                    if delivered % 32 == 0:
+                        # Buffered messages are read without suspending: let the sockets'
+                        # senders run, so a burst is not mistaken for a slow client.
+                        await asyncio.sleep(0)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

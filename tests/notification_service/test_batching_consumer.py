@@ -1,4 +1,4 @@
-"""The batching consumer: a batch is one transaction, and a batch with a poison entry falls
+"""The batching consumer: a batch is one statement, and a batch with a poison entry falls
 back to the shared per-entry path (good entries applied once, the poison dead-lettered)."""
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def consumer(
         redis,
         sessionmaker,
         intake=intake,
+        engine=sessionmaker.kw["bind"],
         group="notification",
         handlers=intake.handlers(),
         consumer="test-consumer",
@@ -113,7 +114,7 @@ async def test_a_batch_with_repeats_and_a_poison_entry_applies_each_good_event_o
     assert applied == 12  # 11 distinct good event ids + the request about the fill
 
 
-async def test_a_clean_batch_is_one_transaction_and_acked_together(
+async def test_a_clean_batch_is_one_statement_and_acked_together(
     redis: Redis,
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
@@ -132,15 +133,16 @@ async def test_a_clean_batch_is_one_transaction_and_acked_together(
 
     statements: list[str] = []
 
-    def count_commits(conn: object) -> None:
-        statements.append("commit")
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
 
-    sa_event.listen(engine.sync_engine, "commit", count_commits)
+    sa_event.listen(engine.sync_engine, "before_cursor_execute", count)
     try:
         handled = await worker.process_once(block_ms=10)
     finally:
-        sa_event.remove(engine.sync_engine, "commit", count_commits)
+        sa_event.remove(engine.sync_engine, "before_cursor_execute", count)
     assert handled == 30
-    assert statements == ["commit"]
+    assert len(statements) == 1  # processed ids, notifications and webhooks: one statement
+    assert statements[0].lstrip().startswith("WITH input AS")
     assert len(publisher.pushed) == 30
     assert (await redis.xpending("events:trade.executed", "notification"))["pending"] == 0
