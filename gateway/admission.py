@@ -41,6 +41,7 @@ return {n, ttl, owner}
 """
 
 WINDOW_MS = 60_000
+_LIMIT_BYTES: dict[int, bytes] = {}
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class Admission:
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         return [
-            (b"x-ratelimit-limit", str(self.limit).encode()),
+            (b"x-ratelimit-limit", _LIMIT_BYTES.get(self.limit) or str(self.limit).encode()),
             (b"x-ratelimit-remaining", str(self.remaining).encode()),
             (b"x-ratelimit-reset", str(self.reset_seconds).encode()),
         ]
@@ -127,6 +128,7 @@ class Admitter:
 
     def __init__(self, redis_url: str, *, limit: int, enabled: bool = True) -> None:
         self.limit = limit
+        _LIMIT_BYTES[limit] = str(limit).encode()
         self.enabled = enabled
         self.channel = ScriptChannel(redis_url, _ADMIT)
 

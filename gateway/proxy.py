@@ -105,11 +105,52 @@ def is_internal(path: str) -> bool:
     return any(part.lower() in ("internal", "..") for part in path.split("/"))
 
 
-def header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return None
+@dataclass(slots=True)
+class RequestHead:
+    """One pass over the client's headers: what to forward, and what the proxy needs."""
+
+    forward: list[tuple[bytes, bytes]]
+    authorization: bytes | None
+    content_length: bytes | None
+    chunked: bool
+
+    @classmethod
+    def of(cls, scope: Scope) -> RequestHead:
+        """Hop-by-hop and gateway-owned fields dropped; X-Forwarded-* and X-Request-ID
+        added (the verified X-User-ID is added after admission)."""
+        forward: list[tuple[bytes, bytes]] = []
+        authorization = length = forwarded_for = None
+        host = b""
+        chunked = has_request_id = False
+        for key, value in scope["headers"]:
+            if key in REQUEST_DROP:
+                if key == b"host":
+                    host = value
+                elif key == b"content-length":
+                    length = value
+                elif key == b"transfer-encoding":
+                    chunked = True
+                continue
+            if key == b"x-forwarded-for":
+                forwarded_for = value
+                continue
+            if key == b"authorization":
+                authorization = value
+            elif key == b"x-request-id":
+                has_request_id = True
+            forward.append((key, value))
+        client = _client_ip(scope).encode()
+        forward.append(
+            (b"x-forwarded-for", forwarded_for + b", " + client if forwarded_for else client)
+        )
+        forward.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
+        if host:
+            forward.append((b"x-forwarded-host", host))
+        if not has_request_id:
+            request_id = scope.get("state", {}).get("request_id")
+            if request_id:
+                forward.append((b"x-request-id", request_id.encode()))
+        return cls(forward, authorization, length, chunked)
 
 
 @dataclass
@@ -188,12 +229,17 @@ class GatewayProxy:
     # --- authentication and admission ---------------------------------------------------
 
     async def _admit(
-        self, scope: Scope, send: Send, upstream: Upstream, *, public: bool
+        self,
+        scope: Scope,
+        send: Send,
+        upstream: Upstream,
+        authorization: bytes | None,
+        *,
+        public: bool,
     ) -> tuple[AccessClaims | None, Admission | None] | None:
         """(claims, admission), or None after answering 401/429/503 on the caller's behalf."""
         path: str = scope["path"]
         claims: AccessClaims | None = None
-        authorization = header(scope, b"authorization")
         if authorization is None and scope["type"] == "websocket":
             authorization = _query_token(scope)
         try:
@@ -275,14 +321,20 @@ class GatewayProxy:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send, upstream: Upstream) -> None:
         method: str = scope["method"]
-        admitted = await self._admit(scope, send, upstream, public=is_public(method, scope["path"]))
+        head = RequestHead.of(scope)
+        admitted = await self._admit(
+            scope, send, upstream, head.authorization, public=is_public(method, scope["path"])
+        )
         if admitted is None:
             return
         claims, admission = admitted
-        headers = self._upstream_headers(scope, claims)
-        body, length = await self._request_body(scope, receive)
-        if length is not None:
-            headers.append((b"content-length", length))
+        headers = head.forward
+        if claims is not None:
+            headers.append((b"x-user-id", claims.user_id.encode()))
+        body = await self._request_body(head, receive)
+        if head.content_length is not None and body is not None and not head.chunked:
+            if not isinstance(body, bytes):
+                headers.append((b"content-length", head.content_length))
         replayable = body is None or isinstance(body, bytes)
         target = scope.get("raw_path") or scope["path"].encode()
         if scope["query_string"]:
@@ -383,49 +435,12 @@ class GatewayProxy:
         instance.breaker.record_failure()
         UPSTREAM_FAILURES.labels(upstream.name, kind).inc()
 
-    def _upstream_headers(
-        self, scope: Scope, claims: AccessClaims | None
-    ) -> list[tuple[bytes, bytes]]:
-        """The client's headers minus hop-by-hop ones, plus X-Forwarded-*, X-Request-ID and
-        the verified X-User-ID."""
-        headers: list[tuple[bytes, bytes]] = []
-        forwarded_for: bytes | None = None
-        host = b""
-        has_request_id = False
-        for key, value in scope["headers"]:
-            if key in REQUEST_DROP:
-                if key == b"host":
-                    host = value
-                continue
-            if key == b"x-forwarded-for":
-                forwarded_for = value
-                continue
-            if key == b"x-request-id":
-                has_request_id = True
-            headers.append((key, value))
-        client = _client_ip(scope).encode()
-        headers.append(
-            (b"x-forwarded-for", forwarded_for + b", " + client if forwarded_for else client)
-        )
-        headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
-        if host:
-            headers.append((b"x-forwarded-host", host))
-        if not has_request_id:
-            request_id = scope.get("state", {}).get("request_id")
-            if request_id:
-                headers.append((b"x-request-id", request_id.encode()))
-        if claims is not None:
-            headers.append((b"x-user-id", claims.user_id.encode()))
-        return headers
-
-    async def _request_body(self, scope: Scope, receive: Receive) -> tuple[Body, bytes | None]:
-        """The body to forward (None, the bytes of a small one, or a stream of a large one)
-        and, for a stream of known size, its Content-Length."""
-        length = header(scope, b"content-length")
-        chunked = header(scope, b"transfer-encoding") is not None
-        if not chunked and (length is None or length == b"0"):
-            return None, None
-        if not chunked and length is not None and int(length) <= self.buffer_limit:
+    async def _request_body(self, head: RequestHead, receive: Receive) -> Body:
+        """The body to forward: None, the bytes of a small one, or a stream of a large one."""
+        length = head.content_length
+        if not head.chunked and (length is None or length == b"0"):
+            return None
+        if not head.chunked and length is not None and int(length) <= self.buffer_limit:
             parts = []
             while True:
                 message = await receive()
@@ -434,7 +449,7 @@ class GatewayProxy:
                 parts.append(message.get("body", b""))
                 if not message.get("more_body", False):
                     break
-            return b"".join(parts), None
+            return b"".join(parts)
 
         async def stream() -> AsyncIterator[bytes]:
             while True:
@@ -447,7 +462,7 @@ class GatewayProxy:
                 if not message.get("more_body", False):
                     return
 
-        return stream(), None if chunked else length
+        return stream()
 
     # --- WebSocket ----------------------------------------------------------------------
 
@@ -461,14 +476,16 @@ class GatewayProxy:
         if is_internal(path):
             await send({"type": "websocket.close", "code": 1008})
             return
-        admitted = await self._admit(scope, send, upstream, public=path.startswith("/market/"))
+        head = RequestHead.of(scope)
+        admitted = await self._admit(
+            scope, send, upstream, head.authorization, public=path.startswith("/market/")
+        )
         if admitted is None:
             return
         claims, _ = admitted
-        headers = [
-            (k.decode("latin-1"), v.decode("latin-1"))
-            for k, v in self._upstream_headers(scope, claims)
-        ]
+        if claims is not None:
+            head.forward.append((b"x-user-id", claims.user_id.encode()))
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in head.forward]
         await proxy_websocket(scope, receive, send, upstream, headers)
 
 
