@@ -48,6 +48,9 @@ class MarketSettings(ServiceSettings):
     # every `urls['api']` entry keeps its path and gets this scheme and host. Tests point the
     # real ccxt classes at a local stub this way.
     exchange_base_urls: dict[str, str] = Field(default_factory=dict)
+    # Live feed of ccxt exchanges: their WebSocket streams (ccxt.pro watch_ticker) when they
+    # offer one, REST polling otherwise or after a stream fails.
+    feed_use_exchange_streams: bool = True
     # Polling interval of the live feed for exchanges watched over REST.
     feed_poll_interval: float = Field(default=1.0, gt=0)
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import ccxt
 import ccxt.async_support as ccxt_async
+import ccxt.pro as ccxt_pro
 import structlog
 from tenacity import (
     AsyncRetrying,
@@ -89,6 +90,7 @@ class CcxtExchange:
         breaker: CircuitBreaker | None = None,
         base_url: str | None = None,
         markets_ttl: float = 3600.0,
+        use_streams: bool = True,
     ) -> None:
         venue = VENUES[exchange_id]
         self.id = exchange_id
@@ -115,6 +117,13 @@ class CcxtExchange:
         self._markets_ttl = markets_ttl
         self._markets_at = 0.0
         self._markets_lock = asyncio.Lock()
+        # A REST stub has no streams; otherwise stream when ccxt.pro can for this venue.
+        self._use_streams = (
+            use_streams
+            and not base_url
+            and bool(getattr(ccxt_pro, exchange_id)().has.get("watchTicker"))
+        )
+        self._stream_client: Any = None
 
     def now_ms(self) -> int:
         return int(time.time() * 1000)
@@ -185,6 +194,9 @@ class CcxtExchange:
     async def fetch_ticker(self, symbol: str) -> Ticker:
         await self.market(symbol)
         raw = await self._read(lambda: self.client.fetch_ticker(symbol))
+        return self._ticker(symbol, raw)
+
+    def _ticker(self, symbol: str, raw: dict[str, Any]) -> Ticker:
         price = raw.get("last") or raw.get("close")
         if price is None:
             raise TemporaryError(f"Exchange {self.id!r} sent a ticker without a price.")
@@ -233,7 +245,28 @@ class CcxtExchange:
             for t in raw
         ]
 
+    @property
+    def can_watch(self) -> bool:
+        """Whether ccxt.pro streams tickers for this venue (and streaming is enabled)."""
+        return self._use_streams
+
+    async def watch_ticker(self, symbol: str) -> Ticker:
+        """The next ticker update over the exchange's WebSocket (ccxt.pro)."""
+        if self._stream_client is None:
+            self._stream_client = getattr(ccxt_pro, self.id)(
+                {"enableRateLimit": True, "options": dict(VENUES[self.id]["options"])}
+            )
+            self._stream_client.markets = self.client.markets
+            self._stream_client.markets_by_id = self.client.markets_by_id
+        try:
+            raw = await self._stream_client.watch_ticker(symbol)
+        except ccxt.BaseError as exc:
+            raise translate(exc, self.id) from exc
+        return self._ticker(symbol, raw)
+
     async def close(self) -> None:
+        if self._stream_client is not None:
+            await self._stream_client.close()
         await self.client.close()
 
 

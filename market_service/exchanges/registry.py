@@ -63,6 +63,7 @@ def build_exchange(
         ),
         base_url=settings.exchange_base_urls.get(exchange_id),
         markets_ttl=settings.markets_refresh_seconds,
+        use_streams=settings.feed_use_exchange_streams,
     )
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from market_service.cancellation import raise_if_cancelling
 from market_service.exchanges import TIMEFRAME_MS, Candle, ExchangeError, ExchangeRegistry
 from market_service.exchanges.base import MarketExchange, Ticker
+from market_service.exchanges.ccxt_exchange import CcxtExchange
 from market_service.exchanges.sim import SimExchange
 from market_service.feed.stream import channel_for
 from market_service.ohlcv import repository
@@ -205,8 +206,14 @@ class FeedWatchers:
         await exchange.market(symbol)
         if isinstance(exchange, SimExchange):
             await self._run_sim(exchange, symbol)
-        else:
-            await self._run_polling(exchange, symbol)
+            return
+        if isinstance(exchange, CcxtExchange) and exchange.can_watch:
+            try:
+                await self._run_stream(exchange, symbol)
+            except ExchangeError as exc:
+                raise_if_cancelling()
+                log.warning("feed_stream_failed_polling", exchange=exchange.id, error=exc.detail)
+        await self._run_polling(exchange, symbol)
 
     def _timeframes(self, exchange_id: str, symbol: str) -> set[str]:
         demand = self.demand.get((exchange_id, symbol))
@@ -228,6 +235,19 @@ class FeedWatchers:
             if delay < -interval:  # fell behind (a stall): do not burst to catch up
                 next_at = loop.time()
             await asyncio.sleep(max(0.0, delay))
+
+    async def _run_stream(self, exchange: CcxtExchange, symbol: str) -> None:
+        """Ticks from the exchange's own WebSocket (ccxt.pro); candles closed by REST."""
+        last_bucket: dict[str, int] = {}
+
+        async def closed(tf: str, at: int) -> Candle | None:
+            rows = await exchange.fetch_ohlcv(symbol, tf, at, 2)
+            return next((c for c in rows if int(c[0]) == at), None)
+
+        while not self._stop.is_set():
+            ticker = await exchange.watch_ticker(symbol)
+            await self._publish_tick(ticker)
+            await self._close_candles(exchange, symbol, exchange.now_ms(), last_bucket, closed)
 
     async def _run_polling(self, exchange: MarketExchange, symbol: str) -> None:
         last_bucket: dict[str, int] = {}
