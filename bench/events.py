@@ -275,6 +275,6 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--burst", type=int, default=10_000)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args()
     asyncio.run(main(args.rate, args.seconds, args.burst, args.concurrency))

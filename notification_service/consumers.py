@@ -42,7 +42,12 @@ from notification_service.notifications import repository as notifications_repos
 from notification_service.notifications import service as notifications
 from notification_service.notifications.repository import BatchItem
 from notification_service.notifications.schemas import CHANNELS, NotificationDraft
-from notification_service.preferences import ChannelPreferences, PreferenceDirectory, UnknownUser
+from notification_service.preferences import (
+    MISSING,
+    ChannelPreferences,
+    PreferenceDirectory,
+    UnknownUser,
+)
 from notification_service.settings import NotificationSettings
 from notification_service.webhooks import service as webhooks
 from shared.db import create_sessionmaker
@@ -172,10 +177,20 @@ class NotificationIntake:
         time. Raises on anything unusual (a bad payload, a user the user service does not
         know) so the caller falls back to the per-entry path."""
         drafts = [(event.id, self._drafters[stream](event)) for stream, event in items]
-        owners = list(dict.fromkeys(d.user_id for _, d in drafts))
-        found = await asyncio.gather(*(self.directory.lookup(u) for u in owners))
         prefs: dict[uuid.UUID, ChannelPreferences] = {}
-        for owner, owner_prefs in zip(owners, found, strict=True):
+        missing: list[uuid.UUID] = []
+        for _, draft in drafts:
+            if draft.user_id not in prefs:
+                hit = self.directory.cached(draft.user_id)
+                if hit is MISSING:
+                    missing.append(draft.user_id)
+                elif hit is None:
+                    raise UnknownUser(str(draft.user_id))
+                else:
+                    prefs[draft.user_id] = hit
+        missing = list(dict.fromkeys(missing))
+        found = await asyncio.gather(*(self.directory.lookup(u) for u in missing))
+        for owner, owner_prefs in zip(missing, found, strict=True):
             if owner_prefs is None:
                 raise UnknownUser(str(owner))
             prefs[owner] = owner_prefs
@@ -289,7 +304,7 @@ class BatchingConsumer(EventConsumer):
             for stream, stream_entries in pairs
             for entry_id, fields in stream_entries
         ]
-        if len(entries) > 1:
+        if entries:
             try:
                 await self._apply_batch(entries)
                 return len(entries)

@@ -38,6 +38,9 @@ class EveryoneKnown(PreferenceDirectory):
     def __init__(self) -> None:  # no HTTP: every user wants every channel
         pass
 
+    def cached(self, user_id: uuid.UUID) -> ChannelPreferences | None:  # type: ignore[override]
+        return ChannelPreferences({})
+
     async def lookup(self, user_id: uuid.UUID) -> ChannelPreferences | None:
         return ChannelPreferences({})
 
