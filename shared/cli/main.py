@@ -75,6 +75,11 @@ from shared.cli.backfill import backfill  # noqa: E402 - registered after the co
 
 app.command()(backfill)
 
+from shared.cli.backtest import backtest, lookahead  # noqa: E402 - the analysis commands
+
+app.command()(backtest)
+app.command()(lookahead)
+
 
 if __name__ == "__main__":
     app()

@@ -1,0 +1,148 @@
+"""A self-contained HTML report of a backtest: metrics, equity curve, drawdown, trades.
+
+No JavaScript and no external files: the charts are inline SVG, so the report opens
+anywhere and can be mailed as one file.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared.backtest.engine import BacktestResult
+from shared.candles import FloatArray, IntArray
+
+WIDTH, HEIGHT, PAD = 960, 260, 48
+MAX_POINTS = 1500
+MAX_TRADE_ROWS = 500
+
+
+def _thin(ts: IntArray, values: FloatArray) -> tuple[IntArray, FloatArray]:
+    n = values.shape[0]
+    if n <= MAX_POINTS:
+        return ts, values
+    index = np.unique(np.r_[np.linspace(0, n - 1, MAX_POINTS).astype(np.int64), n - 1])
+    return ts[index], values[index]
+
+
+def _date(ms: float) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _svg_line(
+    ts: IntArray,
+    values: FloatArray,
+    *,
+    colour: str,
+    fill: bool = False,
+    fmt: str = "{:,.2f}",
+    markers: list[tuple[float, float, str]] | None = None,
+) -> str:
+    if ts.shape[0] == 0:
+        return "<p>No data.</p>"
+    x0, x1 = float(ts[0]), float(ts[-1]) if ts[-1] > ts[0] else float(ts[0]) + 1.0
+    lo, hi = float(np.min(values)), float(np.max(values))
+    if hi <= lo:
+        hi = lo + (abs(lo) * 0.01 or 1.0)
+
+    def x(t: float) -> float:
+        return PAD + (t - x0) / (x1 - x0) * (WIDTH - 2 * PAD)
+
+    def y(v: float) -> float:
+        return HEIGHT - PAD / 2 - (v - lo) / (hi - lo) * (HEIGHT - PAD)
+
+    points = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in zip(ts, values, strict=True))
+    parts = [f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" xmlns="http://www.w3.org/2000/svg">']
+    for k in range(5):
+        v = lo + (hi - lo) * k / 4
+        parts.append(
+            f'<line x1="{PAD}" x2="{WIDTH - PAD}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
+            'stroke="#e5e5e5"/>'
+            f'<text x="{PAD - 4}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="10">'
+            f"{html.escape(fmt.format(v))}</text>"
+        )
+    if fill:
+        base = y(max(lo, min(hi, 0.0)))
+        parts.append(
+            f'<polygon points="{x(float(ts[0])):.1f},{base:.1f} {points} '
+            f'{x(float(ts[-1])):.1f},{base:.1f}" fill="{colour}" fill-opacity="0.25"/>'
+        )
+    parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.2"/>')
+    for t, v, mark_colour in markers or []:
+        parts.append(f'<circle cx="{x(t):.1f}" cy="{y(v):.1f}" r="2.5" fill="{mark_colour}"/>')
+    parts.append(
+        f'<text x="{PAD}" y="{HEIGHT - 4}" font-size="10">{_date(x0)}</text>'
+        f'<text x="{WIDTH - PAD}" y="{HEIGHT - 4}" font-size="10" text-anchor="end">'
+        f"{_date(x1)}</text></svg>"
+    )
+    return "".join(parts)
+
+
+def _metric(name: str, value: Any) -> str:
+    if value is None:
+        text = "n/a"
+    elif name in {"total_return", "cagr", "max_drawdown", "win_rate", "exposure"}:
+        text = f"{value * 100:,.2f} %"
+    elif isinstance(value, float):
+        text = f"{value:,.4f}" if name != "final_equity" else f"{value:,.2f}"
+    else:
+        text = str(value)
+    return f"<tr><th>{html.escape(name)}</th><td>{html.escape(text)}</td></tr>"
+
+
+def render_html(result: BacktestResult, *, title: str = "Backtest") -> str:
+    """The report as one HTML document."""
+    ts, equity = _thin(result.timestamps, result.equity)
+    _, drawdown = _thin(result.timestamps, -result.drawdown() * 100)
+    trades = result.trades
+    ta = result.trade_arrays
+    marks: list[tuple[float, float, str]] = []
+    if len(ta) <= 400:  # markers only while they stay readable
+        for i in range(len(ta)):
+            entry, exit_ = int(ta.entry_index[i]), int(ta.exit_index[i])
+            marks.append((float(result.timestamps[entry]), float(result.equity[entry]), "#2a9d8f"))
+            marks.append((float(result.timestamps[exit_]), float(result.equity[exit_]), "#e76f51"))
+    settings = {k: v for k, v in result.settings.items() if v is not None}
+    rows = []
+    shown = trades if len(trades) <= MAX_TRADE_ROWS else trades[:MAX_TRADE_ROWS]
+    for n, t in enumerate(shown, 1):
+        colour = "#2a9d8f" if t.pnl > 0 else "#e76f51"
+        rows.append(
+            f"<tr><td>{n}</td><td>{t.entry_at:%Y-%m-%d %H:%M}</td>"
+            f"<td>{t.exit_at:%Y-%m-%d %H:%M}</td><td>{t.entry_price:,.6g}</td>"
+            f"<td>{t.exit_price:,.6g}</td><td>{t.quantity:,.6g}</td>"
+            f'<td style="color:{colour}">{t.pnl:,.2f}</td><td>{t.fee:,.2f}</td>'
+            f"<td>{html.escape(t.exit_reason)}</td></tr>"
+        )
+    more = (
+        f"<p>Showing the first {MAX_TRADE_ROWS} of {len(trades)} trades.</p>"
+        if len(trades) > MAX_TRADE_ROWS
+        else ""
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1000px; color: #222; }}
+table {{ border-collapse: collapse; font-size: 13px; }}
+th, td {{ padding: 3px 10px; border-bottom: 1px solid #eee; text-align: right; }}
+th {{ text-align: left; }} svg {{ width: 100%; height: auto; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>{html.escape(", ".join(f"{k}={v}" for k, v in settings.items()))}</p>
+<h2>Metrics</h2><table>{"".join(_metric(k, v) for k, v in result.metrics.items())}</table>
+<h2>Equity</h2>{_svg_line(ts, equity, colour="#264653", markers=marks)}
+<h2>Drawdown (%)</h2>{_svg_line(ts, drawdown, colour="#e76f51", fill=True)}
+<h2>Trades ({len(trades)})</h2>{more}
+<table><tr><th>#</th><th>entry</th><th>exit</th><th>entry price</th><th>exit price</th>
+<th>quantity</th><th>pnl</th><th>fee</th><th>exit reason</th></tr>{"".join(rows)}</table>
+</body></html>
+"""
+
+
+def write_report(result: BacktestResult, path: Path, *, title: str = "Backtest") -> Path:
+    path.write_text(render_html(result, title=title), encoding="utf-8")
+    return path
