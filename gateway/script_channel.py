@@ -72,7 +72,10 @@ def _command(*parts: bytes | str | int) -> bytes:
 
 class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
+        self.outgoing: list[bytes] = []
+        self.flush_scheduled = False
         self.buffer = bytearray()
         self.pending: deque[tuple[asyncio.Future[Any], float]] = deque()
         self.closed = False
@@ -117,10 +120,21 @@ class _Protocol(asyncio.Protocol):
     def call(self, frame: bytes) -> asyncio.Future[Any]:
         if self.closed or self.transport is None:
             raise RedisConnectionError("connection to Redis is closed")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Any] = self.loop.create_future()
         self.pending.append((future, time.monotonic()))
-        self.transport.write(frame)
+        # Commands issued in the same turn of the event loop leave in one write (one
+        # syscall for many concurrent requests instead of one each).
+        self.outgoing.append(frame)
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self.flush)
         return future
+
+    def flush(self) -> None:
+        self.flush_scheduled = False
+        if self.outgoing and self.transport is not None and not self.closed:
+            self.transport.write(b"".join(self.outgoing))
+        self.outgoing.clear()
 
 
 class ScriptChannel:
