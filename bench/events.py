@@ -195,7 +195,65 @@ async def burst_rate(engine: Any, redis: Redis, users: list[Any], n: int) -> flo
         await asyncio.sleep(0.05)
 
 
-async def main(rate: int, seconds: float, burst: int, concurrency: int) -> None:
+async def fill_to_push(
+    service_url: str, trading_url: str, market_url: str, user: Any, orders: int, parallel: int
+) -> tuple[list[float], float]:
+    """Paper orders through the real trading engine (sim exchange); latency from each fill's
+    ``executed_at`` to the owner's socket receiving its notification."""
+    from decimal import ROUND_UP, Decimal
+
+    from websockets.asyncio.client import connect
+
+    async with httpx.AsyncClient(base_url=market_url) as market:
+        book = (await market.get("/market/orderbook", params={"symbol": "BTC/USDT"})).json()
+    best_ask = Decimal(str(book["asks"][0][0]))
+    quantity = str((Decimal(10) / best_ask).quantize(Decimal("0.0001"), rounding=ROUND_UP))
+    latencies: list[float] = []
+    url = service_url.replace("http://", "ws://") + "/notifications/ws"
+    async with (
+        connect(url, additional_headers={"Authorization": f"Bearer {user.token}"}) as ws,
+        httpx.AsyncClient(base_url=trading_url, timeout=30, headers=user.headers) as trading,
+    ):
+        assert json.loads(await ws.recv())["type"] == "connected"
+        placed = 0
+
+        async def receive() -> None:
+            while True:
+                frame = json.loads(await ws.recv())
+                if frame.get("type") == "notification" and "executed_at" in frame["data"]:
+                    filled = datetime.fromisoformat(frame["data"]["executed_at"]).timestamp()
+                    latencies.append((time.time() - filled) * 1000)
+
+        async def place(worker: int) -> None:
+            nonlocal placed
+            for i in range(worker, orders, parallel):
+                response = await trading.post(
+                    "/trading/orders",
+                    json={
+                        "exchange": "sim",
+                        "symbol": "BTC/USDT",
+                        "side": "buy" if i % 2 == 0 else "sell",
+                        "type": "market",
+                        "quantity": quantity,
+                        "mode": "paper",
+                        "client_order_id": f"bench-{i}-{uuid.uuid4().hex[:6]}",
+                    },
+                )
+                if response.status_code == 201:
+                    placed += 1
+
+        receiver = asyncio.create_task(receive())
+        started = time.perf_counter()
+        await asyncio.gather(*(place(w) for w in range(parallel)))
+        elapsed = time.perf_counter() - started
+        deadline = time.monotonic() + 10
+        while len(latencies) < placed and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        receiver.cancel()
+    return latencies, placed / elapsed
+
+
+async def main(rate: int, seconds: float, burst: int, concurrency: int, orders: int) -> None:
     server = _server_url()
     name = f"tradebot_bench_{uuid.uuid4().hex[:8]}"
     await _admin(server, f'CREATE DATABASE "{name}"')
@@ -225,6 +283,8 @@ async def main(rate: int, seconds: float, burst: int, concurrency: int) -> None:
     }
     os.environ.update({"JWT_SECRET": TEST_JWT_SECRET})
     service = ServiceProcess("notification", env=env)
+    market = ServiceProcess("market", env={**env, "MARKET_EXCHANGES": "sim"})
+    users = ServiceProcess("user", env=env)
     try:
         print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}")
         print("reference: raw Redis Streams on this machine")
@@ -259,8 +319,41 @@ async def main(rate: int, seconds: float, burst: int, concurrency: int) -> None:
             )
         per_s = await burst_rate(engine, redis, people, burst)
         print(f"  sustained: burst of {burst} events stored at {per_s:,.0f} events/s")
+
+        if orders:
+            await asyncio.gather(asyncio.to_thread(market.start), asyncio.to_thread(users.start))
+            trading = ServiceProcess(
+                "trading",
+                env={**env, "MARKET_SERVICE_URLS": market.url, "USER_SERVICE_URLS": users.url},
+            )
+            await asyncio.to_thread(trading.start)
+            try:
+                fills, order_rate = await fill_to_push(
+                    service.url, trading.url, market.url, people[1], orders, parallel=1
+                )
+            finally:
+                await asyncio.to_thread(trading.stop)
+            if fills:
+                print(
+                    f"  paper order via the trading engine (sim), fill -> WS push: "
+                    f"p50 {pct(fills, 50):.2f} ms, p99 {pct(fills, 99):.2f} ms "
+                    f"(n={len(fills)}, one client, orders at {order_rate:,.0f}/s)"
+                )
+                # The trading engine's share: the fill's executed_at -> its XADD (entry id ms).
+                shares = []
+                for entry_id, fields in await redis.xrange(STREAM, count=1_000_000):
+                    data = json.loads(fields["data"])
+                    if fields.get("source") != "bench" and data.get("executed_at"):
+                        filled = datetime.fromisoformat(data["executed_at"]).timestamp() * 1000
+                        shares.append(int(entry_id.split("-")[0]) - filled)
+                if shares:
+                    print(
+                        f"    of which fill -> trade.executed XADD (the trading engine's commit "
+                        f"and outbox): p50 {pct(shares, 50):.2f} ms, p99 {pct(shares, 99):.2f} ms"
+                    )
     finally:
-        await asyncio.to_thread(service.stop)
+        for process in (service, market, users):
+            await asyncio.to_thread(process.stop)
         await engine.dispose()
         await redis.flushdb()
         await redis.aclose()
@@ -276,5 +369,6 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--burst", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--orders", type=int, default=300, help="paper orders (0: skip)")
     args = parser.parse_args()
-    asyncio.run(main(args.rate, args.seconds, args.burst, args.concurrency))
+    asyncio.run(main(args.rate, args.seconds, args.burst, args.concurrency, args.orders))
