@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import os
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -222,6 +223,20 @@ async def ticker_rate(base: str, seconds: float, concurrency: int = 50) -> float
     return done / seconds
 
 
+def drain_stderr(proc: ServiceProcess, path: str) -> None:
+    """Copy a service's stderr to a file: an unread pipe would block its event loop."""
+    import shutil
+    import threading
+
+    def copy() -> None:
+        assert proc.proc is not None
+        assert proc.proc.stderr is not None
+        with open(path, "wb") as out:
+            shutil.copyfileobj(proc.proc.stderr, out, 1024)
+
+    threading.Thread(target=copy, daemon=True).start()
+
+
 def start_reference() -> ServiceProcess:
     port = free_port()
     proc = ServiceProcess("market", port=port)
@@ -248,6 +263,7 @@ def start_reference() -> ServiceProcess:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    drain_stderr(proc, os.path.join(tempfile.gettempdir(), "bench-feed-reference.log"))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -296,7 +312,9 @@ async def main(seconds: float, sizes: list[int], gateway_sizes: list[int]) -> No
         )
         reference = await asyncio.to_thread(start_reference)
         ref_url = reference.url.replace("http", "ws") + "/market/ws"
-        await asyncio.to_thread(market.start)
+        await asyncio.to_thread(market.start, wait=False)
+        drain_stderr(market, os.path.join(tempfile.gettempdir(), "bench-feed-market.log"))
+        await asyncio.to_thread(market.wait_listening)
         ws_url = market.url.replace("http", "ws") + "/market/ws"
         for n in sizes:
             print(f"{n} subscribers, one symbol, {1 / TICK_INTERVAL:.0f} ticks/s:")
@@ -315,7 +333,9 @@ async def main(seconds: float, sizes: list[int], gateway_sizes: list[int]) -> No
         if gateway_sizes:
             gateway = ServiceProcess("gateway", env={**env, "MARKET_SERVICE_URLS": market.url})
             try:
-                await asyncio.to_thread(gateway.start)
+                await asyncio.to_thread(gateway.start, wait=False)
+                drain_stderr(gateway, os.path.join(tempfile.gettempdir(), "bench-feed-gateway.log"))
+                await asyncio.to_thread(gateway.wait_listening)
             except RuntimeError as exc:
                 print(f"gateway did not start: {exc}")
                 gateway = None
