@@ -120,6 +120,7 @@ class Adapter:
         self.position_size = bot.position_size
         self.positions: list[Position] = []
         self._session: AsyncSession | None = None
+        self._position: Position | None = None
         self._bot: Bot | None = None
         self._candle: list[float] | None = None
 
@@ -156,7 +157,7 @@ class Adapter:
         if session is None or bot is None:
             raise RuntimeError("execute_trade runs inside Adapter.on_candle")
         action = signal.action.value
-        position = await bot_repository.open_position(session, bot)
+        position = self._position
         client_order_id = f"bot-{bot.id.hex[:16]}-{signal.timestamp}-{action}"
         if self.mode == "live":
             return await self._execute_live(session, bot, signal, position, client_order_id)
@@ -178,6 +179,7 @@ class Adapter:
                 check_minimums(quantity, price, rules)
             except InvalidOrder as exc:
                 return TradeResult(action, reason=exc.detail)
+            account = await self.orders.users.account(self.user_id)
             context = await self.orders.entry_context(
                 session,
                 user_id=self.user_id,
@@ -188,8 +190,9 @@ class Adapter:
                 side="buy",
                 quantity=quantity,
                 price=price,
+                limits=account.limits,
+                risk=self.risk,
             )
-            account = await self.orders.users.account(self.user_id)
             check_entry(context, account.limits, self.risk)
         else:
             if position is None or position.quantity <= 0:
@@ -242,6 +245,7 @@ class Adapter:
                     return outcome
                 self._session, self._bot = session, bot
                 position = await bot_repository.open_position(session, bot)
+                self._position = position
                 if position is not None and candle[2] > float(position.highest_price or 0):
                     position.highest_price = money(Decimal(str(candle[2])))
                 risk_action = self.manage_risk(position)
@@ -297,11 +301,11 @@ class Adapter:
                 bot.last_signal = signal_record(acted, result)
                 bot.error = None
                 bot.updated_at = datetime.now(UTC)
-                outcome.flat = await bot_repository.open_position(session, bot) is None
+                outcome.flat = _flat_after(position, result)
                 outcome.processed = True
                 outcome.result = result
         finally:
-            self._session, self._bot = None, None
+            self._session, self._bot, self._position = None, None, None
         if outcome.result is not None and outcome.result.order_id is not None:
             outcome.ordered_at = loop.time()  # committed
         return outcome
@@ -365,6 +369,13 @@ class Adapter:
             strategy_name=self.strategy.name,
         )
         return TradeResult.from_order(action, order, signal.reason)
+
+
+def _flat_after(position: Position | None, result: TradeResult | None) -> bool:
+    """Whether the bot holds nothing after this candle (without another query)."""
+    if result is None or result.order_id is None or result.filled_quantity <= 0:
+        return position is None or position.status != "open"
+    return result.action == "sell" and (position is None or position.status != "open")
 
 
 def signal_record(signal: TradingSignal, result: TradeResult | None) -> dict[str, Any]:

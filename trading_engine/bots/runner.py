@@ -60,7 +60,7 @@ BOTS_OWNED = Gauge("trading_bots_owned", "Running bots this replica owns")
 SIGNAL_TO_ORDER = Histogram(
     "trading_signal_to_order_seconds",
     "From a bot's signal to its committed order",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
 
@@ -251,15 +251,15 @@ class BotRunner:
             self._hold_flusher = asyncio.create_task(self._flush_holds())
 
     async def _flush_holds(self) -> None:
-        await asyncio.sleep(0.05)  # coalesce a burst of bots on the same candle
-        holds, self._holds = self._holds, {}
-        if not holds:
-            return
-        try:
-            async with unit_of_work(self.sessionmaker) as session:
-                await repository.mark_candles(session, holds)
-        except Exception as exc:  # status only: the next candle writes it again
-            log.warning("hold_flush_failed", count=len(holds), error=repr(exc))
+        # Holds that arrive while a batch is being written go in the next one.
+        while self._holds:
+            await asyncio.sleep(0.05)  # coalesce a burst of bots on the same candle
+            holds, self._holds = self._holds, {}
+            try:
+                async with unit_of_work(self.sessionmaker) as session:
+                    await repository.mark_candles(session, holds)
+            except Exception as exc:  # status only: the next candle writes it again
+                log.warning("hold_flush_failed", count=len(holds), error=repr(exc))
 
     def _observe(self, outcome: CandleOutcome) -> None:
         if outcome.ordered_at is not None and outcome.signal_at is not None:

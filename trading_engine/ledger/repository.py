@@ -32,14 +32,17 @@ async def lock_balance(
     session: AsyncSession, user_id: uuid.UUID, bot_id: uuid.UUID | None, asset: str
 ) -> Balance:
     """The balance row, locked for this transaction (created at zero when missing)."""
-    await ensure_balance(session, user_id, bot_id, asset)
     owner = Balance.bot_id.is_(None) if bot_id is None else Balance.bot_id == bot_id
-    row = await session.scalar(
+    query = (
         select(Balance)
         .where(Balance.user_id == user_id, owner, Balance.asset == asset)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
+    row = await session.scalar(query)
+    if row is None:
+        await ensure_balance(session, user_id, bot_id, asset)
+        row = await session.scalar(query)
     assert row is not None  # noqa: S101 - ensured just above
     return row
 

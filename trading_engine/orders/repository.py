@@ -20,15 +20,12 @@ async def insert_order(session: AsyncSession, values: dict[str, object]) -> Orde
     A concurrent identical insert waits on the unique index until the first commits (then
     sees the conflict) or rolls back (then inserts): never two orders.
     """
-    order_id = await session.scalar(
+    return await session.scalar(
         insert(Order)
         .values(**values)
         .on_conflict_do_nothing(constraint="uq_orders_user_client_order_id")
-        .returning(Order.id)
+        .returning(Order)
     )
-    if order_id is None:
-        return None
-    return await session.get(Order, order_id)
 
 
 async def order_by_client_id(

@@ -42,9 +42,14 @@ from trading_engine.money import ZERO, as_text, floor_to_step, money
 from trading_engine.orders import repository
 from trading_engine.orders.schemas import OrderCreate
 from trading_engine.portfolio.mirror import refresh_mirror
-from trading_engine.risk.rules import EntryContext, RiskLimitExceeded, check_entry
+from trading_engine.risk.rules import (
+    EntryContext,
+    RiskLimitExceeded,
+    RiskSettings,
+    check_entry,
+)
 from trading_engine.settings import TradingSettings
-from trading_engine.user_client import UserAccount, UserClient
+from trading_engine.user_client import TradingLimits, UserAccount, UserClient
 
 log = structlog.get_logger("trading.orders")
 FINAL_STATUSES = {"filled", "canceled", "rejected"}
@@ -171,22 +176,40 @@ class OrderService:
         quantity: Decimal,
         price: Decimal,
         lock: bool = True,
+        limits: TradingLimits | None = None,
+        risk: RiskSettings | None = None,
     ) -> EntryContext:
+        """What the entry limits look at; with ``limits``/``risk`` given, only the figures
+        a configured limit needs are queried (a bot without limits costs no queries)."""
+        everything = limits is None and risk is None
+        user = limits or TradingLimits()
+        own = risk or RiskSettings()
         position = await ledger_repository.lock_open_position(
             session, user_id, bot_id, exchange, symbol, mode, lock=lock
         )
         held = position.quantity if position is not None else ZERO
         since = start_of_day()
+        wants_count = (
+            everything
+            or user.max_open_positions is not None
+            or (own.max_open_positions is not None)
+        )
         return EntryContext(
             side=side,
             order_value=money(quantity * price),
             position_value_after=money((held + quantity) * price),
             opens_new_position=position is None,
-            open_positions=await ledger_repository.count_open_positions(session, user_id),
-            realized_today=await ledger_repository.realized_since(session, user_id, since),
+            open_positions=(
+                await ledger_repository.count_open_positions(session, user_id) if wants_count else 0
+            ),
+            realized_today=(
+                await ledger_repository.realized_since(session, user_id, since)
+                if everything or user.daily_loss_limit is not None
+                else ZERO
+            ),
             bot_realized_today=(
                 await ledger_repository.realized_since(session, user_id, since, bot_id)
-                if bot_id is not None
+                if bot_id is not None and (everything or own.daily_loss_limit is not None)
                 else None
             ),
         )

@@ -1,0 +1,389 @@
+"""Bot-runner benchmark: how many paper bots one trading-engine process runs on 1-minute
+candles with the signal-to-order latency p99 under 100 ms (target: 1,000 bots).
+
+For each bot count N the engine runs as its own process (``uvicorn --factory``) on a
+throw-away database and Redis index, with contract-shaped stubs of the market service
+(order books, candle history, market rules) and of the user service in this process.
+N running paper bots (moving-average crossovers with mixed periods, spread over a few
+symbols and users) are inserted, the engine adopts them through its leases, then closed
+candles of every symbol are published together on ``events:market.data.updated``, as the
+market service does at each minute's close, at ``--interval`` seconds apart (much faster
+than one a minute, so the figures are a harsher load than the real cadence).
+
+Measured: the engine's own histogram ``trading_signal_to_order_seconds`` (from the candle
+reaching the engine to the order committed, queueing behind the other bots included), and
+the time until every bot had processed each candle. The reference printed beside it is
+the target: 1,000 bots at p99 < 100 ms.
+
+    .venv/bin/python -m bench.bots [--bots 100,250,500,1000] [--candles 15] [--interval 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import time
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.db import create_engine, create_sessionmaker
+from shared.events import MARKET_DATA_UPDATED, Event, publish
+from shared.migrate import upgrade
+from shared.redis import create_redis
+from tests.conftest import (
+    TEST_ENCRYPTION_KEY,
+    TEST_JWT_SECRET,
+    _admin,
+    _redis_base,
+    _server_url,
+    _with_database,
+)
+from tests.factories import create_user
+from tests.servers import ServiceProcess, UvicornThread
+from tests.trading_engine.stubs import MarketStub, UserStub
+from trading_engine.models import Balance, Bot, Order, Strategy
+
+MINUTE = 60_000
+START_MS = 1_767_225_600_000
+TARGET_BOTS, TARGET_P99_MS = 1000, 100.0
+HISTOGRAM = "trading_signal_to_order_seconds"
+
+
+def make_symbols(count: int) -> list[str]:
+    return [f"S{i}/USDT" for i in range(count)]
+
+
+def walk(rng: random.Random, n: int, start: float = 100.0) -> list[list[float]]:
+    rows, price = [], start
+    for i in range(n):
+        close = max(1.0, price * (1 + rng.gauss(0, 0.01)))
+        rows.append(
+            [
+                START_MS + i * MINUTE,
+                price,
+                max(price, close) * 1.002,
+                min(price, close) * 0.998,
+                close,
+                10.0,
+            ]
+        )
+        price = close
+    return rows
+
+
+async def seed_bots(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    users: UserStub,
+    symbols: list[str],
+    n: int,
+) -> None:
+    per_user = 10
+    async with sessionmaker() as session:
+        owners = [await create_user(session, redis) for _ in range((n + per_user - 1) // per_user)]
+        for owner in owners:
+            users.add(owner.id)
+        periods = [(2, 5), (3, 6), (2, 8), (4, 9), (3, 10)]
+        strategies, bots, balances = [], [], []
+        for i in range(n):
+            owner = owners[i // per_user]
+            fast, slow = periods[i % len(periods)]
+            strategy = Strategy(
+                id=uuid.uuid4(),
+                user_id=owner.id,
+                name=f"s{i}",
+                strategy="ma_crossover",
+                parameters={"fast": fast, "slow": slow, "ma": "sma"},
+                active=True,
+            )
+            bot = Bot(
+                id=uuid.uuid4(),
+                user_id=owner.id,
+                strategy_id=strategy.id,
+                name=f"bot{i}",
+                exchange="sim",
+                symbol=symbols[i % len(symbols)],
+                timeframe="1m",
+                mode="paper",
+                status="running",
+                capital=Decimal(1000),
+                position_size=Decimal(1),
+                risk={},
+            )
+            strategies.append(strategy)
+            bots.append(bot)
+            balances.append(
+                Balance(
+                    user_id=owner.id,
+                    bot_id=bot.id,
+                    asset="USDT",
+                    free=Decimal(1000),
+                    locked=Decimal(0),
+                )
+            )
+        for rows in (strategies, bots, balances):  # parents first: no ORM relationships
+            session.add_all(rows)
+            await session.flush()
+        await session.commit()
+
+
+def histogram(metrics: str, name: str) -> tuple[list[tuple[float, float]], float]:
+    buckets: list[tuple[float, float]] = []
+    count = 0.0
+    for line in metrics.splitlines():
+        if line.startswith(f"{name}_bucket"):
+            le = line.split('le="')[1].split('"')[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+        elif line.startswith(f"{name}_count"):
+            count = float(line.split()[-1])
+    return sorted(buckets), count
+
+
+def quantile(buckets: list[tuple[float, float]], count: float, q: float) -> float | None:
+    """Linear interpolation inside the histogram bucket that holds the quantile (ms)."""
+    if count <= 0:
+        return None
+    target, previous_le, previous_n = q * count, 0.0, 0.0
+    for le, n in buckets:
+        if n >= target:
+            if le == float("inf"):
+                return previous_le * 1000
+            share = (target - previous_n) / max(n - previous_n, 1e-9)
+            return (previous_le + (le - previous_le) * share) * 1000
+        previous_le, previous_n = le, n
+    return None
+
+
+async def run_one(
+    n: int,
+    *,
+    database_url: str,
+    redis_url: str,
+    market: MarketStub,
+    market_url: str,
+    users: UserStub,
+    user_url: str,
+    candles: int,
+    interval: float,
+    symbol_count: int,
+) -> dict[str, Any]:
+    engine = create_engine(database_url, pool_size=4)
+    redis = create_redis(redis_url)
+    await redis.flushdb()
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "TRUNCATE trades, positions, orders, balances, bots, strategies, "
+                "event_outbox, processed_events, users CASCADE"
+            )
+        )
+    sessionmaker = create_sessionmaker(engine, redis)
+    market.reset()
+    users.reset()
+    rng = random.Random(7)
+    symbols = make_symbols(symbol_count)
+    history = 300
+    series = {s: walk(rng, history + candles + 1) for s in symbols}
+    for symbol in symbols:
+        market.markets["sim"][symbol] = {
+            "symbol": symbol,
+            "base": symbol.split("/")[0],
+            "quote": "USDT",
+            "precision": {"amount": 1e-6, "price": 1e-4},
+            "limits": {"amount": {"min": 1e-6}, "cost": {"min": 1.0}},
+            "maker": 0.001,
+            "taker": 0.001,
+        }
+        market.candles[("sim", symbol, "1m")] = series[symbol][:history]
+        market.set_price(symbol, series[symbol][history][1])
+    await seed_bots(sessionmaker, redis, users, symbols, n)
+
+    env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
+        "ENVIRONMENT": "test",
+        "LOG_LEVEL": "WARNING",
+        "MARKET_SERVICE_URLS": market_url,
+        "USER_SERVICE_URLS": user_url,
+        "INTERNAL_API_TOKEN": UserStub.TOKEN,
+        "BOT_SYNC_INTERVAL_S": "1.0",
+    }
+    service = ServiceProcess("trading", env=env)
+    await asyncio.to_thread(service.start)
+    drains: list[float] = []
+    warm: tuple[list[tuple[float, float]], float] = ([], 0.0)
+    try:
+        async with httpx.AsyncClient(base_url=service.url, timeout=10) as client:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                metrics = (await client.get("/metrics")).text
+                owned = [ln for ln in metrics.splitlines() if ln.startswith("trading_bots_owned ")]
+                if owned and float(owned[0].split()[-1]) >= n:
+                    break
+                await asyncio.sleep(0.5)
+            else:
+                raise SystemExit(f"the engine did not adopt {n} bots within 60 s")
+
+            for k in range(candles):
+                index = history + k - 1 if k else history - 1
+                started = time.monotonic()
+                for symbol in symbols:
+                    rows = series[symbol]
+                    market.candles[("sim", symbol, "1m")] = rows[: index + 1]
+                    market.set_price(symbol, rows[index + 1][1])
+                for symbol in symbols:
+                    await publish(
+                        redis,
+                        Event(
+                            type=MARKET_DATA_UPDATED,
+                            data={
+                                "exchange": "sim",
+                                "symbol": symbol,
+                                "timeframe": "1m",
+                                "candle": series[symbol][index],
+                            },
+                            source="bench",
+                        ),
+                    )
+                candle_at = series[symbols[0]][index][0]
+                async with sessionmaker() as session:
+                    while time.monotonic() - started < 30:
+                        seen = await session.scalar(
+                            select(func.count())
+                            .select_from(Bot)
+                            .where(Bot.last_candle_at >= text(f"to_timestamp({candle_at / 1000})"))
+                        )
+                        if seen >= n:
+                            break
+                        await asyncio.sleep(0.02)
+                        await session.rollback()
+                if k == 0:  # warm-up: history fetched, first position lookups
+                    warm = histogram((await client.get("/metrics")).text, HISTOGRAM)
+                else:
+                    drains.append(time.monotonic() - started)
+                await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+            metrics = (await client.get("/metrics")).text
+    finally:
+        await asyncio.to_thread(service.stop)
+        if os.environ.get("BENCH_SHOW_ENGINE_LOG") and service.proc and service.proc.stderr:
+            print(service.proc.stderr.read().decode()[-5000:])
+    buckets, count = histogram(metrics, HISTOGRAM)
+    warm_buckets = dict(warm[0])
+    buckets = [(le, n_le - warm_buckets.get(le, 0.0)) for le, n_le in buckets]
+    count -= warm[1]
+    async with sessionmaker() as session:
+        orders = await session.scalar(select(func.count()).select_from(Order))
+        errors = await session.scalar(
+            select(func.count()).select_from(Bot).where(Bot.status == "error")
+        )
+        if os.environ.get("BENCH_SHOW_ENGINE_LOG"):
+            for row in await session.execute(
+                select(Bot.error, func.count()).where(Bot.error.is_not(None)).group_by(Bot.error)
+            ):
+                print("bot error:", row)
+            for row in await session.execute(
+                select(Order.side, Order.status, func.count()).group_by(Order.side, Order.status)
+            ):
+                print("orders:", row)
+            for row in await session.execute(
+                select(Bot.last_candle_at, func.count()).group_by(Bot.last_candle_at)
+            ):
+                print("bots at:", row)
+    await redis.aclose()
+    await engine.dispose()
+    return {
+        "bots": n,
+        "orders": orders,
+        "measured": int(count),
+        "p50": quantile(buckets, count, 0.50),
+        "p99": quantile(buckets, count, 0.99),
+        "drain_p50": sorted(drains)[len(drains) // 2] * 1000,
+        "drain_max": max(drains) * 1000,
+        "errors": errors,
+    }
+
+
+async def main(counts: list[int], candles: int, interval: float, symbol_count: int) -> None:
+    server = _server_url()
+    name = f"tradebot_bench_{uuid.uuid4().hex[:8]}"
+    await _admin(server, f'CREATE DATABASE "{name}"')
+    database_url = _with_database(server, name)
+    await asyncio.to_thread(upgrade, database_url)
+    lock = create_redis(f"{_redis_base()}/0")
+    token = uuid.uuid4().hex
+    for index in range(15, 0, -1):
+        if await lock.set(f"tradebot:test-db-lock:{index}", token, nx=True, ex=3600):
+            break
+    else:
+        raise SystemExit("no free Redis database index")
+    redis_url = f"{_redis_base()}/{index}"
+    os.environ.update({"JWT_SECRET": TEST_JWT_SECRET})
+    market, users = MarketStub(), UserStub()
+    market_server = UvicornThread(market.app).start()
+    user_server = UvicornThread(users.app).start()
+    results = []
+    try:
+        print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}")
+        print(
+            f"reference (target): {TARGET_BOTS} bots on 1-minute candles, "
+            f"signal-to-order p99 < {TARGET_P99_MS:.0f} ms"
+        )
+        print(
+            f"ours: {candles} candles x {symbol_count} symbols, one every {interval:g} s, "
+            "one engine process (first candle = warm-up, not counted)"
+        )
+        print(
+            f"{'bots':>6} {'orders':>7} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'all-bots-done p50/max ms':>26} {'errors':>7}  verdict"
+        )
+        for n in counts:
+            r = await run_one(
+                n,
+                database_url=database_url,
+                redis_url=redis_url,
+                market=market,
+                market_url=market_server.url,
+                users=users,
+                user_url=user_server.url,
+                candles=candles,
+                interval=interval,
+                symbol_count=symbol_count,
+            )
+            results.append(r)
+            p50 = "-" if r["p50"] is None else f"{r['p50']:.1f}"
+            p99 = "-" if r["p99"] is None else f"{r['p99']:.1f}"
+            ok = r["p99"] is not None and r["p99"] < TARGET_P99_MS
+            print(
+                f"{r['bots']:>6} {r['orders']:>7} {p50:>8} {p99:>8} "
+                f"{r['drain_p50']:>14.0f} / {r['drain_max']:<9.0f} {r['errors']:>7}  "
+                f"{'meets' if ok else 'misses'} p99 < {TARGET_P99_MS:.0f} ms"
+            )
+    finally:
+        market_server.stop()
+        user_server.stop()
+        if await lock.get(f"tradebot:test-db-lock:{index}") == token:
+            await lock.delete(f"tradebot:test-db-lock:{index}")
+        await lock.aclose()
+        await _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bots", default="100,250,500,1000")
+    parser.add_argument("--candles", type=int, default=15)
+    parser.add_argument("--interval", type=float, default=2.0)
+    parser.add_argument("--symbols", type=int, default=10)
+    args = parser.parse_args()
+    asyncio.run(
+        main([int(x) for x in args.bots.split(",")], args.candles, args.interval, args.symbols)
+    )
