@@ -56,50 +56,63 @@ class WebhookDispatcher:
         self.settings = settings
         self.client = client
         self._wake = asyncio.Event()
-        self._slots = asyncio.Semaphore(settings.webhook_concurrency)
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
-        """Deliver until cancelled; a database outage only pauses it."""
-        while True:
-            try:
-                sent = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("webhook_dispatch_loop_error", error=repr(exc))
-                sent = 0
-                await asyncio.sleep(1.0)
-            if sent == 0:
+        """Deliver until cancelled, up to ``webhook_concurrency`` attempts in flight; a slow
+        receiver holds one slot, not the others. A database outage only pauses it."""
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                free = self.settings.webhook_concurrency - len(in_flight)
+                claimed: list[ClaimedDispatch] = []
+                if free > 0:
+                    try:
+                        claimed = await self.claim(free)
+                    except Exception as exc:
+                        log.warning("webhook_dispatch_loop_error", error=repr(exc))
+                        await asyncio.sleep(1.0)
+                for item in claimed:
+                    task = asyncio.create_task(self._attempt(item))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                if claimed and len(claimed) == free:
+                    # Saturated: more may be due; go on as soon as a slot frees up.
+                    await asyncio.wait(set(in_flight), return_when=asyncio.FIRST_COMPLETED)
+                    continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
                         self._wake.wait(), timeout=self.settings.webhook_poll_interval_s
                     )
                 self._wake.clear()
+        finally:
+            # Leases of cancelled attempts run out and those deliveries are retried.
+            for task in in_flight:
+                task.cancel()
 
-    async def run_once(self) -> int:
-        """Lease the due deliveries and attempt each once; returns how many were attempted."""
+    async def claim(self, limit: int) -> list[ClaimedDispatch]:
+        """Lease up to ``limit`` due deliveries (committed before any attempt starts)."""
         # An attempt is cut off at webhook_timeout_s; the lease outlives it and the settle.
         lease_s = self.settings.webhook_timeout_s + 5.0
         async with self.sessionmaker() as session:
-            claimed = await repository.claim_due(
-                session, limit=self.settings.webhook_concurrency, lease_s=lease_s
-            )
+            claimed = await repository.claim_due(session, limit=limit, lease_s=lease_s)
             await session.commit()
-        if claimed:
-            await asyncio.gather(*(self._attempt(c) for c in claimed))
-        return len(claimed)
+        return claimed
 
     async def _attempt(self, claimed: ClaimedDispatch) -> None:
-        async with self._slots:
+        try:
             if not claimed.active:
                 await self._settle(claimed, None, "webhook deactivated", False, None, final=True)
                 return
             status_code, error, duration_ms = await self._post(claimed)
-        succeeded = status_code is not None and 200 <= status_code < 300
-        await self._settle(claimed, status_code, error, succeeded, duration_ms, final=False)
+            succeeded = status_code is not None and 200 <= status_code < 300
+            await self._settle(claimed, status_code, error, succeeded, duration_ms, final=False)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the lease runs out and the delivery is tried again
+            log.warning("webhook_attempt_error", dispatch_id=str(claimed.id), error=repr(exc))
 
     async def _post(self, claimed: ClaimedDispatch) -> tuple[int | None, str | None, int | None]:
         try:

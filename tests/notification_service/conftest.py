@@ -83,11 +83,13 @@ class WebhookReceiver:
     calls: list[ReceivedCall] = field(default_factory=list)
     accepted: list[ReceivedCall] = field(default_factory=list)
     fail_next: dict[str, int] = field(default_factory=dict)
+    delay_s: dict[str, float] = field(default_factory=dict)
 
     def reset(self) -> None:
         self.calls.clear()
         self.accepted.clear()
         self.fail_next.clear()
+        self.delay_s.clear()
 
     def build(self) -> FastAPI:
         app = FastAPI()
@@ -96,6 +98,7 @@ class WebhookReceiver:
         async def hook(name: str, request: Request) -> Response:
             call = ReceivedCall(f"/hooks/{name}", dict(request.headers), await request.body())
             self.calls.append(call)
+            await asyncio.sleep(self.delay_s.get(call.path, 0.0))
             if self.fail_next.get(call.path, 0) > 0:
                 self.fail_next[call.path] -= 1
                 return Response(status_code=500)

@@ -249,3 +249,23 @@ async def test_an_address_refused_at_delivery_time_is_recorded_not_called(
     assert attempt.error is not None
     assert attempt.error.startswith("refused")
     assert receiver.calls == []
+
+
+async def test_a_slow_receiver_does_not_hold_up_deliveries_to_others(
+    client: httpx.AsyncClient, session: AsyncSession, redis: Redis, receiver: WebhookReceiver
+) -> None:
+    slow = await create_user(session, redis)
+    quick = await create_user(session, redis)
+    for user, path in ((slow, "/hooks/slow"), (quick, "/hooks/quick")):
+        created = await client.post(
+            "/notifications/webhooks", json={"url": receiver.url + path}, headers=user.headers
+        )
+        assert created.status_code == 201
+    receiver.delay_s["/hooks/slow"] = 3.0
+
+    await publish(redis, trade_event(slow.id))
+    await eventually(lambda: _len(receiver.calls, 1))  # the slow call is in flight
+    await publish(redis, trade_event(quick.id))
+    await eventually(lambda: _len(receiver.accepted, 2), timeout=10)
+
+    assert [c.path for c in receiver.accepted] == ["/hooks/quick", "/hooks/slow"]
