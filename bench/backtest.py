@@ -21,7 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -52,8 +54,9 @@ def our_signals(c: Candles) -> np.ndarray:
     return signals
 
 
-def timed(fn, repeat: int) -> tuple[float, object]:
-    times, out = [], None
+def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    times: list[float] = []
+    out: Any = None
     for _ in range(repeat):
         t0 = time.perf_counter()
         out = fn()
@@ -115,7 +118,7 @@ def vectorbt_run(c: Candles, repeat: int) -> tuple[float, float, float] | None:
     final = run()
     cold = time.perf_counter() - t0
     warm, final = timed(run, repeat)
-    return warm, float(final), cold  # type: ignore[arg-type]
+    return warm, float(final), cold
 
 
 def backtesting_run(c: Candles) -> tuple[float, float] | None:
@@ -133,10 +136,10 @@ def backtesting_run(c: Candles) -> tuple[float, float] | None:
     )
     n = len(c)
 
-    def sma(values: np.ndarray, period: int) -> np.ndarray:
+    def sma(values: np.ndarray, period: int) -> Any:
         return pd.Series(values).rolling(period).mean().to_numpy()
 
-    class Crossover(Strategy):
+    class Crossover(Strategy):  # type: ignore[misc]
         def init(self) -> None:
             self.fast = self.I(sma, self.data.Close, 10)
             self.slow = self.I(sma, self.data.Close, 30)

@@ -1,23 +1,22 @@
 import asyncio
 import uuid
+from typing import Any
 
-import numpy as np
 import pytest
 from sqlalchemy import func, select, text
 
 from analysis_service.backtests.worker import BacktestWorker
 from analysis_service.models import Backtest
 from shared.backtest import run_backtest
-from shared.candles import Candles
 from shared.events import Event, publish
 from shared.strategies import create_strategy
 from tests.analysis_service.conftest import MARKET_CANDLES, eventually
 from tests.factories import create_user
-from tests.shared.sample_candles import random_candles
+from tests.shared.sample_candles import random_candles, window
 
 C = random_candles(1500, seed=12)
 ROWS = C.to_rows()
-MA = {"name": "ma_crossover", "params": {"fast": 10, "slow": 30}}
+MA: dict[str, Any] = {"name": "ma_crossover", "params": {"fast": 10, "slow": 30}}
 
 
 async def finished(client, user, backtest_id):
@@ -87,23 +86,11 @@ async def test_candles_are_loaded_from_the_market_for_a_symbol_and_range(client,
     assert response.status_code == 202, response.text
     body = await finished(client, user, response.json()["id"])
     assert body["status"] == "done", body["error"]
-    window = Candles(
-        *(
-            np.ascontiguousarray(a[200:1700])
-            for a in (
-                MARKET_CANDLES.timestamp,
-                MARKET_CANDLES.open,
-                MARKET_CANDLES.high,
-                MARKET_CANDLES.low,
-                MARKET_CANDLES.close,
-                MARKET_CANDLES.volume,
-            )
-        )
-    )
+    candles = window(MARKET_CANDLES, 200, 1700)
     strategy = create_strategy(
         "rules", {"entry": "rsi(14) < 40", "exit": "rsi(14) > 60", "stop_loss": 0.02}
     )
-    expected = run_backtest(strategy, window, 5000, 0.002)
+    expected = run_backtest(strategy, candles, 5000, 0.002)
     assert body["result"]["metrics"] == expected.metrics
     assert body["symbol"] == "BTC/USDT"
     assert body["exchange"] == "sim"
@@ -246,6 +233,7 @@ async def test_a_job_left_by_a_dead_replica_is_taken_over(
         assert await worker.process_once(block_ms=10) == 1
     await session.refresh(row)
     assert row.status == "done"
+    assert row.result is not None
     assert row.result["metrics"]["n_trades"] > 0
     pending = await redis.xpending(settings.backtest_stream, settings.backtest_group)
     assert pending["pending"] == 0

@@ -4,10 +4,12 @@ import math
 import numpy as np
 import pytest
 import talib
+from talib._ta_lib import MA_Type
 
 from tests.analysis_service.conftest import MARKET_CANDLES
 from tests.shared.sample_candles import random_candles
 
+SMA = MA_Type.SMA
 C = random_candles(400, seed=8)
 ROWS = C.to_rows()
 
@@ -45,13 +47,13 @@ async def test_indicator_json_equals_talib_called_directly_with_nulls_in_the_war
         "signal": as_json(signal),
         "histogram": as_json(hist),
     }
-    upper, middle, lower = talib.BBANDS(C.close, 20, 2, 2, 0)
+    upper, middle, lower = talib.BBANDS(C.close, 20, 2, 2, SMA)
     assert series["bbands:20:2"] == {
         "upper": as_json(upper),
         "middle": as_json(middle),
         "lower": as_json(lower),
     }
-    k, d = talib.STOCH(C.high, C.low, C.close, 14, 3, 0, 3, 0)
+    k, d = talib.STOCH(C.high, C.low, C.close, 14, 3, SMA, 3, SMA)
     assert series["stoch:14:3:3"] == {"k": as_json(k), "d": as_json(d)}
     assert series["atr:14"] == as_json(talib.ATR(C.high, C.low, C.close, 14))
     assert series["obv"] == as_json(talib.OBV(C.close, C.volume))

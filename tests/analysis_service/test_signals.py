@@ -2,6 +2,7 @@ import json
 
 from shared.strategies import create_strategy
 from tests.analysis_service.conftest import MARKET_CANDLES
+from tests.shared.sample_candles import window
 
 
 async def test_signals_read_every_default_strategy_on_closed_candles_and_are_cached(
@@ -17,18 +18,9 @@ async def test_signals_read_every_default_strategy_on_closed_candles_and_are_cac
     assert "rules" not in names  # it has no default rule
     closed = MARKET_CANDLES.head(len(MARKET_CANDLES) - 1)  # the newest one is forming
     assert body["price"] == closed.close[-1]
-    tail = closed.head(len(closed))
-    start = len(tail) - 300
-    from shared.candles import Candles
-
-    window = Candles(
-        *(
-            a[start:]
-            for a in (tail.timestamp, tail.open, tail.high, tail.low, tail.close, tail.volume)
-        )
-    )
+    recent = window(closed, len(closed) - 300, len(closed))
     ma = next(s for s in body["signals"] if s["strategy"] == "ma_crossover")
-    signals = create_strategy("ma_crossover", {}).signals(window)
+    signals = create_strategy("ma_crossover", {}).signals(recent)
     expected = {1: "buy", -1: "sell"}.get(int(signals[-1]), "hold")
     assert ma["action"] == expected
     assert body["indicators"]["rsi:14"] is not None

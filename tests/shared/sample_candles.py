@@ -25,3 +25,16 @@ def random_candles(
     volume = rng.lognormal(3.0, 0.6, n) * (1 + 50 * np.abs(close / np.r_[price, close[:-1]] - 1))
     ts = start_ms + frame_ms * np.arange(n, dtype=np.int64)
     return Candles(ts, open_, high, low, close, volume)
+
+
+def window(c: Candles, start: int, stop: int) -> Candles:
+    """Candles ``start .. stop-1`` as contiguous arrays."""
+    s = slice(start, stop)
+    return Candles(
+        np.ascontiguousarray(c.timestamp[s]),
+        np.ascontiguousarray(c.open[s]),
+        np.ascontiguousarray(c.high[s]),
+        np.ascontiguousarray(c.low[s]),
+        np.ascontiguousarray(c.close[s]),
+        np.ascontiguousarray(c.volume[s]),
+    )

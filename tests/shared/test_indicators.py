@@ -1,11 +1,13 @@
 import numpy as np
 import pytest
 import talib
+from talib._ta_lib import MA_Type
 
 from shared import indicators
 from shared.indicators import IndicatorSpecError, compute, parse_spec, volume_profile
 from tests.shared.sample_candles import random_candles
 
+SMA = MA_Type.SMA
 C = random_candles(1500, seed=11)
 
 
@@ -34,16 +36,16 @@ def test_momentum_volatility_and_volume_indicators_equal_talib():
             C.close,
             fastk_period=14,
             slowk_period=3,
-            slowk_matype=0,
+            slowk_matype=SMA,
             slowd_period=3,
-            slowd_matype=0,
+            slowd_matype=SMA,
         ),
         strict=True,
     ):
         same(ours, theirs)
     for ours, theirs in zip(
         indicators.bbands(C.close, 20, 2.5),
-        talib.BBANDS(C.close, timeperiod=20, nbdevup=2.5, nbdevdn=2.5, matype=0),
+        talib.BBANDS(C.close, timeperiod=20, nbdevup=2.5, nbdevdn=2.5, matype=SMA),
         strict=True,
     ):
         same(ours, theirs)

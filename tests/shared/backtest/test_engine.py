@@ -46,7 +46,8 @@ def test_one_trade_fee_and_slippage_arithmetic_to_the_cent():
     #   proceeds = 99.80029960 * 109.89 = 10967.05492, exit fee = 10.96705
     #   cash = 10967.05492 - 10.96705 = 10956.08787; pnl = 10956.08787 - 10000
     [t] = r.trades
-    assert (t.entry_price, t.exit_price) == (pytest.approx(100.1), pytest.approx(109.89))
+    assert t.entry_price == pytest.approx(100.1)
+    assert t.exit_price == pytest.approx(109.89)
     assert round(t.fee, 2) == 20.96  # 9.99 on entry + 10.97 on exit
     assert round(t.pnl, 2) == 956.09
     assert round(r.final_equity, 2) == 10_956.09
@@ -76,7 +77,8 @@ def test_stop_loss_wins_when_one_candle_touches_both_stop_and_take_profit():
         take_profit=0.10,
     )
     [t] = r.trades
-    assert (t.exit_reason, t.exit_price) == ("stop_loss", pytest.approx(95.0))
+    assert t.exit_reason == "stop_loss"
+    assert t.exit_price == pytest.approx(95.0)
     assert r.final_equity == pytest.approx(950.0)
     assert t.exit_at == r.trades[0].exit_at
     assert r.equity[2] == pytest.approx(950.0)
@@ -103,7 +105,8 @@ def test_take_profit_fills_at_the_target_and_a_gap_fills_at_the_open():
         take_profit=0.10,
     )
     first, second = r.trades
-    assert (first.exit_reason, first.exit_price) == ("take_profit", pytest.approx(110.0))
+    assert first.exit_reason == "take_profit"
+    assert first.exit_price == pytest.approx(110.0)
     # re-entered at 80 (candle 4's open): 80 is above the stop of that trade, no gap
     assert second.entry_price == 80
     assert second.exit_reason == "end"
@@ -126,7 +129,8 @@ def test_trailing_stop_follows_the_highest_high_of_earlier_candles():
     r = simulate_signals(c, sig(5, t0=1), fee=0.0, trailing_stop=0.10)
     [t] = r.trades
     # peak through candle 2 is 120 -> trail at 108 -> candle 3's low 107.5 hits it
-    assert (t.exit_reason, t.exit_price) == ("trailing_stop", pytest.approx(108.0))
+    assert t.exit_reason == "trailing_stop"
+    assert t.exit_price == pytest.approx(108.0)
 
 
 def test_a_position_open_at_the_end_is_closed_at_the_last_close_with_fee():
@@ -143,7 +147,9 @@ def test_a_position_open_at_the_end_is_closed_at_the_last_close_with_fee():
 
 def reference(c, signals, capital, fee, slip, size, sl, tp, trail):
     """An independent, plain-Python reading of DESIGN 6 (see shared.backtest.engine)."""
-    cash, qty, equity, trades = capital, 0.0, [], []
+    cash, qty = capital, 0.0
+    equity: list[float] = []
+    trades: list[tuple[int, int, float, float, float, float, str]] = []
     pos = None
     for t in range(len(c)):
         o, h, lo, cl = (float(c.open[t]), float(c.high[t]), float(c.low[t]), float(c.close[t]))
@@ -322,7 +328,7 @@ def test_bad_settings_are_refused_and_progress_reaches_one():
         run_backtest(s, c, position_size=1.5)
     with pytest.raises(BacktestInputError, match="fee"):
         run_backtest(s, c, fee=-0.1)
-    seen = []
+    seen: list[float] = []
     run_backtest(s, c, progress=seen.append)
     assert seen[0] == 0.0
     assert seen[-1] == 1.0

@@ -1,11 +1,13 @@
 import numpy as np
 import pytest
 import talib
+from talib._ta_lib import MA_Type
 
 from shared.rules import RuleSyntaxError, evaluate, lookback, parse_rule
 from shared.rules.parser import MAX_DEPTH, MAX_NODES, MAX_RULE_LENGTH
 from tests.shared.sample_candles import random_candles
 
+SMA = MA_Type.SMA
 C = random_candles(800, seed=3)
 
 
@@ -41,8 +43,8 @@ def test_macd_bollinger_and_stochastic_functions_match_talib():
     rule = "macd() > macd_signal() and close < bb_lower(20, 2) + 0 * stoch_k() or macd_hist() == 0"
     ours = evaluate(parse_rule(rule), C)
     line, signal, hist = talib.MACD(C.close, 12, 26, 9)
-    _, _, lower = talib.BBANDS(C.close, 20, 2, 2, 0)
-    k, _ = talib.STOCH(C.high, C.low, C.close, 14, 3, 0, 3, 0)
+    _, _, lower = talib.BBANDS(C.close, 20, 2, 2, SMA)
+    k, _ = talib.STOCH(C.high, C.low, C.close, 14, 3, SMA, 3, SMA)
     theirs = ((line > signal) & (C.close < lower + 0 * k)) | (hist == 0)
     np.testing.assert_array_equal(ours, theirs)
 

@@ -17,6 +17,7 @@ class BuyTheDip(TradingStrategy):
     name = "buy_the_dip"
     description = "Buy after a red candle, sell after a green one."
     Params = DipParams
+    params: DipParams
 
     @property
     def warmup(self) -> int:

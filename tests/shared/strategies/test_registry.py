@@ -1,8 +1,10 @@
 from importlib.metadata import EntryPoint
+from typing import Any
 
 import numpy as np
 import pytest
 import talib
+from talib._ta_lib import MA_Type
 
 import shared.strategies as registry
 from shared.backtest import check_lookahead
@@ -17,8 +19,9 @@ from shared.strategies import (
 )
 from tests.shared.sample_candles import random_candles
 
+SMA = MA_Type.SMA
 C = random_candles(3000, seed=5)
-BUILTINS = {
+BUILTINS: dict[str, list[dict[str, Any]]] = {
     "ma_crossover": [{"fast": 10, "slow": 30}, {"fast": 5, "slow": 21, "ma": "ema"}],
     "rsi_divergence": [{}, {"pivot_window": 2, "lookback": 60, "oversold": 40}],
     "bollinger_bands": [{}, {"period": 10, "k": 1.5}],
@@ -93,7 +96,7 @@ def test_ma_crossover_crosses_exactly_as_design_six_defines_them():
 
 
 def test_bollinger_enters_when_the_close_comes_back_above_the_lower_band():
-    upper, _, lower = talib.BBANDS(C.close, 20, 2, 2, 0)
+    upper, _, lower = talib.BBANDS(C.close, 20, 2, 2, SMA)
     signals = create_strategy("bollinger_bands", {}).signals(C)
     for t in range(1, len(C)):
         enter = C.close[t - 1] < lower[t - 1] and C.close[t] >= lower[t]
