@@ -17,7 +17,7 @@ class NotificationSettings(ServiceSettings):
 
     # Event intake: one consumer group; several members per process share its work.
     consumer_group: str = "notification"
-    consumer_concurrency: int = Field(default=2, ge=1, le=32)
+    consumer_concurrency: int = Field(default=2, ge=0, le=32)  # 0: a WS/API-only replica
     event_retry_delay_s: float = Field(default=1.0, ge=0)
 
     # Preferences come from the user service's internal API, cached briefly.

@@ -111,3 +111,20 @@ async def test_a_socket_is_closed_4401_when_its_session_ends(
             with pytest.raises(ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), 5)
             assert ws.close_code == 4401
+
+
+async def test_a_socket_on_one_replica_gets_what_another_replica_consumed(
+    service: UvicornThread, session: AsyncSession, redis: Redis, users: FakeUserService
+) -> None:
+    # `service` consumes; this replica only holds sockets (no consumers at all).
+    sockets_only = make_settings(users.url, consumer_concurrency=0)  # type: ignore[attr-defined]
+    async with UvicornThread(create_app(sockets_only)) as other_replica:
+        user = await create_user(session, redis)
+        async with live(other_replica.url, user.token) as client:
+            await publish(redis, trade_event(user.id))
+
+            async def pushed() -> bool:
+                return len(client.notifications) == 1
+
+            await eventually(pushed)
+    assert client.notifications[0]["user_id"] == str(user.id)
