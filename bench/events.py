@@ -121,7 +121,9 @@ async def raw_latency(redis: Redis, redis_url: str, rate: int, seconds: float) -
 
     async def consume() -> None:
         while len(latencies) < total:
-            response = await reader.xreadgroup("bench", "c1", {stream: ">"}, count=100, block=1000)
+            response: Any = await reader.xreadgroup(
+                "bench", "c1", {stream: ">"}, count=100, block=1000
+            )
             now = time.perf_counter()
             for _name, entries in response or []:
                 for entry_id, fields in entries:
@@ -144,7 +146,7 @@ async def raw_latency(redis: Redis, redis_url: str, rate: int, seconds: float) -
 
 async def ws_latency(
     service_url: str, redis: Redis, user: Any, rate: int, seconds: float
-) -> tuple[list[float], int]:
+) -> tuple[list[float], list[float], int]:
     from websockets.asyncio.client import connect
 
     latencies: list[float] = []
@@ -341,7 +343,8 @@ async def main(rate: int, seconds: float, burst: int, concurrency: int, orders: 
                 )
                 # The trading engine's share: the fill's executed_at -> its XADD (entry id ms).
                 shares = []
-                for entry_id, fields in await redis.xrange(STREAM, count=1_000_000):
+                entries: Any = await redis.xrange(STREAM, count=1_000_000)
+                for entry_id, fields in entries:
                     data = json.loads(fields["data"])
                     if fields.get("source") != "bench" and data.get("executed_at"):
                         filled = datetime.fromisoformat(data["executed_at"]).timestamp() * 1000

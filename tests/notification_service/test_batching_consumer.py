@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from collections import Counter
+from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy import event as sa_event
@@ -38,7 +39,7 @@ class EveryoneKnown(PreferenceDirectory):
     def __init__(self) -> None:  # no HTTP: every user wants every channel
         pass
 
-    def cached(self, user_id: uuid.UUID) -> ChannelPreferences | None:  # type: ignore[override]
+    def cached(self, user_id: uuid.UUID) -> ChannelPreferences | None:
         return ChannelPreferences({})
 
     async def lookup(self, user_id: uuid.UUID) -> ChannelPreferences | None:
@@ -105,7 +106,7 @@ async def test_a_batch_with_repeats_and_a_poison_entry_applies_each_good_event_o
         select(func.count()).select_from(Notification).where(Notification.user_id == user.id)
     )
     assert stored == 11  # the repeated fill once (3 entries about it) + 10 others
-    dead = await redis.xrange(DEAD_LETTER_STREAM)
+    dead: Any = await redis.xrange(DEAD_LETTER_STREAM)
     assert [d[1]["id"] for d in dead] == [str(poison.id)]
     assert "symbol" in dead[0][1]["error"]
     pushed_events = Counter(json.loads(message)["event_id"] for _user, message in publisher.pushed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Sequence
 
 import httpx
 from redis.asyncio import Redis
@@ -121,7 +122,7 @@ async def _push_count(frames: list[dict[str, object]], n: int) -> bool:
     return len(frames) >= n
 
 
-async def _len_at_least(items: list[object], n: int) -> bool:
+async def _len_at_least(items: Sequence[object], n: int) -> bool:
     return len(items) >= n
 
 

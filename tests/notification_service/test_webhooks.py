@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import httpx
 import pytest
 from redis.asyncio import Redis
@@ -168,7 +170,7 @@ async def test_a_receiver_that_fails_twice_then_succeeds_gets_it_once_with_three
     assert [d["attempt"] for d in log] == [3, 2, 1]
 
 
-async def _len(items: list[object], n: int) -> bool:
+async def _len(items: Sequence[object], n: int) -> bool:
     return len(items) >= n
 
 
@@ -211,7 +213,7 @@ async def test_a_webhook_filtered_to_other_kinds_is_not_called(
 
     async def stored() -> bool:
         listed = (await client.get("/notifications", headers=user.headers)).json()
-        return listed["total"] == 1
+        return bool(listed["total"] == 1)
 
     await eventually(stored)
     await session.commit()
