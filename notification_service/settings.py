@@ -31,6 +31,7 @@ class NotificationSettings(ServiceSettings):
     webhook_retry_max_s: float = Field(default=600.0, ge=0)
     webhook_poll_interval_s: float = Field(default=1.0, gt=0)
     webhook_concurrency: int = Field(default=20, ge=1)
+    webhook_max_per_user: int = Field(default=10, ge=1)
     # Webhook URLs resolving to loopback, private, link-local or other non-public
     # addresses are refused unless allowed here: all of them, or listed networks (CIDRs,
     # comma-separated, e.g. "127.0.0.1/32,10.0.5.0/24").

@@ -141,14 +141,19 @@ class WebhookDispatcher:
         }
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self.settings.webhook_timeout_s):
-                response = await self.client.post(
+            async with (
+                asyncio.timeout(self.settings.webhook_timeout_s),
+                # Streamed and never read: a receiver cannot make us hold a huge body.
+                self.client.stream(
+                    "POST",
                     target.pinned_url,
                     content=body,
                     headers=headers,
                     timeout=self.settings.webhook_timeout_s,
                     extensions={"sni_hostname": target.host},
-                )
+                ) as response,
+            ):
+                pass
         except TimeoutError:
             return None, "timed out", _ms_since(started)
         except httpx.HTTPError as exc:

@@ -27,6 +27,13 @@ async def list_for_user(session: AsyncSession, user_id: uuid.UUID) -> list[Webho
     return list((await session.scalars(stmt)).all())
 
 
+async def count_for_user(session: AsyncSession, user_id: uuid.UUID) -> int:
+    count = await session.scalar(
+        select(func.count()).select_from(Webhook).where(Webhook.user_id == user_id)
+    )
+    return int(count or 0)
+
+
 async def get_for_user(
     session: AsyncSession, user_id: uuid.UUID, webhook_id: uuid.UUID
 ) -> Webhook | None:

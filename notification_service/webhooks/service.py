@@ -12,7 +12,7 @@ from notification_service.settings import NotificationSettings
 from notification_service.webhooks import repository, signing
 from notification_service.webhooks.schemas import WebhookCreate, WebhookUpdate
 from notification_service.webhooks.url_guard import AddressPolicy, UnsafeWebhookUrl, resolve
-from shared.errors import ValidationFailed
+from shared.errors import Conflict, ValidationFailed
 
 
 def address_policy(settings: NotificationSettings) -> AddressPolicy:
@@ -36,6 +36,8 @@ async def create(
     session: AsyncSession, user_id: uuid.UUID, data: WebhookCreate, settings: NotificationSettings
 ) -> Webhook:
     """A new webhook for the user; its secret is generated unless given."""
+    if await repository.count_for_user(session, user_id) >= settings.webhook_max_per_user:
+        raise Conflict(f"At most {settings.webhook_max_per_user} webhooks per user.")
     await check_url(data.url, settings)
     return await repository.create(
         session,

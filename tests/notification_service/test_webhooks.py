@@ -271,3 +271,27 @@ async def test_a_slow_receiver_does_not_hold_up_deliveries_to_others(
     await eventually(lambda: _len(receiver.accepted, 2), timeout=10)
 
     assert [c.path for c in receiver.accepted] == ["/hooks/quick", "/hooks/slow"]
+
+
+async def test_a_user_may_hold_only_so_many_webhooks(
+    session: AsyncSession, redis: Redis, users: FakeUserService, receiver: WebhookReceiver
+) -> None:
+    settings = make_settings(users.url, webhook_max_per_user=2)  # type: ignore[attr-defined]
+    user = await create_user(session, redis)
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
+    ):
+        statuses = [
+            (
+                await client.post(
+                    "/notifications/webhooks",
+                    json={"url": f"{receiver.url}/hooks/{i}"},
+                    headers=user.headers,
+                )
+            ).status_code
+            for i in range(3)
+        ]
+        assert statuses == [201, 201, 409]
+        assert len((await client.get("/notifications/webhooks", headers=user.headers)).json()) == 2
