@@ -230,19 +230,23 @@ def _fraction(name: str, value: float | None, *, upper: float = 1.0) -> float:
 
 
 def validate_candles(candles: Candles) -> None:
-    """Refuse what would make a backtest meaningless: non-finite prices, unsorted time."""
+    """Refuse what would make a backtest meaningless: non-finite or non-positive prices,
+    time that does not strictly increase."""
     if len(candles) < 2:
         raise BacktestInputError("a backtest needs at least 2 candles")
-    for name in ("open", "high", "low", "close"):
-        column = candles.field(name)
-        # sum() is NaN/inf when any value is; min() > 0 is False on NaN: two cheap passes
-        if not math.isfinite(float(column.sum())):
-            raise BacktestInputError(f"{name} has NaN or infinite values")
-        if not float(column.min()) > 0:
-            raise BacktestInputError(f"{name} must be positive")
-    ts = candles.timestamp
-    if not bool((ts[1:] > ts[:-1]).all()):
-        raise BacktestInputError("candle timestamps must be strictly increasing")
+    problem, index, column = kernel.check_candles(
+        candles.timestamp, candles.open, candles.high, candles.low, candles.close
+    )
+    name = ("open", "high", "low", "close")[column] if column >= 0 else ""
+    if problem == 1:
+        raise BacktestInputError(f"{name} has NaN or infinite values (candle {index})")
+    if problem == 2:
+        raise BacktestInputError(f"{name} must be positive (candle {index})")
+    if problem == 3:
+        raise BacktestInputError(
+            f"candle timestamps must be strictly increasing (candle {index} is not after "
+            "the one before)"
+        )
 
 
 def simulate_signals(

@@ -164,34 +164,74 @@ def close_at_end(
 
 
 @njit(cache=True, nogil=True)
-def equity_stats(equity: np.ndarray, initial: float) -> tuple[float, float, float, float, int]:
-    """Max drawdown, mean and sample std of per-candle returns, mean squared downside, count.
-
-    Returns are ``equity[t] / equity[t-1] - 1`` with ``equity[-1]`` = the initial capital.
-    """
+def _max_drawdown(equity: np.ndarray, initial: float) -> float:
     peak = initial
-    max_dd = 0.0
-    previous = initial
-    mean = 0.0
-    m2 = 0.0
-    down = 0.0
-    count = 0
+    trough_ratio = 1.0  # lowest value / peak seen so far: one division per new trough only
     for t in range(equity.shape[0]):
         value = equity[t]
         if value > peak:
             peak = value
-        if peak > 0.0:
-            dd = 1.0 - value / peak
-            if dd > max_dd:
-                max_dd = dd
-        r = value / previous - 1.0 if previous != 0.0 else 0.0
+        elif value < peak * trough_ratio:
+            trough_ratio = value / peak
+    return 1.0 - trough_ratio
+
+
+# Reassociating the sums lets LLVM vectorise this branch-free loop (the sums differ from a
+# left-to-right sum in the last bits only; NaN/inf semantics are kept).
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _return_sums(equity: np.ndarray, initial: float) -> tuple[float, float, float]:
+    total = 0.0
+    total_sq = 0.0
+    down = 0.0
+    previous = initial
+    for t in range(equity.shape[0]):
+        value = equity[t]
+        r = value / previous - 1.0
         previous = value
-        count += 1
-        delta = r - mean
-        mean += delta / count
-        m2 += delta * (r - mean)
-        if r < 0.0:
-            down += r * r
-    std = np.sqrt(m2 / (count - 1)) if count > 1 else 0.0
+        total += r
+        total_sq += r * r
+        negative = min(r, 0.0)
+        down += negative * negative
+    return total, total_sq, down
+
+
+@njit(cache=True, nogil=True)
+def equity_stats(equity: np.ndarray, initial: float) -> tuple[float, float, float, float, int]:
+    """Max drawdown, mean and sample std of per-candle returns, mean squared downside, count.
+
+    Returns are ``equity[t] / equity[t-1] - 1`` with ``equity[-1]`` = the initial capital
+    (equity stays positive: long-only, at most all of it per trade).
+    """
+    count = equity.shape[0]
+    max_dd = _max_drawdown(equity, initial)
+    total, total_sq, down = _return_sums(equity, initial)
+    mean = total / count if count > 0 else 0.0
+    variance = (total_sq - count * mean * mean) / (count - 1) if count > 1 else 0.0
+    std = np.sqrt(variance) if variance > 0.0 else 0.0
     downside = down / count if count > 0 else 0.0
     return max_dd, mean, std, downside, count
+
+
+@njit(cache=True, nogil=True)
+def check_candles(
+    timestamp: np.ndarray, open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray
+) -> tuple[int, int, int]:
+    """(problem, candle, column): problem 0 ok, 1 a price is NaN/inf, 2 a price is not
+    positive, 3 time does not increase; column 0..3 = open, high, low, close. One pass."""
+    for t in range(close.shape[0]):
+        for column in range(4):
+            if column == 0:
+                value = open_[t]
+            elif column == 1:
+                value = high[t]
+            elif column == 2:
+                value = low[t]
+            else:
+                value = close[t]
+            if not np.isfinite(value):
+                return 1, t, column
+            if value <= 0.0:
+                return 2, t, column
+        if t > 0 and timestamp[t] <= timestamp[t - 1]:
+            return 3, t, -1
+    return 0, -1, -1
