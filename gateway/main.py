@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -38,6 +39,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     upstream, settings.health_check_timeout
                 )
         app.state.health_details = breaker_details(registry)
+        if settings.gc_tuning:
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(50_000, 50, 50)
         try:
             yield
         finally:
