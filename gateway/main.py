@@ -39,7 +39,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     upstream, settings.health_check_timeout
                 )
         app.state.health_details = breaker_details(registry)
-        if settings.gc_tuning:
+        if settings.gc_tuning and settings.environment != "test":  # not inside pytest
             gc.collect()
             gc.freeze()
             gc.set_threshold(50_000, 50, 50)

@@ -25,7 +25,6 @@ def gateway_settings(**overrides: Any) -> GatewaySettings:
         "breaker_reset_timeout_seconds": 0.5,
         "upstream_connect_timeout_seconds": 1.0,
         "upstream_read_timeout_seconds": 5.0,
-        "gc_tuning": False,  # leave the test process's collector alone
     }
     values.update(overrides)
     return GatewaySettings(**values)
