@@ -164,7 +164,14 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else float("nan")
 
 
-def run_clients(url: str, n: int, seconds: float) -> dict[str, Any]:
+def _cpu(pid: int) -> float:
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def run_clients(url: str, n: int, seconds: float, server_pid: int) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     ready, start, results = ctx.Queue(), ctx.Queue(), ctx.Queue()
     per = [
@@ -180,6 +187,10 @@ def run_clients(url: str, n: int, seconds: float) -> dict[str, Any]:
     begin = time.time() + 1.0
     for _ in procs:
         start.put((begin, begin + seconds))
+    time.sleep(max(0.0, begin - time.time()))
+    cpu_before = _cpu(server_pid)
+    time.sleep(seconds)
+    cpu_used = _cpu(server_pid) - cpu_before
     parts = [results.get(timeout=seconds + 120) for _ in procs]
     for p in procs:
         p.join(10)
@@ -189,6 +200,7 @@ def run_clients(url: str, n: int, seconds: float) -> dict[str, Any]:
     expected = published * connected
     return {
         "connected": connected,
+        "server_cpu": cpu_used / seconds,
         "published_per_s": published / seconds,
         "delivered_per_s": sum(counts) / seconds,
         "delivered_ratio": sum(counts) / expected if expected else 0.0,
@@ -204,6 +216,7 @@ def line(label: str, r: dict[str, Any]) -> str:
         f"  ticks/s delivered {r['delivered_per_s']:>8,.0f}"
         f"  (published {r['published_per_s']:.1f}/s, {100 * r['delivered_ratio']:.1f}% delivered)"
         f"  p50 {r['p50']:6.1f} ms  p99 {r['p99']:6.1f} ms  max {r['max']:6.1f} ms"
+        f"  server CPU {100 * r['server_cpu']:.0f}%"
     )
 
 
@@ -221,6 +234,11 @@ async def ticker_rate(base: str, seconds: float, concurrency: int = 50) -> float
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return done / seconds
+
+
+def pid(proc: ServiceProcess) -> int:
+    assert proc.proc is not None
+    return proc.proc.pid
 
 
 def drain_stderr(proc: ServiceProcess, path: str) -> None:
@@ -321,13 +339,13 @@ async def main(seconds: float, sizes: list[int], gateway_sizes: list[int]) -> No
             print(
                 line(
                     "reference (bare Starlette)",
-                    await asyncio.to_thread(run_clients, ref_url, n, seconds),
+                    await asyncio.to_thread(run_clients, ref_url, n, seconds, pid(reference)),
                 )
             )
             print(
                 line(
                     "market service (direct)",
-                    await asyncio.to_thread(run_clients, ws_url, n, seconds),
+                    await asyncio.to_thread(run_clients, ws_url, n, seconds, pid(market)),
                 )
             )
         if gateway_sizes:
@@ -346,7 +364,7 @@ async def main(seconds: float, sizes: list[int], gateway_sizes: list[int]) -> No
                 print(
                     line(
                         "market via gateway",
-                        await asyncio.to_thread(run_clients, gw_url, n, seconds),
+                        await asyncio.to_thread(run_clients, gw_url, n, seconds, pid(gateway)),
                     )
                 )
         print("cached GET /market/ticker (50 concurrent keep-alive clients, one process):")

@@ -113,7 +113,9 @@ def feed_component(settings: MarketSettings) -> Any:
         watchers = FeedWatchers(
             feed_redis, app.state.exchanges, app.state.sessionmaker, settings, instance
         )
-        stream = MarketDataStream(feed_redis, watchers, instance)
+        stream = MarketDataStream(
+            feed_redis, watchers, instance, heartbeat_seconds=settings.ws_heartbeat_seconds
+        )
         app.state.feed = stream
         app.state.watchers = watchers
         await stream.start()

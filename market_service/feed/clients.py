@@ -1,7 +1,9 @@
-"""One WebSocket client of the feed: a bounded queue drained by its own sender task.
+"""One WebSocket client of the feed: a bounded buffer drained by its own sender task.
 
-Fan-out only ever does ``put_nowait``: a client whose queue is full has stopped reading,
-and it is dropped instead of slowing the loop that serves everybody else.
+Fan-out only ever appends to the buffer: a client whose buffer is full has stopped
+reading, and it is dropped instead of slowing the loop that serves everybody else. The
+buffer is a deque plus one future the idle sender waits on (cheaper per frame than an
+``asyncio.Queue`` with a timeout; heartbeats come from the stream's own timer).
 """
 
 from __future__ import annotations
@@ -9,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from collections import deque
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 import orjson
 import structlog
@@ -24,44 +26,49 @@ SLOW_CLIENT_CLOSE = 1008
 
 
 class FeedClient:
-    def __init__(self, websocket: WebSocket, *, queue_size: int, heartbeat_s: float) -> None:
+    def __init__(self, websocket: WebSocket, *, queue_size: int) -> None:
         self.id = f"c{next(_ids)}"
         self.websocket = websocket
-        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
-        self.heartbeat_s = heartbeat_s
+        self.queue_size = queue_size
         self.closed = asyncio.Event()
         self.dropped = False
         self.subscriptions: set[tuple[str, str]] = set()
+        self._buffer: deque[str] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
 
     def offer(self, frame: str) -> None:
-        """Queue a frame without waiting; a full queue drops the client."""
+        """Buffer a frame without waiting; a full buffer drops the client."""
         if self.closed.is_set():
             return
-        try:
-            self.queue.put_nowait(frame)
-        except asyncio.QueueFull:
+        if len(self._buffer) >= self.queue_size:
             self.dropped = True
             log.info("feed_client_dropped", client=self.id, reason="not reading")
             self.closed.set()
+            return
+        self._buffer.append(frame)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def send_json(self, body: Mapping[str, object]) -> None:
         self.offer(orjson.dumps(body).decode())
 
     async def run_sender(self) -> None:
-        """Send queued frames in order; a heartbeat when the feed is quiet."""
+        """Send buffered frames in order."""
         send = self.websocket.send
+        buffer = self._buffer
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                try:
-                    frame = self.queue.get_nowait()  # fast path: no timer while busy
-                except asyncio.QueueEmpty:
-                    try:
-                        frame = await asyncio.wait_for(self.queue.get(), self.heartbeat_s)
-                    except TimeoutError:
-                        frame = orjson.dumps(
-                            {"type": "heartbeat", "timestamp": datetime.now(UTC).isoformat()}
-                        ).decode()
-                await send({"type": "websocket.send", "text": frame})
+                while buffer:
+                    await send({"type": "websocket.send", "text": buffer.popleft()})
+                self._waiter = loop.create_future()
+                await self._waiter
+                self._waiter = None
         except (OSError, RuntimeError, asyncio.CancelledError):
             self.closed.set()
             raise

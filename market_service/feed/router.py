@@ -33,9 +33,8 @@ async def market_feed(websocket: WebSocket) -> None:
     await websocket.accept()
     settings: MarketSettings = websocket.app.state.settings
     stream: MarketDataStream = websocket.app.state.feed
-    client = FeedClient(
-        websocket, queue_size=settings.ws_client_queue, heartbeat_s=settings.ws_heartbeat_seconds
-    )
+    client = FeedClient(websocket, queue_size=settings.ws_client_queue)
+    stream.connected.add(client)
     sender = asyncio.create_task(client.run_sender())
     receiver = asyncio.create_task(_receive(websocket, client, stream, settings))
     closed = asyncio.create_task(client.closed.wait())
@@ -47,6 +46,7 @@ async def market_feed(websocket: WebSocket) -> None:
         for task in (sender, receiver, closed):
             with contextlib.suppress(BaseException):
                 await task
+        stream.connected.discard(client)
         for exchange, symbol in list(client.subscriptions):
             with contextlib.suppress(Exception):
                 await stream.unsubscribe(symbol, client.id, exchange=exchange)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -34,8 +35,18 @@ def subscriptions_key(exchange: str, symbol: str) -> str:
 
 
 class MarketDataStream:
-    def __init__(self, redis: Redis, watchers: FeedWatchers, instance_id: str) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        watchers: FeedWatchers,
+        instance_id: str,
+        *,
+        heartbeat_seconds: float = 15.0,
+    ) -> None:
         self.redis = redis
+        self.heartbeat_seconds = heartbeat_seconds
+        self.connected: set[FeedClient] = set()
+        self._heartbeat: asyncio.Task[None] | None = None
         self.watchers = watchers
         self.instance_id = instance_id
         self._clients: dict[str, dict[str, FeedClient]] = {}  # channel -> client id -> client
@@ -48,12 +59,15 @@ class MarketDataStream:
         # A private channel keeps the pub/sub connection open before any client subscribes.
         await self._pubsub.subscribe(f"channel:market:_control:{self.instance_id}")
         self._reader = asyncio.create_task(self._read_loop(), name="market-feed-reader")
+        self._heartbeat = asyncio.create_task(self._heartbeats(), name="market-feed-heartbeat")
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._reader is not None:
-            self._reader.cancel()
-            await asyncio.wait({self._reader}, timeout=5)
+        tasks = {t for t in (self._reader, self._heartbeat) if t is not None}
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
         for channel, clients in list(self._clients.items()):
             exchange, symbol = channel.removeprefix("channel:market:").split(":", 1)
             with contextlib.suppress(Exception):
@@ -64,6 +78,16 @@ class MarketDataStream:
         self._clients.clear()
         with contextlib.suppress(Exception):
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _heartbeats(self) -> None:
+        """One timer for every connection: a heartbeat frame every ``heartbeat_seconds``."""
+        while not self._stopping:
+            await asyncio.sleep(self.heartbeat_seconds)
+            frame = orjson.dumps(
+                {"type": "heartbeat", "timestamp": datetime.now(UTC).isoformat()}
+            ).decode()
+            for client in list(self.connected):
+                client.offer(frame)
 
     def local_subscribers(self, exchange: str, symbol: str) -> int:
         return len(self._clients.get(channel_for(exchange, symbol), {}))

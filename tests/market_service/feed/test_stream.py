@@ -33,7 +33,7 @@ class NoWatchers:
 async def test_a_blocked_client_is_dropped_and_the_others_receive_every_frame(redis) -> None:
     stream = MarketDataStream(redis, NoWatchers(), "test")  # type: ignore[arg-type]
     sockets = [FakeSocket(blocked=i == 0) for i in range(20)]
-    clients = [FeedClient(s, queue_size=8, heartbeat_s=60) for s in sockets]  # type: ignore[arg-type]
+    clients = [FeedClient(s, queue_size=8) for s in sockets]  # type: ignore[arg-type]
     senders = [asyncio.create_task(c.run_sender()) for c in clients]
     for client in clients:
         await stream.subscribe("BTC/USDT", client.id, exchange="sim", client=client)

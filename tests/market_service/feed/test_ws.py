@@ -215,3 +215,12 @@ async def test_candle_registry_members_get_market_data_updated_per_closed_candle
         assert any(d["timeframe"] == "5m" and d["symbol"] == "BTC/USDT" for d in datas)
         stamps = [d["candle"][0] for d in eth]
         assert stamps == sorted(set(stamps))  # each closed candle once, in order
+
+
+async def test_a_quiet_connection_gets_heartbeats() -> None:
+    async with market_server(ws_heartbeat_seconds=0.2) as server:
+        ws = await open_client(server)
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 2))
+        assert frame["type"] == "heartbeat"
+        assert frame["timestamp"]
+        await ws.close()
