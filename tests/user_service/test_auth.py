@@ -10,6 +10,8 @@ import uuid
 import httpx
 import jwt
 from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import session_key
 from tests.conftest import TEST_JWT_SECRET
@@ -213,3 +215,24 @@ async def test_logout_of_all_sessions_ends_every_session(client: httpx.AsyncClie
     )
     assert out.status_code == 204
     assert (await client.get("/user/me", headers=bearer(phone))).status_code == 401
+
+
+async def test_a_bcrypt_hash_still_logs_in_and_is_upgraded_to_argon2id(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    from pwdlib.hashers.bcrypt import BcryptHasher
+
+    legacy = BcryptHasher().hash(PASSWORD)
+    await session.execute(
+        text("INSERT INTO users (email, password_hash) VALUES ('old@example.com', :h)"),
+        {"h": legacy},
+    )
+    await session.commit()
+    await login(client, "old@example.com")
+    stored = (
+        await session.execute(
+            text("SELECT password_hash FROM users WHERE email = 'old@example.com'")
+        )
+    ).scalar_one()
+    assert stored.startswith("$argon2id$")
+    await login(client, "old@example.com")
