@@ -39,8 +39,8 @@ async def open_client(server: UvicornThread) -> ClientConnection:
     return await connect(ws_url(server), compression=None, max_queue=None)
 
 
-async def subscribe(ws: ClientConnection, *symbols: str) -> dict[str, Any]:
-    await ws.send(json.dumps({"op": "subscribe", "symbols": list(symbols), "exchange": "sim"}))
+async def subscribe(ws: ClientConnection, *symbols: str, exchange: str = "sim") -> dict[str, Any]:
+    await ws.send(json.dumps({"op": "subscribe", "symbols": list(symbols), "exchange": exchange}))
     while True:
         frame = json.loads(await ws.recv())
         if frame["type"] != "ticker":
@@ -224,3 +224,27 @@ async def test_a_quiet_connection_gets_heartbeats() -> None:
         assert frame["type"] == "heartbeat"
         assert frame["timestamp"]
         await ws.close()
+
+
+async def test_a_ccxt_exchange_is_polled_for_the_feed_when_it_has_no_stream() -> None:
+    from tests.market_service.exchange_stub import ExchangeStub
+
+    stub = await ExchangeStub("binance").start()
+    try:
+        async with market_server(
+            market_exchanges="binance",
+            exchange_base_urls={"binance": stub.url},
+            exchange_rate_limit=False,
+            feed_poll_interval=0.1,
+        ) as server:
+            ws = await open_client(server)
+            ack = await subscribe(ws, "ETH/USDT", exchange="binance")
+            assert ack["exchange"] == "binance"
+            ticks = await ticks_for(ws, 1.0)
+            assert len(ticks) >= 3
+            assert {(t["exchange"], t["price"], t["bid"], t["ask"]) for t in ticks} == {
+                ("binance", 3100.25, 3100.2, 3100.3)
+            }
+            await ws.close()
+    finally:
+        await stub.stop()
