@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import psutil
 from redis.asyncio import Redis
 from sqlalchemy import text
 
@@ -306,14 +307,17 @@ async def main(rate: int, seconds: float, burst: int, concurrency: int, orders: 
 
         # warm-up: connections, caches, breaker opened on the absent user service
         await ws_latency(service.url, redis, people[0], 200, 1.0)
+        proc = psutil.Process(service.proc.pid)  # type: ignore[union-attr]
+        cpu_before, wall_before = sum(proc.cpu_times()[:2]), time.perf_counter()
         ours, picked, sent = await ws_latency(service.url, redis, people[0], rate, seconds)
+        cpu_share = (sum(proc.cpu_times()[:2]) - cpu_before) / (time.perf_counter() - wall_before)
         print(f"ours: notification service ({concurrency} consumers in the group, 1 process)")
         if ours:
             print(
                 f"  trade.executed XADD -> stored -> WS push at {rate}/s: "
                 f"p50 {pct(ours, 50):.2f} ms, p99 {pct(ours, 99):.2f} ms, "
                 f"max {max(ours):.1f} ms (received {len(ours)}/{sent}, "
-                f"mean {statistics.fmean(ours):.2f} ms)"
+                f"mean {statistics.fmean(ours):.2f} ms; service CPU {cpu_share:.0%} of one core)"
             )
             print(
                 f"    of which XADD -> consumer transaction begun: p50 {pct(picked, 50):.2f} ms, "
