@@ -160,7 +160,7 @@ def volume_profile(
     volumes = np.bincount(index, weights=v, minlength=bins).astype(np.float64)
     poc_bin = int(np.argmax(volumes))
     low_bin, high_bin = poc_bin, poc_bin
-    total = float(volumes.sum())
+    total = sum(volumes.tolist())  # left to right, as the compiled rolling version adds
     inside = float(volumes[poc_bin])
     while inside < value_area * total and (low_bin > 0 or high_bin < bins - 1):
         below = volumes[low_bin - 1] if low_bin > 0 else -1.0
@@ -190,16 +190,12 @@ def volume_profile_series(
     value_area: float = 0.70,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Rolling point of control, value-area low and high over the last ``window`` candles."""
-    h, lo, c, v = _f64(high), _f64(low), _f64(close), _f64(volume)
-    n = h.size
-    poc = np.full(n, np.nan)
-    val = np.full(n, np.nan)
-    vah = np.full(n, np.nan)
-    for t in range(window - 1, n):
-        s = slice(t - window + 1, t + 1)
-        profile = volume_profile(h[s], lo[s], c[s], v[s], bins=bins, value_area=value_area)
-        poc[t], val[t], vah[t] = profile.poc, profile.value_area_low, profile.value_area_high
-    return poc, val, vah
+    from shared.volume_profile import rolling_volume_profile  # numba: only when asked for
+
+    return rolling_volume_profile(
+        _f64(high), _f64(low), _f64(close), _f64(volume), int(window), int(bins),
+        float(value_area),
+    )  # fmt: skip
 
 
 # --- specs ------------------------------------------------------------------------------

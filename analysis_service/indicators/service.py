@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 from datetime import UTC, datetime
@@ -96,7 +97,8 @@ class IndicatorService:
                     f"at most {self.settings.indicators_max_candles} candles per request"
                 )
             candles = candles_from_rows(request.candles)
-            return self._body(None, None, None, candles, specs)
+            # CPU-bound: off the event loop, so other requests keep flowing
+            return await asyncio.to_thread(self._body, None, None, None, candles, specs)
         if request.symbol is None:  # the schema requires one source
             raise ValidationFailed("send candles or a symbol")
         if request.timeframe not in TIMEFRAME_MS:
@@ -111,7 +113,9 @@ class IndicatorService:
             body: dict[str, Any] = orjson.loads(cached)
             return body
         candles = await self._load(request, request.symbol, specs)
-        body = self._body(request.exchange, request.symbol, request.timeframe, candles, specs)
+        body = await asyncio.to_thread(
+            self._body, request.exchange, request.symbol, request.timeframe, candles, specs
+        )
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, field, orjson.dumps(body))
             pipe.expire(key, self._ttl(request))

@@ -6,6 +6,7 @@ one field per timeframe, for ``signals_cache_ttl_s``.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -103,8 +104,8 @@ class SignalService:
             "timeframe": timeframe,
             "candle_at": _iso(int(candles.timestamp[-1])),
             "price": float(candles.close[-1]),
-            "signals": strategy_signals(candles),
-            "indicators": indicator_snapshot(candles),
+            "signals": await asyncio.to_thread(strategy_signals, candles),
+            "indicators": await asyncio.to_thread(indicator_snapshot, candles),
             "generated_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         }
         async with self.redis.pipeline(transaction=True) as pipe:

@@ -94,12 +94,16 @@ def test_volume_profile_matches_a_plain_python_count():
     assert profile.value_area_low <= profile.poc <= profile.value_area_high
 
 
-def test_rolling_volume_profile_uses_only_the_trailing_window():
+def test_rolling_volume_profile_equals_the_profile_of_each_trailing_window():
     poc, val, vah = indicators.volume_profile_series(C.high, C.low, C.close, C.volume, 40, 16)
-    t = 500
-    s = slice(t - 39, t + 1)
-    direct = volume_profile(C.high[s], C.low[s], C.close[s], C.volume[s], bins=16)
-    assert (poc[t], val[t], vah[t]) == (direct.poc, direct.value_area_low, direct.value_area_high)
+    for t in range(39, len(C), 7):
+        s = slice(t - 39, t + 1)
+        direct = volume_profile(C.high[s], C.low[s], C.close[s], C.volume[s], bins=16)
+        assert (poc[t], val[t], vah[t]) == (
+            direct.poc,
+            direct.value_area_low,
+            direct.value_area_high,
+        ), t
     assert np.isnan(poc[:39]).all()
     assert not np.isnan(poc[39:]).any()
 
