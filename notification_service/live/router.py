@@ -16,6 +16,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from notification_service.live.hub import LiveHub
 from notification_service.settings import NotificationSettings
@@ -26,6 +27,7 @@ router = APIRouter(tags=["notifications"])
 
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_SLOW = 4008
+CLOSE_TRY_AGAIN = 1013
 
 
 async def _authenticate(websocket: WebSocket, token: str | None) -> Principal:
@@ -52,6 +54,10 @@ async def notifications_ws(
         principal = await _authenticate(websocket, token)
     except Unauthorized as exc:
         await websocket.close(code=CLOSE_UNAUTHORIZED, reason=exc.detail[:120])
+        return
+    except (RedisError, OSError):
+        # Sessions live in Redis: without it no token can be checked; come back later.
+        await websocket.close(code=CLOSE_TRY_AGAIN, reason="session store unavailable")
         return
     hub: LiveHub = websocket.app.state.live_hub
     settings: NotificationSettings = websocket.app.state.settings

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +23,7 @@ from tests.notification_service.conftest import (
     trade_event,
 )
 from tests.notification_service.live_client import live, ws_url
-from tests.servers import UvicornThread
+from tests.servers import UvicornThread, free_port
 
 
 async def closed_with(url: str, **kwargs: object) -> int | None:
@@ -128,3 +129,16 @@ async def test_a_socket_on_one_replica_gets_what_another_replica_consumed(
 
             await eventually(pushed)
     assert client.notifications[0]["user_id"] == str(user.id)
+
+
+async def test_with_redis_down_a_socket_is_told_to_come_back_later(
+    session: AsyncSession, redis: Redis, users: FakeUserService
+) -> None:
+    no_redis = make_settings(users.url, redis_url=f"redis://127.0.0.1:{free_port()}/0")  # type: ignore[attr-defined]
+    user = await create_user(session, redis)
+    async with UvicornThread(create_app(no_redis)) as service:
+        assert await closed_with(f"{ws_url(service.url)}?token={user.token}") == 1013
+        async with httpx.AsyncClient(base_url=service.url) as client:
+            listed = await client.get("/notifications", headers=user.headers)
+    assert listed.status_code == 503
+    assert "Retry-After" in listed.headers
