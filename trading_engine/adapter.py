@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import unit_of_work
@@ -84,6 +85,7 @@ class CandleOutcome:
     paused: bool = False
     flat: bool | None = None  # the bot holds no position after this candle
     signal_at: float | None = None  # loop time the signal was known (for latency figures)
+    woken_at: float | None = None  # loop time the candle reached the runner
     ordered_at: float | None = None
 
 
@@ -123,6 +125,14 @@ class Adapter:
         self._position: Position | None = None
         self._bot: Bot | None = None
         self._candle: list[float] | None = None
+
+    @property
+    def has_exit_rules(self) -> bool:
+        """Does an open position need looking at on every candle?"""
+        return any(
+            value is not None
+            for value in (self.risk.stop_loss, self.risk.take_profit, self.risk.trailing_stop)
+        )
 
     # --- DESIGN 8 -----------------------------------------------------------------------
 
@@ -303,6 +313,10 @@ class Adapter:
                 bot.updated_at = datetime.now(UTC)
                 outcome.flat = _flat_after(position, result)
                 outcome.processed = True
+                if result is None or result.order_id is None:
+                    # No money moved: a crash may lose this status write (the candle is
+                    # then replayed), so it need not wait for the WAL flush.
+                    await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
                 outcome.result = result
         finally:
             self._session, self._bot, self._position = None, None, None

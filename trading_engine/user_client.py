@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from shared.breaker import CircuitBreaker, CircuitOpenError
-from shared.errors import DependencyUnavailable, Forbidden, NotFound
+from shared.errors import AppError, DependencyUnavailable, Forbidden, NotFound
 from shared.settings import split_urls
 
 
@@ -103,6 +103,19 @@ class UserClient:
         if self._account_ttl_s > 0:
             self._accounts[user_id] = (time.monotonic(), account)
         return account
+
+    async def warm(self, user_ids: set[uuid.UUID]) -> None:
+        """Refresh cached accounts past half their lifetime, off the order path."""
+        if self._account_ttl_s <= 0:
+            return
+        now = time.monotonic()
+        for user_id in user_ids:
+            cached = self._accounts.get(user_id)
+            if cached is None or now - cached[0] > self._account_ttl_s / 2:
+                try:
+                    self._accounts[user_id] = (now, await self._fetch_account(user_id))
+                except AppError:
+                    continue  # the order path asks again (and fails closed)
 
     async def _fetch_account(self, user_id: uuid.UUID) -> UserAccount:
         response = await self._get(f"/user/internal/users/{user_id}")

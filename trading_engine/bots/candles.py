@@ -8,6 +8,7 @@ import asyncio
 from dataclasses import dataclass
 
 from shared.candles import Candles
+from shared.strategies import TradingSignal, TradingStrategy
 from trading_engine.market_client import MarketClient
 
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
@@ -40,6 +41,8 @@ class CandleBook:
         self._rows: dict[CandleKey, list[list[float]]] = {}
         self._locks: dict[CandleKey, asyncio.Lock] = {}
         self._frames: dict[CandleKey, tuple[tuple[int, int, float], Candles]] = {}
+        self._signals: dict[CandleKey, dict[tuple[str, str], TradingSignal]] = {}
+        self._signal_marker: dict[CandleKey, tuple[CandleKey, int, int, float]] = {}
 
     def frame(self, key: CandleKey, rows: list[list[float]], index: int) -> Candles:
         """``rows[: index + 1]`` as arrays, built once per candle for all bots of a market."""
@@ -52,6 +55,25 @@ class CandleBook:
         frame = Candles.from_rows(rows)
         self._frames[key] = (marker, frame)
         return frame
+
+    def signal(
+        self, key: CandleKey, rows: list[list[float]], index: int, strategy: TradingStrategy
+    ) -> TradingSignal:
+        """The strategy's signal on ``rows[index]``; bots of one market with the same
+        strategy and parameters share one computation per candle."""
+        if index != len(rows) - 1:
+            return strategy.generate_signal(Candles.from_rows(rows[: index + 1]))
+        frame = self.frame(key, rows, index)
+        marker = (key, int(rows[index][0]), len(rows), rows[index][4])
+        if self._signal_marker.get(key) != marker:
+            self._signal_marker[key] = marker
+            self._signals[key] = {}
+        config = (strategy.name, strategy.params.model_dump_json())
+        cached = self._signals[key].get(config)
+        if cached is None:
+            cached = strategy.generate_signal(frame)
+            self._signals[key][config] = cached
+        return cached
 
     async def window(self, key: CandleKey, candle: list[float], need: int) -> list[list[float]]:
         """Closed candles up to and including ``candle`` (at least ``need`` when the

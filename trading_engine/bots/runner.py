@@ -57,10 +57,16 @@ CONSUMER_GROUP = "trading"
 MAX_REPLAY = 10
 
 BOTS_OWNED = Gauge("trading_bots_owned", "Running bots this replica owns")
+_LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10)
+CANDLE_TO_ORDER = Histogram(
+    "trading_candle_to_order_seconds",
+    "From a closed candle reaching this replica to a bot's committed order",
+    buckets=_LATENCY_BUCKETS,
+)
 SIGNAL_TO_ORDER = Histogram(
     "trading_signal_to_order_seconds",
-    "From a bot's signal to its committed order",
-    buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10),
+    "From a bot's signal being computed to its committed order",
+    buckets=_LATENCY_BUCKETS,
 )
 
 
@@ -99,6 +105,8 @@ class BotRunner:
         self._slots = asyncio.Semaphore(settings.bot_concurrency)
         self._holds: dict[uuid.UUID, tuple[datetime, dict[str, Any]]] = {}
         self._hold_flusher: asyncio.Task[None] | None = None
+        self._mirrors: set[uuid.UUID] = set()
+        self._mirror_flusher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -207,18 +215,22 @@ class BotRunner:
                 ) or [last]
                 outcome = CandleOutcome(processed=False)
                 for index in pending:
-                    frame = self.candles.frame(handle.key, rows, index)
-                    signal = adapter.strategy.generate_signal(frame)
-                    if signal.action is SignalAction.HOLD and handle.flat:
-                        # Flat and holding: nothing to trade or protect, so no
-                        # transaction; the bot row's status is written in batches.
+                    signal = self.candles.signal(handle.key, rows, index, adapter.strategy)
+                    signal_at = asyncio.get_running_loop().time()
+                    if signal.action is SignalAction.HOLD and (
+                        handle.flat or (handle.flat is False and not adapter.has_exit_rules)
+                    ):
+                        # Holding with nothing to trade or protect (flat, or a position
+                        # without stop/take-profit/trailing rules): no transaction; the
+                        # bot row's status is written in batches.
                         self._hold(bot_id, rows[index], signal)
                         outcome = CandleOutcome(processed=True, flat=True)
                     else:
                         async with self._slots:
                             outcome = await adapter.on_candle(
-                                rows[index], signal, signal_at=woken_at
+                                rows[index], signal, signal_at=signal_at
                             )
+                        outcome.woken_at = woken_at
                         handle.flat = outcome.flat
                     handle.last_ts = int(rows[index][0])
                     self._observe(outcome)
@@ -238,11 +250,24 @@ class BotRunner:
                 return None
             handle.failures = 0
             if outcome.result is not None and outcome.result.order_id is not None:
-                await refresh_mirror(self.sessionmaker, self.redis, adapter.user_id)
+                self._mirror(adapter.user_id)
             if outcome.paused:
                 await self.leases.release(bot_id)
                 self._drop(bot_id)
             return outcome
+
+    def _mirror(self, user_id: uuid.UUID) -> None:
+        """Refresh the user's Redis mirror soon; one refresh covers a burst of fills."""
+        self._mirrors.add(user_id)
+        if self._mirror_flusher is None or self._mirror_flusher.done():
+            self._mirror_flusher = asyncio.create_task(self._flush_mirrors())
+
+    async def _flush_mirrors(self) -> None:
+        while self._mirrors:
+            await asyncio.sleep(0.05)
+            users, self._mirrors = self._mirrors, set()
+            for user_id in users:
+                await refresh_mirror(self.sessionmaker, self.redis, user_id)
 
     def _hold(self, bot_id: uuid.UUID, candle: list[float], signal: TradingSignal) -> None:
         candle_at = datetime.fromtimestamp(candle[0] / 1000, UTC)
@@ -265,6 +290,8 @@ class BotRunner:
         if outcome.ordered_at is not None and outcome.signal_at is not None:
             latency = outcome.ordered_at - outcome.signal_at
             SIGNAL_TO_ORDER.observe(latency)
+            if outcome.woken_at is not None:
+                CANDLE_TO_ORDER.observe(outcome.ordered_at - outcome.woken_at)
             self.latencies.append(latency)
 
     async def _note_error(self, bot_id: uuid.UUID, error: str, *, status: str | None) -> None:
@@ -323,6 +350,9 @@ class BotRunner:
         for bot_id, (bot, strategy) in wanted.items():
             if bot_id not in self.handles and await self.leases.acquire(bot_id):
                 self._adopt(bot, strategy)
+        self._spawn(
+            self.orders.users.warm({handle.adapter.user_id for handle in self.handles.values()})
+        )
         members = {handle.key.member for handle in self.handles.values()}
         if members:
             await self.redis.sadd(SUBSCRIPTIONS_KEY, *members)

@@ -28,10 +28,26 @@ async def ensure_balance(
     )
 
 
+def _locked(session: AsyncSession) -> dict[tuple[object, ...], object]:
+    """Rows this transaction already locked FOR UPDATE (they cannot change under it), so
+    a fill does not select its balances and position again."""
+    transaction = session.sync_session.get_transaction()
+    cache: dict[tuple[object, ...], object] = session.info.setdefault("locked_rows", {})
+    if cache.get(("transaction",)) is not transaction:
+        cache.clear()
+        cache[("transaction",)] = transaction
+    return cache
+
+
 async def lock_balance(
     session: AsyncSession, user_id: uuid.UUID, bot_id: uuid.UUID | None, asset: str
 ) -> Balance:
     """The balance row, locked for this transaction (created at zero when missing)."""
+    cache = _locked(session)
+    key = ("balance", user_id, bot_id, asset)
+    known = cache.get(key)
+    if isinstance(known, Balance):
+        return known
     owner = Balance.bot_id.is_(None) if bot_id is None else Balance.bot_id == bot_id
     query = (
         select(Balance)
@@ -44,6 +60,7 @@ async def lock_balance(
         await ensure_balance(session, user_id, bot_id, asset)
         row = await session.scalar(query)
     assert row is not None  # noqa: S101 - ensured just above
+    cache[key] = row
     return row
 
 
@@ -67,6 +84,11 @@ async def lock_open_position(
     *,
     lock: bool = True,
 ) -> Position | None:
+    cache = _locked(session)
+    key = ("position", user_id, bot_id, exchange, symbol, mode)
+    if lock and key in cache:
+        known = cache[key]
+        return known if isinstance(known, Position) and known.status == "open" else None
     owner = Position.bot_id.is_(None) if bot_id is None else Position.bot_id == bot_id
     query = select(Position).where(
         Position.user_id == user_id,
@@ -76,9 +98,26 @@ async def lock_open_position(
         Position.mode == mode,
         Position.status == "open",
     )
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    return await session.scalar(query)
+    if not lock:
+        return await session.scalar(query)
+    position = await session.scalar(
+        query.with_for_update().execution_options(populate_existing=True)
+    )
+    cache[key] = position
+    return position
+
+
+def remember_position(session: AsyncSession, position: Position) -> None:
+    """A position this transaction created (and so holds) is known as locked."""
+    key = (
+        "position",
+        position.user_id,
+        position.bot_id,
+        position.exchange,
+        position.symbol,
+        position.mode,
+    )
+    _locked(session)[key] = position
 
 
 async def add(session: AsyncSession, row: Trade | Position | Order) -> None:

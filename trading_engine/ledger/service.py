@@ -160,6 +160,7 @@ async def record_fill(
                 highest_price=fill.price,
             )
             await repository.add(session, position)
+            repository.remember_position(session, position)
         state = apply_buy(_state(position), base_delta, fill.price, fee_quote)
         _store(position, state)
         position.highest_price = max(position.highest_price or fill.price, fill.price)
