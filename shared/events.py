@@ -29,9 +29,12 @@ from typing import Any
 import structlog
 from prometheus_client import Counter
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import BigInteger, DateTime, String, delete, func, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
+from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -214,6 +217,16 @@ async def run_outbox_relay(
 Handler = Callable[[Event, AsyncSession], Awaitable[None]]
 
 
+def is_outage(exc: BaseException) -> bool:
+    """A dependency being unreachable (connection refused or lost, timeouts), as opposed to
+    an entry its handler cannot apply."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(
+        exc, OSError | TimeoutError | InterfaceError | RedisConnectionError | RedisTimeoutError
+    )
+
+
 class EventConsumer:
     """A consumer-group member that applies each entry once, in a transaction."""
 
@@ -339,6 +352,12 @@ class EventConsumer:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if is_outage(exc):
+                # The database (or Redis) is unreachable: not the entry's fault, so it does
+                # not count towards dead-lettering; it stays pending and is read again.
+                log.warning("event_deferred_by_outage", group=self.group, error=repr(exc))
+                self._retry_at = asyncio.get_running_loop().time() + self.retry_delay_s
+                return
             await self._failed(stream, entry_id, fields, exc)
             return
         await self.redis.xack(stream, self.group, entry_id)
