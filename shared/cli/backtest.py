@@ -187,7 +187,8 @@ def sim_candles(
         blocks[:, :, 2].max(axis=1),
         blocks[:, :, 3].min(axis=1),
         np.ascontiguousarray(blocks[:, -1, 4]),
-        blocks[:, :, 5].sum(axis=1),
+        # rounded to the pair's amount step, as the market service rounds aggregated volume
+        sim._round_to(blocks[:, :, 5].sum(axis=1), sim.SIM_PAIRS[symbol].amount_step),
     )
 
 

@@ -95,3 +95,13 @@ async def test_indicators_and_signals_read_the_live_market(real_client, user):
         "/analysis/signals", params={"symbol": "NOPE/USDT", "exchange": "sim"}, headers=user.headers
     )
     assert unknown.status_code == 422
+
+
+def test_the_cli_reads_a_real_exchange_through_the_market_service(market_service, monkeypatch):
+    from shared.cli.backtest import market_candles
+
+    monkeypatch.setenv("MARKET_SERVICE_URLS", market_service)
+    start, end = parse_time("2025-02-01"), parse_time("2025-02-10")
+    through_http = market_candles("sim", "SOL/USDT", "30m", start, end)
+    assert len(through_http) == 9 * 48
+    assert through_http.to_rows() == sim_candles("SOL/USDT", "30m", start, end).to_rows()
