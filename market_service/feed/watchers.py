@@ -87,6 +87,9 @@ class FeedWatchers:
         self.tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._registry_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        # One stop flag per watcher: cancel() alone is not enough, since redis-py may
+        # swallow a cancellation and a zombie watcher would keep publishing.
+        self._stops: dict[tuple[str, str], asyncio.Event] = {}
 
     # -- demand -------------------------------------------------------------------------
 
@@ -106,10 +109,12 @@ class FeedWatchers:
         if demand is None or demand.empty:
             self.demand.pop(key, None)
             if running is not None:
+                self._stops.pop(key).set()
                 running.cancel()
                 self.tasks.pop(key, None)
         elif running is None or running.done():
-            self.tasks[key] = asyncio.create_task(self._supervise(*key), name=f"watch:{key}")
+            stop = self._stops[key] = asyncio.Event()
+            self.tasks[key] = asyncio.create_task(self._supervise(*key, stop), name=f"watch:{key}")
 
     async def start(self) -> None:
         self._registry_task = asyncio.create_task(self._watch_registry(), name="candle-registry")
@@ -117,6 +122,8 @@ class FeedWatchers:
     async def stop(self) -> None:
         # A flag as well as cancel(): client libraries may swallow a cancellation.
         self._stop.set()
+        for event in self._stops.values():
+            event.set()
         tasks = [t for t in [self._registry_task, *self.tasks.values()] if t is not None]
         for task in tasks:
             task.cancel()
@@ -134,12 +141,12 @@ class FeedWatchers:
             except Exception as exc:
                 raise_if_cancelling()
                 log.warning("candle_registry_error", error=repr(exc))
-            await self._pause(self.settings.candle_registry_interval)
+            await self._pause(self.settings.candle_registry_interval, self._stop)
 
-    async def _pause(self, seconds: float) -> None:
-        """Sleep, waking at once when the watchers stop."""
+    async def _pause(self, seconds: float, stop: asyncio.Event) -> None:
+        """Sleep, waking at once when ``stop`` is set."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
+            await asyncio.wait_for(stop.wait(), seconds)
 
     async def sync_registry(self) -> None:
         members: set[str] = await self.redis.smembers(CANDLE_REGISTRY)  # type: ignore[assignment]
@@ -163,20 +170,23 @@ class FeedWatchers:
 
     # -- lease + upstream loop ----------------------------------------------------------
 
-    async def _supervise(self, exchange_id: str, symbol: str) -> None:
+    async def _supervise(self, exchange_id: str, symbol: str, stop: asyncio.Event) -> None:
         key = lease_key(exchange_id, symbol)
         ttl = self.settings.feed_lease_ms
         pause = ttl / 3000
         try:
-            while not self._stop.is_set():
+            while not stop.is_set():
                 acquired = await self._try(self.redis.set(key, self.instance_id, nx=True, px=ttl))
                 if not acquired:
-                    await self._pause(pause)
+                    await self._pause(pause, stop)
                     continue
-                upstream = asyncio.create_task(self._upstream(exchange_id, symbol))
+                # The upstream loop has its own flag, set when the lease is lost or the
+                # watcher stops, so it can never outlive its lease.
+                upstream_stop = asyncio.Event()
+                upstream = asyncio.create_task(self._upstream(exchange_id, symbol, upstream_stop))
                 try:
-                    while not upstream.done():
-                        await asyncio.sleep(pause)
+                    while not upstream.done() and not stop.is_set():
+                        await self._pause(pause, stop)
                         renewed = await self._try(
                             self.redis.eval(_RENEW, 1, key, self.instance_id, str(ttl))  # type: ignore[misc,unused-ignore]
                         )
@@ -184,9 +194,17 @@ class FeedWatchers:
                             log.warning("feed_lease_lost", exchange=exchange_id, symbol=symbol)
                             break
                 finally:
+                    upstream_stop.set()
                     upstream.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await upstream
+                    await asyncio.wait({upstream}, timeout=5)
+                if upstream.done() and not upstream.cancelled() and upstream.exception():
+                    log.warning(
+                        "feed_upstream_failed",
+                        exchange=exchange_id,
+                        symbol=symbol,
+                        error=repr(upstream.exception()),
+                    )
+                    await self._pause(self.settings.feed_poll_interval * 5, stop)
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.redis.eval(_RELEASE, 1, key, self.instance_id))  # type: ignore[misc,unused-ignore]
@@ -201,30 +219,30 @@ class FeedWatchers:
             log.warning("feed_redis_error", error=repr(exc))
             return None
 
-    async def _upstream(self, exchange_id: str, symbol: str) -> None:
+    async def _upstream(self, exchange_id: str, symbol: str, stop: asyncio.Event) -> None:
         exchange = self.registry.get(exchange_id)
         await exchange.market(symbol)
         if isinstance(exchange, SimExchange):
-            await self._run_sim(exchange, symbol)
+            await self._run_sim(exchange, symbol, stop)
             return
         if isinstance(exchange, CcxtExchange) and exchange.can_watch:
             try:
-                await self._run_stream(exchange, symbol)
+                await self._run_stream(exchange, symbol, stop)
             except ExchangeError as exc:
                 raise_if_cancelling()
                 log.warning("feed_stream_failed_polling", exchange=exchange.id, error=exc.detail)
-        await self._run_polling(exchange, symbol)
+        await self._run_polling(exchange, symbol, stop)
 
     def _timeframes(self, exchange_id: str, symbol: str) -> set[str]:
         demand = self.demand.get((exchange_id, symbol))
         return {FEED_TIMEFRAME} | (demand.candle_timeframes if demand else set())
 
-    async def _run_sim(self, sim: SimExchange, symbol: str) -> None:
+    async def _run_sim(self, sim: SimExchange, symbol: str, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         interval = self.settings.sim_tick_interval
         last_bucket: dict[str, int] = {}
         next_at = loop.time()
-        while not self._stop.is_set():
+        while not stop.is_set():
             now = sim.now_ms()
             await self._publish_tick(sim.ticker_at(symbol, now))
             await self._close_candles(
@@ -236,7 +254,7 @@ class FeedWatchers:
                 next_at = loop.time()
             await asyncio.sleep(max(0.0, delay))
 
-    async def _run_stream(self, exchange: CcxtExchange, symbol: str) -> None:
+    async def _run_stream(self, exchange: CcxtExchange, symbol: str, stop: asyncio.Event) -> None:
         """Ticks from the exchange's own WebSocket (ccxt.pro); candles closed by REST."""
         last_bucket: dict[str, int] = {}
 
@@ -244,19 +262,21 @@ class FeedWatchers:
             rows = await exchange.fetch_ohlcv(symbol, tf, at, 2)
             return next((c for c in rows if int(c[0]) == at), None)
 
-        while not self._stop.is_set():
+        while not stop.is_set():
             ticker = await exchange.watch_ticker(symbol)
             await self._publish_tick(ticker)
             await self._close_candles(exchange, symbol, exchange.now_ms(), last_bucket, closed)
 
-    async def _run_polling(self, exchange: MarketExchange, symbol: str) -> None:
+    async def _run_polling(
+        self, exchange: MarketExchange, symbol: str, stop: asyncio.Event
+    ) -> None:
         last_bucket: dict[str, int] = {}
 
         async def closed(tf: str, at: int) -> Candle | None:
             rows = await exchange.fetch_ohlcv(symbol, tf, at, 2)
             return next((c for c in rows if int(c[0]) == at), None)
 
-        while not self._stop.is_set():
+        while not stop.is_set():
             try:
                 ticker = await exchange.fetch_ticker(symbol)
                 await self._publish_tick(ticker)
@@ -265,7 +285,7 @@ class FeedWatchers:
                 log.warning(
                     "feed_poll_failed", exchange=exchange.id, symbol=symbol, error=exc.detail
                 )
-            await self._pause(self.settings.feed_poll_interval)
+            await self._pause(self.settings.feed_poll_interval, stop)
 
     async def _publish_tick(self, ticker: Ticker) -> None:
         frame = orjson.dumps({"type": "ticker", **ticker.to_json()})

@@ -248,3 +248,32 @@ async def test_a_ccxt_exchange_is_polled_for_the_feed_when_it_has_no_stream() ->
             await ws.close()
     finally:
         await stub.stop()
+
+
+async def test_the_last_unsubscribe_stops_the_watcher_and_a_resubscribe_starts_one(
+    redis: Redis,
+) -> None:
+    async with market_server() as server:
+        ws = await open_client(server)
+        for _ in range(3):
+            await subscribe(ws, "BNB/USDT")
+            await ticks_for(ws, 0.3)
+            await ws.send(json.dumps({"op": "unsubscribe", "symbols": ["BNB/USDT"]}))
+            while json.loads(await ws.recv())["type"] != "unsubscribed":
+                pass
+        pubsub = redis.pubsub()
+        await pubsub.subscribe("channel:market:sim:BNB/USDT")
+        await asyncio.sleep(0.5)
+        published = 0
+        while (message := await pubsub.get_message(timeout=0.05)) is not None:
+            published += message["type"] == "message"
+        assert published == 0  # no watcher left behind
+        assert await redis.exists("market:feed:lease:sim:BNB/USDT") == 0
+
+        await subscribe(ws, "BNB/USDT")
+        ticks = await ticks_for(ws, 1.0)
+        stamps = [t["timestamp"] for t in ticks]
+        assert len(stamps) == len(set(stamps))
+        assert 5 <= len(stamps) <= 11  # one publisher at 10 ticks/s
+        await pubsub.aclose()
+        await ws.close()
