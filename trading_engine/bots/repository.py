@@ -18,7 +18,7 @@ async def get(
 ) -> Bot | None:
     query = select(Bot).where(Bot.id == bot_id, Bot.user_id == user_id)
     if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
+        query = query.with_for_update(key_share=True).execution_options(populate_existing=True)
     return await session.scalar(query)
 
 
@@ -26,7 +26,9 @@ async def lock_by_id(session: AsyncSession, bot_id: uuid.UUID) -> Bot | None:
     return await session.scalar(
         select(Bot)
         .where(Bot.id == bot_id)
-        .with_for_update()
+        # NO KEY UPDATE: serialises candles with start/stop, yet lets the separate
+        # transactions of a live order insert rows that reference the bot.
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
 

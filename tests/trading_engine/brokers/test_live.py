@@ -3,6 +3,7 @@ like Binance, with the user's keys from the user service (contract 1)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
 
@@ -183,3 +184,67 @@ async def test_live_trading_without_stored_keys_is_refused(
     response = await live_client.post("/trading/orders", json=live_order(), headers=user.headers)
     assert response.status_code == 403
     assert "API key" in response.json()["detail"]
+
+
+async def test_a_live_bot_buys_and_sells_through_the_adapter_once_per_candle(
+    live_app: FastAPI,
+    live_client: httpx.AsyncClient,
+    binance: BinanceStub,
+    live_user,
+    session: AsyncSession,
+) -> None:
+    from shared.strategies import SignalAction, TradingSignal, create_strategy
+    from trading_engine.adapter import Adapter
+    from trading_engine.models import Bot
+
+    user = await live_user()
+    saved = await live_client.post(
+        "/trading/strategies",
+        json={"name": "s", "strategy": "ma_crossover", "parameters": {}},
+        headers=user.headers,
+    )
+    created = await live_client.post(
+        "/trading/bots",
+        json={
+            "strategy_id": saved.json()["id"],
+            "exchange": "binance",
+            "symbol": "BTC/USDT",
+            "timeframe": "1h",
+            "mode": "live",
+            "capital": "200",
+        },
+        headers=user.headers,
+    )
+    assert created.status_code == 201, created.text
+    bot_id = created.json()["id"]
+    await live_client.post(f"/trading/bots/{bot_id}/start", headers=user.headers)
+    bot = await session.get(Bot, uuid.UUID(bot_id))
+    adapter = Adapter(bot, create_strategy("ma_crossover", {}), live_app.state.order_service)
+    assert await adapter.connection_exchange()
+    hour = 3_600_000
+    start = 1_767_225_600_000
+
+    def signal(action: SignalAction, ts: int) -> TradingSignal:
+        return TradingSignal(action=action, timestamp=ts, price=100.0, strategy="ma_crossover")
+
+    bought = await adapter.on_candle([start, 100, 101, 99, 100, 1], signal(SignalAction.BUY, start))
+    replay = await adapter.on_candle([start, 100, 101, 99, 100, 1], signal(SignalAction.BUY, start))
+    sold = await adapter.on_candle(
+        [start + hour, 100, 101, 99, 100, 1], signal(SignalAction.SELL, start + hour)
+    )
+
+    assert bought.result is not None
+    assert bought.result.status == "filled"
+    assert not replay.processed  # the candle was seen: no second order
+    assert sold.result is not None
+    assert sold.result.status == "filled"
+    assert binance.posts == 2
+    # 200 of capital / (100 x 1.001), at the exchange's 0.001 step
+    assert bought.result.filled_quantity == Decimal("1.998")
+    trades = (
+        await live_client.get(f"/trading/trades?bot_id={bot_id}", headers=user.headers)
+    ).json()
+    assert sorted(t["side"] for t in trades) == ["BUY", "SELL"]
+    state = (await live_client.get(f"/trading/bots/{bot_id}", headers=user.headers)).json()
+    assert state["position"] is None
+    assert Decimal(state["realized_pnl"]) < 0  # same price both ways: the fees are the loss
