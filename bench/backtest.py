@@ -272,7 +272,7 @@ def main() -> None:
     print(f"{'engine':38} {'candles':>10} {'M candles/s':>12} {'final equity':>16}")
     for name, count, speed, final in rows:
         speed_text = f"{speed / 1e6:12.2f}" if speed == speed else f"{'':>12}"
-        final_text = f"{final:16.6f}" if final == final else f"{'':>16}"
+        final_text = f"{final:16.10g}" if final == final else f"{'':>16}"
         print(f"{name:38} {count:>10,} {speed_text} {final_text}")
     print()
     for note in notes:
