@@ -2,11 +2,16 @@
 events users are told about (contract 2), turned into stored, pushed and forwarded
 notifications.
 
-Each entry is applied once (``EventConsumer``: ``processed_events`` in the handler's
-transaction) and each notification is stored once per (user, source event id): a fill that
-arrives both as ``trade.executed`` and as a ``notification.requested`` about that event is
-one notification. In the same transaction the webhook deliveries are queued; after its
-commit the live push goes out and the dispatcher is woken.
+Each entry is applied once (its event id in ``processed_events``) and each notification is
+stored once per (user, source event id): a fill that arrives both as ``trade.executed`` and
+as a ``notification.requested`` about that event is one notification.
+
+Fast path (:class:`BatchingConsumer`): what one XREADGROUP returns is applied by a single
+autocommit statement that records the ids, stores the notifications and queues their webhook
+deliveries; then the entries are acked, pushed live and the dispatcher is woken. Anything
+unusual in a batch sends each of its entries through the shared ``EventConsumer`` path (one
+transaction per entry, the push and wake-up after its commit), whose retries, reclaim and
+dead-lettering are unchanged.
 
 Channels follow the user's preferences (:mod:`notification_service.preferences`); when the
 user service cannot answer, the notification is stored and sent on every channel rather than
@@ -38,7 +43,6 @@ from sqlalchemy.ext.asyncio import (
 from notification_service import event_payloads as payloads
 from notification_service.commit_hooks import after_commit
 from notification_service.live.hub import LivePublisher
-from notification_service.notifications import repository as notifications_repository
 from notification_service.notifications import service as notifications
 from notification_service.notifications.repository import BatchItem
 from notification_service.notifications.schemas import CHANNELS, NotificationDraft
@@ -194,7 +198,7 @@ class NotificationIntake:
             if owner_prefs is None:
                 raise UnknownUser(str(owner))
             prefs[owner] = owner_prefs
-        result = await notifications_repository.store_batch(
+        result = await notifications.store_batch(
             conn,
             consumer,
             [

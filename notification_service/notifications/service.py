@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from notification_service.models import Notification
 from notification_service.notifications import repository
+from notification_service.notifications.repository import BatchItem, StoredBatch
 from notification_service.notifications.schemas import (
     NotificationDraft,
     NotificationPage,
@@ -28,6 +29,13 @@ async def record_many(session: AsyncSession, drafts: Sequence[NotificationDraft]
     (repeats within ``drafts`` or of earlier events are skipped)."""
     unique = list({(d.user_id, d.event_id): d for d in reversed(drafts)}.values())[::-1]
     return await repository.insert_many(session, unique)
+
+
+async def store_batch(
+    conn: AsyncConnection, consumer: str, items: Sequence[BatchItem]
+) -> StoredBatch:
+    """Apply a batch of entries in one statement (see ``repository.store_batch``)."""
+    return await repository.store_batch(conn, consumer, items)
 
 
 def wire_form(notification: Notification) -> dict[str, Any]:
