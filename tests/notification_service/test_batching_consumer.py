@@ -18,9 +18,11 @@ from notification_service.consumers import BatchingConsumer, NotificationIntake
 from notification_service.live.hub import LivePublisher
 from notification_service.models import Notification
 from notification_service.preferences import ChannelPreferences, PreferenceDirectory
-from shared.events import DEAD_LETTER_STREAM, NOTIFICATION_QUEUE, Event
+from shared.db import create_engine, create_sessionmaker
+from shared.events import DEAD_LETTER_STREAM, NOTIFICATION_QUEUE, Event, publish
 from tests.factories import create_user
 from tests.notification_service.conftest import trade_event
+from tests.servers import free_port
 
 
 class RecordingPublisher(LivePublisher):
@@ -149,4 +151,46 @@ async def test_a_clean_batch_is_one_statement_and_acked_together(
     assert len(statements) == 1  # processed ids, notifications and webhooks: one statement
     assert statements[0].lstrip().startswith("WITH input AS")
     assert len(publisher.pushed) == 30
+    assert (await redis.xpending("events:trade.executed", "notification"))["pending"] == 0
+
+
+async def test_a_database_outage_defers_a_batch_and_it_is_applied_once_the_database_is_back(
+    redis: Redis, session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    user = await create_user(session, redis)
+    publisher = RecordingPublisher(redis)
+    intake = NotificationIntake(EveryoneKnown(), publisher, lambda: None)
+    down_engine = create_engine(
+        f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nowhere", pool_size=1
+    )
+    worker = BatchingConsumer(
+        redis,
+        create_sessionmaker(down_engine, redis),
+        intake=intake,
+        engine=down_engine,
+        group="notification",
+        handlers=intake.handlers(),
+        consumer="test-consumer",
+        retry_delay_s=0.0,
+    )
+    await worker.ensure_groups()
+    events = [trade_event(user.id) for _ in range(5)]
+    for event in events:
+        await publish(redis, event)
+    try:
+        for _ in range(3 * worker.max_failures):
+            await worker.process_once(block_ms=10)
+    finally:
+        await down_engine.dispose()
+    assert await redis.xlen(DEAD_LETTER_STREAM) == 0
+    assert publisher.pushed == []
+
+    worker.sessionmaker = sessionmaker  # the database is back
+    worker.engine = sessionmaker.kw["bind"]
+    for _ in range(3):
+        await worker.process_once(block_ms=10)
+    await session.commit()
+    stored = await session.scalar(select(func.count()).select_from(Notification))
+    assert stored == 5
+    assert len(publisher.pushed) == 5
     assert (await redis.xpending("events:trade.executed", "notification"))["pending"] == 0
