@@ -32,6 +32,9 @@ import structlog
 from fastapi import FastAPI
 from prometheus_client import Gauge, Histogram
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db import unit_of_work
@@ -54,6 +57,16 @@ log = structlog.get_logger("trading.runner")
 CANDLE_CHANNEL = "channel:trading:candles"
 LATEST_CANDLES_KEY = "trading:candles:latest"
 CONSUMER_GROUP = "trading"
+# Failures of a dependency, not of the bot: retried, never counted against it.
+TEMPORARY = (
+    DependencyUnavailable,
+    TimeoutError,
+    OSError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    OperationalError,
+    InterfaceError,
+)
 MAX_REPLAY = 10
 
 BOTS_OWNED = Gauge("trading_bots_owned", "Running bots this replica owns")
@@ -148,10 +161,12 @@ class BotRunner:
         previous = await self.redis.hget(LATEST_CANDLES_KEY, key.member)
         if previous is None or json.loads(previous)["candle"][0] <= candle[0]:
             await self.redis.hset(LATEST_CANDLES_KEY, key.member, message)
+        # Bots first: resting limit orders need the market service, which may be down
+        # (the entry is then retried, waking the bots again harmlessly).
+        await self.redis.publish(CANDLE_CHANNEL, message)
         await self.orders.fill_resting(
             key.exchange, key.symbol, candle, timeframe_ms(key.timeframe) / 60_000
         )
-        await self.redis.publish(CANDLE_CHANNEL, message)
 
     async def _listen(self) -> None:
         while True:
@@ -236,10 +251,12 @@ class BotRunner:
                     self._observe(outcome)
                     if outcome.paused:
                         break
-            except DependencyUnavailable as exc:
-                handle.failures += 1
-                log.warning("bot_exchange_unavailable", bot_id=str(bot_id), error=exc.detail)
-                await self._note_error(bot_id, exc.detail, status=None)
+            except TEMPORARY as exc:
+                # The market, the exchange, the database or Redis is slow or down: keep
+                # the bot's state and retry on the next candle or sync.
+                detail = exc.detail if isinstance(exc, DependencyUnavailable) else repr(exc)
+                log.warning("bot_dependency_unavailable", bot_id=str(bot_id), error=detail)
+                await self._note_error(bot_id, detail, status=None)
                 return None
             except Exception as exc:
                 handle.failures += 1

@@ -91,9 +91,13 @@ async def test_a_paper_bot_trades_like_the_backtest_and_its_books_add_up(
         if trade.exit_reason != "end":
             expected.append(("SELL", trade.exit_price, trade.quantity))
     assert len(expected) >= 4, "the series should make the strategy trade several times"
-    assert [t["side"] for t in trades] == [e[0] for e in expected]
+    final = await bot_state(client, bot_id, user.headers)
+    assert [t["side"] for t in trades] == [e[0] for e in expected], final
     for got, (_, price, quantity) in zip(trades, expected, strict=True):
-        assert float(got["price"]) == pytest.approx(price, abs=1e-8)
+        assert float(got["price"]) == pytest.approx(price, abs=1e-8), (
+            [(t["side"], t["price"], t["timestamp"]) for t in trades],
+            expected,
+        )
         assert float(got["quantity"]) == pytest.approx(quantity, rel=1e-7)
     closed_pnls = [Decimal(t["pnl"]) for t in trades if t["side"] == "SELL"]
     backtest_pnls = [t.pnl for t in backtest.trades if t.exit_reason != "end"]
