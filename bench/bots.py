@@ -227,6 +227,9 @@ async def run_one(
         "INTERNAL_API_TOKEN": UserStub.TOKEN,
         "BOT_SYNC_INTERVAL_S": "1.0",
         "ACCOUNT_CACHE_TTL_S": os.environ.get("BENCH_ACCOUNT_TTL", "5"),
+        "BOT_CONCURRENCY": os.environ.get("BENCH_BOT_CONCURRENCY", "4"),
+        "ORDER_BOOK_TTL_S": os.environ.get("BENCH_BOOK_TTL", "0.25"),
+        "DATABASE_POOL_SIZE": os.environ.get("BENCH_DATABASE_POOL_SIZE", "10"),
     }
     service = ServiceProcess("trading", env=env)
     await asyncio.to_thread(service.start)

@@ -33,7 +33,7 @@ class TradingSettings(ServiceSettings):
     bot_sync_interval_s: float = Field(default=2.0, gt=0)
     bot_history_limit: int = Field(default=500, ge=10, le=5000)
     # Bots processing a candle at the same time (each holds a database connection).
-    bot_concurrency: int = Field(default=16, ge=1)
+    bot_concurrency: int = Field(default=4, ge=1)
 
     # Live trading: ccxt with the user's keys. The URL override points an exchange's REST
     # API elsewhere (a testnet, or the local stub the tests run): {"binance": "http://..."}.
