@@ -16,6 +16,11 @@ the time until every bot had processed each candle. The reference printed beside
 the target: 1,000 bots at p99 < 100 ms.
 
     .venv/bin/python -m bench.bots [--bots 100,250,500,1000] [--candles 15] [--interval 2]
+        [--periods typical|fast]
+
+Knobs (environment): BENCH_BOT_CONCURRENCY, BENCH_DATABASE_POOL_SIZE, BENCH_BOOK_TTL,
+BENCH_ACCOUNT_TTL; BENCH_SHOW_ENGINE_LOG=1 prints the engine's stderr, bot errors and
+order counts after each run.
 """
 
 from __future__ import annotations
