@@ -248,13 +248,13 @@ class Adapter:
         self._candle = candle
         try:
             async with unit_of_work(self.orders.sessionmaker) as session:
-                bot = await bot_repository.lock_by_id(session, self.bot_id)
-                if bot is None or bot.status != "running":
+                locked = await bot_repository.lock_with_position(session, self.bot_id)
+                if locked is None or locked[0].status != "running":
                     return outcome
+                bot, position = locked
                 if bot.last_candle_at is not None and bot.last_candle_at >= candle_at:
                     return outcome
                 self._session, self._bot = session, bot
-                position = await bot_repository.open_position(session, bot)
                 self._position = position
                 if position is not None and candle[2] > float(position.highest_price or 0):
                     position.highest_price = money(Decimal(str(candle[2])))

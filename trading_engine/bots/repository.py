@@ -33,6 +33,23 @@ async def lock_by_id(session: AsyncSession, bot_id: uuid.UUID) -> Bot | None:
     )
 
 
+async def lock_with_position(
+    session: AsyncSession, bot_id: uuid.UUID
+) -> tuple[Bot, Position | None] | None:
+    """The bot row locked (FOR NO KEY UPDATE, see :func:`lock_by_id`) with its open
+    position, in one round trip."""
+    row = (
+        await session.execute(
+            select(Bot, Position)
+            .outerjoin(Position, (Position.bot_id == Bot.id) & (Position.status == "open"))
+            .where(Bot.id == bot_id)
+            .with_for_update(of=Bot, key_share=True)
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
 async def list_for(session: AsyncSession, user_id: uuid.UUID) -> list[Bot]:
     rows = await session.scalars(
         select(Bot).where(Bot.user_id == user_id).order_by(Bot.created_at, Bot.id)

@@ -72,6 +72,8 @@ async def create(
         wallet.free -= body.capital
         own = await ledger_repository.lock_balance(session, principal.user_id, bot.id, rules.quote)
         own.free += body.capital
+        # The base asset's row too, so the bot's first fill finds both rows to lock.
+        await ledger_repository.ensure_balance(session, principal.user_id, bot.id, rules.base)
     await session.flush()
     return bot
 

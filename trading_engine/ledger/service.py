@@ -159,7 +159,8 @@ async def record_fill(
                 status="open",
                 highest_price=fill.price,
             )
-            await repository.add(session, position)
+            # Flushed with the rest of the transaction (its parents already exist).
+            session.add(position)
             repository.remember_position(session, position)
         state = apply_buy(_state(position), base_delta, fill.price, fee_quote)
         _store(position, state)
@@ -202,7 +203,7 @@ async def record_fill(
         fee_currency=fill.fee_currency,
         liquidity=fill.liquidity,
     )
-    await repository.add(session, trade)
+    session.add(trade)
     _stage_trade_events(session, trade, strategy_name)
     return trade
 

@@ -23,7 +23,8 @@ async def test_creating_a_bot_moves_its_capital_from_the_wallet_and_deleting_ret
     after_create = await balances(client, user.headers)
     assert after_create["wallet"][0]["total"] == "7500.00000000"
     assert after_create["bots"][0]["bot_id"] == bot_id
-    assert after_create["bots"][0]["assets"][0]["total"] == "2500.00000000"
+    bot_assets = {a["asset"]: a["total"] for a in after_create["bots"][0]["assets"]}
+    assert bot_assets == {"USDT": "2500.00000000", "BTC": "0.00000000"}
     bot = (await client.get(f"/trading/bots/{bot_id}", headers=user.headers)).json()
     assert bot["status"] == "stopped"
     assert Decimal(bot["equity"]) == Decimal("2500")
