@@ -92,6 +92,16 @@ class BotHandle:
     flat: bool | None = None  # known to hold no position (None: not known yet)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     failures: int = 0
+    settings: str = ""  # fingerprint of strategy, parameters, risk and size
+
+
+def bot_settings(bot: Bot, strategy: Strategy) -> str:
+    """What a running bot's adapter is built from; a change rebuilds it at the next sync."""
+    return json.dumps(
+        [strategy.strategy, strategy.parameters, bot.risk, str(bot.position_size)],
+        sort_keys=True,
+        default=str,
+    )
 
 
 class BotRunner:
@@ -365,8 +375,12 @@ class BotRunner:
             await self.leases.release(bot_id)
             self._drop(bot_id)
         for bot_id, (bot, strategy) in wanted.items():
-            if bot_id not in self.handles and await self.leases.acquire(bot_id):
-                self._adopt(bot, strategy)
+            handle = self.handles.get(bot_id)
+            if handle is None:
+                if await self.leases.acquire(bot_id):
+                    self._adopt(bot, strategy)
+            elif handle.settings != bot_settings(bot, strategy):
+                self._adopt(bot, strategy, previous=handle)  # edited while running
         self._spawn(
             self.orders.users.warm({handle.adapter.user_id for handle in self.handles.values()})
         )
@@ -380,7 +394,9 @@ class BotRunner:
                     self.wake(CandleKey.parse(body["key"]), body["candle"])
         BOTS_OWNED.set(len(self.handles))
 
-    def _adopt(self, bot: Bot, strategy_row: Strategy) -> None:
+    def _adopt(
+        self, bot: Bot, strategy_row: Strategy, *, previous: BotHandle | None = None
+    ) -> None:
         try:
             strategy: TradingStrategy = create_strategy(
                 strategy_row.strategy, strategy_row.parameters
@@ -396,7 +412,10 @@ class BotRunner:
             last_ts=None
             if bot.last_candle_at is None
             else int(bot.last_candle_at.timestamp() * 1000),
+            settings=bot_settings(bot, strategy_row),
         )
+        if previous is not None:  # same ownership, same place in the candle stream
+            handle.lock, handle.last_ts, handle.flat = previous.lock, previous.last_ts, None
         self.handles[bot.id] = handle
         log.info("bot_adopted", bot_id=str(bot.id), replica=self.replica_id)
 

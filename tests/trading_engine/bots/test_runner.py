@@ -245,3 +245,29 @@ async def test_stopping_a_bot_while_candles_are_processed_leaves_a_consistent_st
     else:  # the stop won: nothing of the candle
         assert trades == 0
         assert Decimal(state["balances"]["USDT"]) == Decimal("1000")
+
+
+async def test_editing_a_running_bots_risk_settings_applies_without_a_restart(
+    running_app, market: MarketStub, new_user, redis: Redis
+) -> None:
+    app, client = running_app
+    user = await new_user()
+    bot_id = await make_bot(client, user.headers)
+    runner = app.state.bot_runner
+    await eventually(lambda: _handle(runner, bot_id))
+
+    patched = await client.patch(
+        f"/trading/bots/{bot_id}", json={"risk": {"stop_loss": "0.02"}}, headers=user.headers
+    )
+
+    assert patched.status_code == 200, patched.text
+
+    async def applied() -> bool:
+        handle = await _handle(runner, bot_id)
+        return handle is not None and handle.adapter.risk.stop_loss == Decimal("0.02")
+
+    await eventually(applied)
+
+
+async def _handle(runner, bot_id: str):
+    return next((h for b, h in runner.handles.items() if str(b) == bot_id), None)
