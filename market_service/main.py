@@ -13,8 +13,8 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import RedisError
 
-from market_service.cancellation import raise_if_cancelling
 from market_service.exchanges import ExchangeRegistry, build_registry
 from market_service.feed.router import router as feed_router
 from market_service.feed.stream import MarketDataStream
@@ -26,6 +26,7 @@ from market_service.settings import MarketSettings, get_settings
 from market_service.singleflight import SingleFlight
 from market_service.tickers.router import router as tickers_router
 from shared.app import create_service_app
+from shared.cancellation import raise_if_cancelling
 from shared.db import unit_of_work
 
 log = structlog.get_logger("market")
@@ -35,8 +36,13 @@ SIM_ANCHOR_KEY = "market:sim:anchor"
 async def sim_anchor(app: FastAPI) -> int:
     """The sim clock's anchor, shared by every replica through Redis (set once)."""
     now = int(time.time() * 1000)
-    await app.state.redis.set(SIM_ANCHOR_KEY, now, nx=True)
-    stored = await app.state.redis.get(SIM_ANCHOR_KEY)
+    try:
+        await app.state.redis.set(SIM_ANCHOR_KEY, now, nx=True)
+        stored = await app.state.redis.get(SIM_ANCHOR_KEY)
+    except (RedisError, OSError) as exc:
+        # Start anyway (health says redis: down); this replica keeps its own anchor.
+        log.warning("sim_anchor_unshared", error=repr(exc))
+        return now
     return int(stored) if stored else now
 
 

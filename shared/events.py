@@ -38,6 +38,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.cancellation import raise_if_cancelling
 from shared.db import Base
 
 log = structlog.get_logger("events")
@@ -210,6 +211,7 @@ async def run_outbox_relay(
         try:
             await relay_outbox(sessionmaker, redis)
         except Exception as exc:
+            raise_if_cancelling()
             log.warning("outbox_relay_failed", error=repr(exc))
         await asyncio.sleep(interval_s)
 
@@ -275,6 +277,7 @@ class EventConsumer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                raise_if_cancelling()
                 log.warning("consumer_loop_error", group=self.group, error=repr(exc))
                 await asyncio.sleep(1.0)
 
@@ -352,6 +355,7 @@ class EventConsumer:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            raise_if_cancelling()
             if is_outage(exc):
                 # The database (or Redis) is unreachable: not the entry's fault, so it does
                 # not count towards dead-lettering; it stays pending and is read again.

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -89,6 +90,7 @@ class ServiceProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
+        self._log = tempfile.TemporaryFile()
 
     def start(self, *, wait: bool = True) -> ServiceProcess:
         self.proc = subprocess.Popen(
@@ -119,7 +121,8 @@ class ServiceProcess:
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                self._log.seek(0)
+                err = self._log.read().decode(errors="replace")
                 raise RuntimeError(f"{self.service} exited: {err[-2000:]}")
             try:
                 httpx.get(self.url + "/health", timeout=2)

@@ -17,8 +17,8 @@ import orjson
 import structlog
 from redis.asyncio import Redis
 
-from market_service.cancellation import raise_if_cancelling
 from market_service.feed.clients import FeedClient
+from shared.cancellation import raise_if_cancelling
 
 if TYPE_CHECKING:
     from market_service.feed.watchers import FeedWatchers
@@ -56,8 +56,9 @@ class MarketDataStream:
         self._stopping = False
 
     async def start(self) -> None:
-        # A private channel keeps the pub/sub connection open before any client subscribes.
-        await self._pubsub.subscribe(f"channel:market:_control:{self.instance_id}")
+        # The read loop subscribes a private channel, which keeps the pub/sub connection
+        # open before any client subscribes; with Redis down it retries there, so the
+        # service still starts and reports redis: down.
         self._reader = asyncio.create_task(self._read_loop(), name="market-feed-reader")
         self._heartbeat = asyncio.create_task(self._heartbeats(), name="market-feed-heartbeat")
 
@@ -129,8 +130,11 @@ class MarketDataStream:
         await self.redis.publish(channel_for(exchange, symbol), orjson.dumps(data))
 
     async def _read_loop(self) -> None:
+        control = f"channel:market:_control:{self.instance_id}"
         while not self._stopping:
             try:
+                if not self._pubsub.subscribed:
+                    await self._pubsub.subscribe(control)
                 message = await self._pubsub.get_message(timeout=1.0)
             except asyncio.CancelledError:
                 raise

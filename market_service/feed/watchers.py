@@ -22,7 +22,7 @@ import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from market_service.cancellation import raise_if_cancelling
+from shared.cancellation import raise_if_cancelling
 from market_service.exchanges import TIMEFRAME_MS, Candle, ExchangeError, ExchangeRegistry
 from market_service.exchanges.base import MarketExchange, Ticker
 from market_service.exchanges.ccxt_exchange import CcxtExchange

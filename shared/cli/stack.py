@@ -118,6 +118,19 @@ def health_table(urls: dict[str, str], timeout: float = 2.0) -> tuple[Table, boo
     return table, all_ok
 
 
+def local_encryption_key(data_dir: Path) -> str:
+    """A Fernet key kept beside the embedded data, so stored exchange keys stay readable
+    across runs (production sets ENCRYPTION_KEY itself)."""
+    from cryptography.fernet import Fernet
+
+    path = data_dir / "encryption.key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(Fernet.generate_key())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def run_stack(*, data_dir: Path, console: Console, wait_timeout: float = 90.0) -> int:
     """Start everything, wait for health, stream logs until SIGINT/SIGTERM; exit code."""
     from shared.cli.embedded import EmbeddedServers
@@ -150,11 +163,13 @@ def run_stack(*, data_dir: Path, console: Console, wait_timeout: float = 90.0) -
         for note in embedded.notes:
             console.print(f"[bold]•[/] {note}")
         env.setdefault("MARKET_EXCHANGES", "sim")
+        if not env.get("ENCRYPTION_KEY"):
+            env["ENCRYPTION_KEY"] = local_encryption_key(data_dir)
         env.update({k: v for k, v in upstream_env(urls).items() if k not in os.environ})
         console.print("[bold]•[/] applying migrations")
         try:
             upgrade(env["DATABASE_URL"])
-        except Exception as exc:  # noqa: BLE001 - reported plainly, not as a traceback
+        except Exception as exc:
             console.print(f"[red]Migrations failed: {exc}[/]")
             return 1
         for name in START_ORDER:

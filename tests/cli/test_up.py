@@ -80,6 +80,8 @@ def test_up_refuses_a_taken_port_with_a_clear_message(tmp_path: Path) -> None:
     if port_in_use(port):
         pytest.skip("port already in use on this machine")
     with socket.socket() as sock:
+        # The previous test's servers may leave the port in TIME_WAIT.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", port))
         sock.listen()
         result = subprocess.run(

@@ -150,11 +150,12 @@ class BotRunner:
         try:
             await asyncio.gather(*loops)
         finally:
-            for task in loops + list(self._tasks):
+            pending = loops + list(self._tasks)
+            for task in pending:
                 task.cancel()
-            for task in loops + list(self._tasks):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            # Bounded: a database connect that is being torn down can hold a cancelled task
+            # for a while; shutdown must not wait on it forever.
+            await asyncio.wait(pending, timeout=5)
             for bot_id in list(self.handles):
                 with contextlib.suppress(Exception):
                     await self.leases.release(bot_id)
