@@ -22,7 +22,6 @@ import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.cancellation import raise_if_cancelling
 from market_service.exchanges import TIMEFRAME_MS, Candle, ExchangeError, ExchangeRegistry
 from market_service.exchanges.base import MarketExchange, Ticker
 from market_service.exchanges.ccxt_exchange import CcxtExchange
@@ -32,6 +31,7 @@ from market_service.ohlcv import repository
 from market_service.ohlcv.service import bucket_floor
 from market_service.settings import MarketSettings
 from market_service.tickers.cache import ticker_fields, ticker_key
+from shared.cancellation import raise_if_cancelling
 from shared.db import unit_of_work
 from shared.events import MARKET_DATA_UPDATED, Event, publish
 
