@@ -6,25 +6,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from shared.timeframes import TIMEFRAME_MS as TIMEFRAME_MS  # re-exported for this package
+
 # ccxt's OHLCV row: [timestamp ms, open, high, low, close, volume].
 Candle = list[float]
 
-TIMEFRAME_MS: dict[str, int] = {
-    "1m": 60_000,
-    "3m": 3 * 60_000,
-    "5m": 5 * 60_000,
-    "15m": 15 * 60_000,
-    "30m": 30 * 60_000,
-    "1h": 3_600_000,
-    "2h": 2 * 3_600_000,
-    "4h": 4 * 3_600_000,
-    "6h": 6 * 3_600_000,
-    "8h": 8 * 3_600_000,
-    "12h": 12 * 3_600_000,
-    "1d": 86_400_000,
-    "3d": 3 * 86_400_000,
-    "1w": 7 * 86_400_000,
-}
 
 
 def iso_ms(timestamp_ms: int) -> str:

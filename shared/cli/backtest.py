@@ -23,26 +23,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from shared.timeframes import TIMEFRAME_MS
+
 if TYPE_CHECKING:
     from shared.backtest import BacktestResult
     from shared.candles import Candles
 
-TIMEFRAME_MS: dict[str, int] = {
-    "1m": 60_000,
-    "3m": 180_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1h": 3_600_000,
-    "2h": 7_200_000,
-    "4h": 14_400_000,
-    "6h": 21_600_000,
-    "8h": 28_800_000,
-    "12h": 43_200_000,
-    "1d": 86_400_000,
-    "3d": 259_200_000,
-    "1w": 604_800_000,
-}
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 
 
