@@ -111,7 +111,10 @@ class UpstreamRegistry:
                 )
                 instance.session = aiohttp.ClientSession(
                     connector=aiohttp.TCPConnector(
-                        limit=self.settings.upstream_pool_size,
+                        # WebSockets and health probes only: each proxied socket holds its
+                        # connection for its whole life, so a pool cap would cap the number
+                        # of live sockets (it did, at 256). Clients bound the count instead.
+                        limit=0,
                         keepalive_timeout=30,
                         ttl_dns_cache=300,
                     ),
