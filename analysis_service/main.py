@@ -26,6 +26,7 @@ from analysis_service.settings import AnalysisSettings, get_settings
 from analysis_service.signals.router import router as signals_router
 from shared.app import Component, create_service_app
 from shared.breaker import CircuitBreaker
+from shared.cancellation import cancel_and_wait
 from shared.events import TRADE_EXECUTED, EventConsumer, stream_for
 from shared.settings import split_urls
 
@@ -69,8 +70,7 @@ async def trade_consumer(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait([task])
 
 
 def create_app(

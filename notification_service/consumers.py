@@ -54,6 +54,7 @@ from notification_service.preferences import (
 )
 from notification_service.settings import NotificationSettings
 from notification_service.webhooks import service as webhooks
+from shared.cancellation import cancel_and_wait
 from shared.db import create_sessionmaker
 from shared.events import (
     BOT_FAILED,
@@ -390,7 +391,5 @@ async def run_consumers(
     try:
         yield consumers
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
         await engine.dispose()

@@ -26,6 +26,7 @@ from notification_service.settings import NotificationSettings, get_settings
 from notification_service.webhooks.dispatcher import WebhookDispatcher
 from notification_service.webhooks.router import router as webhooks_router
 from shared.app import create_service_app
+from shared.cancellation import cancel_and_wait
 from shared.settings import split_urls
 
 
@@ -64,9 +65,7 @@ async def _background(app: FastAPI) -> AsyncIterator[None]:
         finally:
             with contextlib.suppress(Exception):
                 await publisher.drain()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
 
 
 def create_app(settings: NotificationSettings | None = None) -> FastAPI:

@@ -15,6 +15,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from shared.cancellation import cancel_and_wait
 from shared.db import create_engine, create_sessionmaker, ping_database
 from shared.errors import install_error_handlers
 from shared.events import run_outbox_relay
@@ -61,9 +62,7 @@ def create_service_app(
                 yield
         finally:
             if relay is not None:
-                relay.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await relay
+                await cancel_and_wait([relay])
             await redis.aclose()
             if engine is not None:
                 await engine.dispose()

@@ -37,6 +37,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.cancellation import cancel_and_wait
 from shared.db import unit_of_work
 from shared.errors import DependencyUnavailable
 from shared.events import BOT_FAILED, MARKET_DATA_UPDATED, Event, EventConsumer, stage, stream_for
@@ -150,12 +151,7 @@ class BotRunner:
         try:
             await asyncio.gather(*loops)
         finally:
-            pending = loops + list(self._tasks)
-            for task in pending:
-                task.cancel()
-            # Bounded: a database connect that is being torn down can hold a cancelled task
-            # for a while; shutdown must not wait on it forever.
-            await asyncio.wait(pending, timeout=5)
+            await cancel_and_wait(loops + list(self._tasks))
             for bot_id in list(self.handles):
                 with contextlib.suppress(Exception):
                     await self.leases.release(bot_id)
