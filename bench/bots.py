@@ -39,17 +39,13 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bench.stores import ScratchStores
 from shared.db import create_engine, create_sessionmaker
 from shared.events import MARKET_DATA_UPDATED, Event, publish
-from shared.migrate import upgrade
 from shared.redis import create_redis
 from tests.conftest import (
     TEST_ENCRYPTION_KEY,
     TEST_JWT_SECRET,
-    _admin,
-    _redis_base,
-    _server_url,
-    _with_database,
 )
 from tests.factories import create_user
 from tests.servers import ServiceProcess, UvicornThread
@@ -338,19 +334,8 @@ async def run_one(
 async def main(
     counts: list[int], candles: int, interval: float, symbol_count: int, profile: str
 ) -> None:
-    server = _server_url()
-    name = f"tradebot_bench_{uuid.uuid4().hex[:8]}"
-    await _admin(server, f'CREATE DATABASE "{name}"')
-    database_url = _with_database(server, name)
-    await asyncio.to_thread(upgrade, database_url)
-    lock = create_redis(f"{_redis_base()}/0")
-    token = uuid.uuid4().hex
-    for index in range(15, 0, -1):
-        if await lock.set(f"tradebot:test-db-lock:{index}", token, nx=True, ex=3600):
-            break
-    else:
-        raise SystemExit("no free Redis database index")
-    redis_url = f"{_redis_base()}/{index}"
+    stores = await ScratchStores.open()
+    database_url, redis_url = stores.database_url, stores.redis_url
     os.environ.update({"JWT_SECRET": TEST_JWT_SECRET})
     market, users = MarketStub(), UserStub()
     market_server = UvicornThread(market.app).start()
@@ -400,10 +385,7 @@ async def main(
     finally:
         market_server.stop()
         user_server.stop()
-        if await lock.get(f"tradebot:test-db-lock:{index}") == token:
-            await lock.delete(f"tradebot:test-db-lock:{index}")
-        await lock.aclose()
-        await _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await stores.close()
 
 
 if __name__ == "__main__":

@@ -34,17 +34,13 @@ import psutil
 from redis.asyncio import Redis
 from sqlalchemy import text
 
+from bench.stores import ScratchStores
 from shared.db import create_engine, create_sessionmaker
 from shared.events import Event
-from shared.migrate import upgrade
 from shared.redis import create_redis
 from tests.conftest import (
     TEST_ENCRYPTION_KEY,
     TEST_JWT_SECRET,
-    _admin,
-    _redis_base,
-    _server_url,
-    _with_database,
 )
 from tests.factories import create_user
 from tests.servers import ServiceProcess, free_port
@@ -257,20 +253,8 @@ async def fill_to_push(
 
 
 async def main(rate: int, seconds: float, burst: int, concurrency: int, orders: int) -> None:
-    server = _server_url()
-    name = f"tradebot_bench_{uuid.uuid4().hex[:8]}"
-    await _admin(server, f'CREATE DATABASE "{name}"')
-    database_url = _with_database(server, name)
-    await asyncio.to_thread(upgrade, database_url)
-    redis_url = f"{_redis_base()}/0"
-    lock = create_redis(redis_url)
-    token = uuid.uuid4().hex
-    for index in range(15, 0, -1):
-        if await lock.set(f"tradebot:test-db-lock:{index}", token, nx=True, ex=3600):
-            break
-    else:
-        raise SystemExit("no free Redis database index")
-    redis_url = f"{_redis_base()}/{index}"
+    stores = await ScratchStores.open()
+    database_url, redis_url = stores.database_url, stores.redis_url
     redis = create_redis(redis_url)
     await redis.flushdb()
     engine = create_engine(database_url, pool_size=2)
@@ -364,10 +348,7 @@ async def main(rate: int, seconds: float, burst: int, concurrency: int, orders: 
         await engine.dispose()
         await redis.flushdb()
         await redis.aclose()
-        if await lock.get(f"tradebot:test-db-lock:{index}") == token:
-            await lock.delete(f"tradebot:test-db-lock:{index}")
-        await lock.aclose()
-        await _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await stores.close()
 
 
 if __name__ == "__main__":

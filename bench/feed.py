@@ -20,22 +20,17 @@ import multiprocessing as mp
 import os
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import orjson
 
-from shared.migrate import upgrade
+from bench.stores import ScratchStores
 from shared.redis import create_redis
 from tests.conftest import (
     TEST_ENCRYPTION_KEY,
     TEST_JWT_SECRET,
-    _admin,
-    _redis_base,
-    _server_url,
-    _with_database,
 )
 from tests.servers import ServiceProcess, free_port
 
@@ -294,19 +289,8 @@ def start_reference() -> ServiceProcess:
 
 
 async def main(seconds: float, sizes: list[int], gateway_sizes: list[int]) -> None:
-    server = _server_url()
-    name = f"tradebot_bench_{uuid.uuid4().hex[:8]}"
-    await _admin(server, f'CREATE DATABASE "{name}"')
-    database_url = _with_database(server, name)
-    await asyncio.to_thread(upgrade, database_url)
-    lock = create_redis(f"{_redis_base()}/0")
-    token = uuid.uuid4().hex
-    for index in range(15, 0, -1):
-        if await lock.set(f"tradebot:test-db-lock:{index}", token, nx=True, ex=3600):
-            break
-    else:
-        raise SystemExit("no free Redis database index")
-    redis_url = f"{_redis_base()}/{index}"
+    stores = await ScratchStores.open()
+    database_url, redis_url = stores.database_url, stores.redis_url
     redis = create_redis(redis_url)
     await redis.flushdb()
     env = {
@@ -383,10 +367,7 @@ async def main(seconds: float, sizes: list[int], gateway_sizes: list[int]) -> No
                 await asyncio.to_thread(proc.stop)
         await redis.flushdb()
         await redis.aclose()
-        if await lock.get(f"tradebot:test-db-lock:{index}") == token:
-            await lock.delete(f"tradebot:test-db-lock:{index}")
-        await lock.aclose()
-        await _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await stores.close()
 
 
 if __name__ == "__main__":
