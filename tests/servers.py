@@ -110,7 +110,8 @@ class ServiceProcess:
             ],
             env=self.env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            # A file, not a pipe: an unread pipe fills up and freezes the service.
+            stderr=self._log,
         )
         if wait:
             self.wait_listening()
