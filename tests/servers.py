@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -19,15 +18,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-# Service name -> its app factory, as `tradebot serve` runs them.
-FACTORIES = {
-    "gateway": "gateway.main:create_app",
-    "market": "market_service.main:create_app",
-    "user": "user_service.main:create_app",
-    "trading": "trading_engine.main:create_app",
-    "analysis": "analysis_service.main:create_app",
-    "notification": "notification_service.main:create_app",
-}
+from shared.cli.stack import serve_command
 
 
 def free_port() -> int:
@@ -94,20 +85,7 @@ class ServiceProcess:
 
     def start(self, *, wait: bool = True) -> ServiceProcess:
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                FACTORIES[self.service],
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--no-access-log",
-                "--ws-per-message-deflate",
-                "false",
-            ],
+            serve_command(self.service, self.port),  # exactly as `tradebot up` runs it
             env=self.env,
             stdout=subprocess.DEVNULL,
             # A file, not a pipe: an unread pipe fills up and freezes the service.
