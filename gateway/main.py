@@ -5,9 +5,10 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp
+from starlette.types import Receive, Scope, Send
 
 from gateway.admission import Admitter, TokenVerifier
 from gateway.health import breaker_details, upstream_check
@@ -15,6 +16,21 @@ from gateway.proxy import GatewayProxy, GatewayRuntime
 from gateway.settings import GatewaySettings, get_settings
 from gateway.upstreams import UpstreamRegistry
 from shared.app import create_service_app
+
+
+class GatewayApp(FastAPI):
+    """FastAPI with the proxy in front: a request for a proxied prefix goes straight to
+    the proxy and skips FastAPI's per-request work; /health, /metrics, /docs and unknown
+    paths go through FastAPI as usual."""
+
+    proxy: GatewayProxy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        upstream = self.proxy.upstream_for(scope)
+        if upstream is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.proxy.handle(scope, receive, send, upstream)
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -49,34 +65,28 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await admitter.close()
             await registry.close()
 
-    app = create_service_app(
-        settings,
-        title="TradeBot API gateway",
-        description=(
-            "Routes /market, /user, /trading, /analysis and /notifications to their "
-            "services with JWT check, rate limit, circuit breakers and WebSocket proxying."
+    app = cast(
+        GatewayApp,
+        create_service_app(
+            settings,
+            title="TradeBot API gateway",
+            description=(
+                "Routes /market, /user, /trading, /analysis and /notifications to their "
+                "services with JWT check, rate limit, circuit breakers and WebSocket proxying."
+            ),
+            routers=[],
+            components=[gateway_component],
+            use_database=False,
+            cors_origins=settings.cors_origin_list,
+            app_class=GatewayApp,
         ),
-        routers=[],
-        components=[gateway_component],
-        use_database=False,
+    )
+    app.proxy = GatewayProxy(
+        registry=registry,
+        verifier=verifier,
+        runtime=runtime,
+        buffer_request_body_bytes=settings.buffer_request_body_bytes,
+        service=settings.service_name,
         cors_origins=settings.cors_origin_list,
     )
-
-    framework_stack = app.build_middleware_stack
-
-    def build_stack() -> ASGIApp:
-        # The proxy sits in front of the whole FastAPI stack: proxied requests skip its
-        # routing and middleware (the request log and CORS are applied by the proxy);
-        # /health, /metrics, /docs and unknown paths go through FastAPI as usual.
-        return GatewayProxy(
-            framework_stack(),
-            registry=registry,
-            verifier=verifier,
-            runtime=runtime,
-            buffer_request_body_bytes=settings.buffer_request_body_bytes,
-            service=settings.service_name,
-            cors_origins=settings.cors_origin_list,
-        )
-
-    app.build_middleware_stack = build_stack  # type: ignore[method-assign]
     return app

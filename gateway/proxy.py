@@ -161,12 +161,11 @@ class GatewayRuntime:
 
 
 class GatewayProxy:
-    """Outermost ASGI app of the gateway: proxied prefixes go through the request log,
-    CORS and the proxy; everything else goes to the FastAPI stack (``app``)."""
+    """The proxied prefixes' handler: the request log, CORS and the proxy, in front of
+    FastAPI (:class:`gateway.main.GatewayApp` sends only proxied paths here)."""
 
     def __init__(
         self,
-        app: ASGIApp,
         *,
         registry: UpstreamRegistry,
         verifier: TokenVerifier,
@@ -175,7 +174,6 @@ class GatewayProxy:
         service: str,
         cors_origins: list[str],
     ) -> None:
-        self.app = app
         self.registry = registry
         self.verifier = verifier
         self.runtime = runtime
@@ -195,16 +193,14 @@ class GatewayProxy:
         # The same request log (one JSON line, X-Request-ID, metrics) as every service.
         self.entry = RequestLogMiddleware(entry, service=service)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
+    def upstream_for(self, scope: Scope) -> Upstream | None:
+        """The upstream an HTTP or WebSocket request goes to, or None (not proxied)."""
+        if scope["type"] not in ("http", "websocket"):
+            return None
         path: str = scope["path"]
-        upstream = self.registry.for_prefix(path.split("/", 2)[1] if path[:1] == "/" else "")
-        if upstream is None:
-            await self.app(scope, receive, send)
-            return
+        return self.registry.for_prefix(path.split("/", 2)[1] if path[:1] == "/" else "")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, upstream: Upstream) -> None:
         scope["route"] = self.routes[upstream.name]
         scope["gateway.upstream"] = upstream
         await self.entry(scope, receive, send)

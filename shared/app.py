@@ -37,6 +37,7 @@ def create_service_app(
     use_database: bool = True,
     cors_origins: Sequence[str] = (),
     description: str = "",
+    app_class: type[FastAPI] = FastAPI,
 ) -> FastAPI:
     """A FastAPI app with health, metrics, problem details, request logs and pools."""
 
@@ -67,7 +68,7 @@ def create_service_app(
             if engine is not None:
                 await engine.dispose()
 
-    app = FastAPI(title=title, description=description, lifespan=lifespan)
+    app = app_class(title=title, description=description, lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(ops_router())

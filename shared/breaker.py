@@ -16,9 +16,7 @@ from prometheus_client import Gauge
 
 T = TypeVar("T")
 
-BREAKER_STATE = Gauge(
-    "circuit_breaker_state", "0 closed, 1 half-open, 2 open", ["breaker"]
-)
+BREAKER_STATE = Gauge("circuit_breaker_state", "0 closed, 1 half-open, 2 open", ["breaker"])
 
 
 class BreakerState(enum.StrEnum):
@@ -55,7 +53,8 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at: float | None = None
         self._probe_in_flight = False
-        BREAKER_STATE.labels(name).set(0)
+        self._gauge = BREAKER_STATE.labels(name)
+        self._gauge.set(0)
 
     @property
     def state(self) -> BreakerState:
@@ -83,16 +82,17 @@ class CircuitBreaker:
 
     def record_success(self) -> None:
         self._failures = 0
-        self._opened_at = None
         self._probe_in_flight = False
-        BREAKER_STATE.labels(self.name).set(0)
+        if self._opened_at is not None:  # the gauge moves only on a change (hot path)
+            self._opened_at = None
+            self._gauge.set(0)
 
     def record_failure(self) -> None:
         self._failures += 1
         if self._probe_in_flight or self._failures >= self.failure_threshold:
             self._opened_at = self._clock()
         self._probe_in_flight = False
-        BREAKER_STATE.labels(self.name).set(_GAUGE_VALUE[self.state])
+        self._gauge.set(_GAUGE_VALUE[self.state])
 
     async def call(
         self,

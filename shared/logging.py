@@ -8,11 +8,13 @@ each other forward it.
 from __future__ import annotations
 
 import logging
+import random
 import sys
 import time
-import uuid
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import structlog
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,19 +32,44 @@ HTTP_LATENCY = Histogram(
 )
 
 
+def utc_timestamp(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """``timestamp`` as ISO-8601 UTC with microseconds, like structlog's TimeStamper, but
+    with the date and time of day formatted once per second (one line per request)."""
+    now = time.time()
+    second = int(now)
+    if second != _stamp[0]:
+        _stamp[:] = [second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")]
+    event["timestamp"] = f"{_stamp[1]}.{int((now - second) * 1_000_000):06d}Z"
+    return event
+
+
+_stamp: list[Any] = [-1, ""]
+
+
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     """Route stdlib and structlog output to one JSON line per event on stdout."""
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    # JSON lines are rendered by orjson straight to bytes (structlog's recipe for speed:
+    # the request line is on every request's path, half the cost of the stdlib encoder).
+    renderer: Any = (
+        structlog.processors.JSONRenderer(serializer=orjson.dumps)
+        if json
+        else structlog.dev.ConsoleRenderer()
+    )
+    factory: Any = (
+        structlog.BytesLoggerFactory(sys.stdout.buffer)
+        if json
+        else structlog.PrintLoggerFactory(sys.stdout)
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            utc_timestamp,
             structlog.processors.format_exc_info,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level.upper(), stream=sys.stdout, format="%(message)s")
@@ -57,12 +84,15 @@ class RequestLogMiddleware:
         self.app = app
         self.service = service
         self.log = structlog.get_logger("http")
+        # Labelled metric children by (method, route, status): .labels() is a locked
+        # lookup, and the label space is bounded (route templates, known methods).
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _header(scope, REQUEST_ID_HEADER) or uuid.uuid4().hex
+        request_id = _header(scope, REQUEST_ID_HEADER) or new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
@@ -83,8 +113,14 @@ class RequestLogMiddleware:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
             method = scope["method"]
-            HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
-            HTTP_LATENCY.labels(self.service, method, route).observe(elapsed)
+            children = self._children.get((method, route, status))
+            if children is None:
+                children = self._children[(method, route, status)] = (
+                    HTTP_REQUESTS.labels(self.service, method, route, str(status)),
+                    HTTP_LATENCY.labels(self.service, method, route),
+                )
+            children[0].inc()
+            children[1].observe(elapsed)
             if route not in ("/metrics", "/health"):
                 self.log.info(
                     "request",
@@ -96,6 +132,12 @@ class RequestLogMiddleware:
                     user=scope["state"].get("user_id"),
                 )
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+def new_request_id() -> str:
+    """32 hex digits, like a UUID4's: ids correlate logs, they guard nothing, so the
+    process's PRNG serves (uuid4 costs a getrandom syscall on every request)."""
+    return f"{random.getrandbits(128):032x}"
 
 
 def _header(scope: Scope, name: str) -> str | None:
