@@ -35,6 +35,17 @@ class BotLeases:
     async def acquire(self, bot_id: uuid.UUID) -> bool:
         return bool(await self.redis.set(lease_key(bot_id), self.owner, nx=True, px=self.ttl_ms))
 
+    async def acquire_many(self, bot_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+        """Try to take many leases in one round trip; returns the ones now held."""
+        ids = list(bot_ids)
+        if not ids:
+            return set()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for bot_id in ids:
+                pipe.set(lease_key(bot_id), self.owner, nx=True, px=self.ttl_ms)
+            results = await pipe.execute()
+        return {bot_id for bot_id, ok in zip(ids, results, strict=True) if ok}
+
     async def renew(self, bot_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
         """Renew many leases at once; returns the ones this replica no longer holds."""
         ids = list(bot_ids)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, Text, bindparam, func, select, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trading_engine.models import Bot, Position, Strategy, Trade
@@ -69,13 +71,42 @@ async def delete(session: AsyncSession, bot: Bot) -> None:
     await session.flush()
 
 
-async def running(session: AsyncSession) -> list[tuple[Bot, Strategy]]:
+def _settings_fingerprint() -> Any:
+    """What a running bot's adapter is built from (strategy, parameters, risk, size),
+    hashed by PostgreSQL: the runner compares it every sync without loading the rows."""
+    return func.md5(
+        func.concat_ws(
+            "|",
+            Strategy.strategy,
+            sql_cast(Strategy.parameters, Text),
+            sql_cast(Bot.risk, Text),
+            sql_cast(Bot.position_size, Text),
+        )
+    )
+
+
+async def running_fingerprints(session: AsyncSession) -> dict[uuid.UUID, str]:
+    """Every running bot's id with its settings fingerprint (one light query)."""
     rows = await session.execute(
-        select(Bot, Strategy)
+        select(Bot.id, _settings_fingerprint())
         .join(Strategy, Strategy.id == Bot.strategy_id)
         .where(Bot.status == "running")
     )
-    return [(bot, strategy) for bot, strategy in rows]
+    return {row[0]: row[1] for row in rows}
+
+
+async def running_with_strategy(
+    session: AsyncSession, bot_ids: Collection[uuid.UUID]
+) -> list[tuple[Bot, Strategy, str]]:
+    """The given running bots in full, with their strategies and settings fingerprints."""
+    if not bot_ids:
+        return []
+    rows = await session.execute(
+        select(Bot, Strategy, _settings_fingerprint())
+        .join(Strategy, Strategy.id == Bot.strategy_id)
+        .where(Bot.status == "running", Bot.id.in_(list(bot_ids)))
+    )
+    return [(bot, strategy, fingerprint) for bot, strategy, fingerprint in rows]
 
 
 async def running_on(session: AsyncSession, exchange: str, symbol: str, timeframe: str) -> int:

@@ -93,16 +93,7 @@ class BotHandle:
     flat: bool | None = None  # known to hold no position (None: not known yet)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     failures: int = 0
-    settings: str = ""  # fingerprint of strategy, parameters, risk and size
-
-
-def bot_settings(bot: Bot, strategy: Strategy) -> str:
-    """What a running bot's adapter is built from; a change rebuilds it at the next sync."""
-    return json.dumps(
-        [strategy.strategy, strategy.parameters, bot.risk, str(bot.position_size)],
-        sort_keys=True,
-        default=str,
-    )
+    settings: str = ""  # fingerprint of strategy, parameters, risk and size (from SQL)
 
 
 class BotRunner:
@@ -366,18 +357,25 @@ class BotRunner:
             log.warning("bot_lease_lost", bot_id=str(bot_id))
             self._drop(bot_id)
         async with self.sessionmaker() as session:
-            running = await repository.running(session)
-        wanted = {bot.id: (bot, strategy) for bot, strategy in running}
+            wanted = await repository.running_fingerprints(session)
         for bot_id in [b for b in self.handles if b not in wanted]:
             await self.leases.release(bot_id)
             self._drop(bot_id)
-        for bot_id, (bot, strategy) in wanted.items():
-            handle = self.handles.get(bot_id)
-            if handle is None:
-                if await self.leases.acquire(bot_id):
-                    self._adopt(bot, strategy)
-            elif handle.settings != bot_settings(bot, strategy):
-                self._adopt(bot, strategy, previous=handle)  # edited while running
+        # Full rows only for bots this replica just took over and bots edited while
+        # running; the rest is settled by the fingerprints alone.
+        taken = await self.leases.acquire_many(b for b in wanted if b not in self.handles)
+        edited = [
+            bot_id
+            for bot_id, handle in self.handles.items()
+            if handle.settings != wanted[bot_id]
+        ]
+        async with self.sessionmaker() as session:
+            loaded = await repository.running_with_strategy(session, [*taken, *edited])
+        for bot, strategy, fingerprint in loaded:
+            taken.discard(bot.id)
+            self._adopt(bot, strategy, fingerprint, previous=self.handles.get(bot.id))
+        for bot_id in taken:  # stopped between the two reads
+            await self.leases.release(bot_id)
         self._spawn(
             self.orders.users.warm({handle.adapter.user_id for handle in self.handles.values()})
         )
@@ -392,7 +390,12 @@ class BotRunner:
         BOTS_OWNED.set(len(self.handles))
 
     def _adopt(
-        self, bot: Bot, strategy_row: Strategy, *, previous: BotHandle | None = None
+        self,
+        bot: Bot,
+        strategy_row: Strategy,
+        fingerprint: str,
+        *,
+        previous: BotHandle | None = None,
     ) -> None:
         try:
             strategy: TradingStrategy = create_strategy(
@@ -409,7 +412,7 @@ class BotRunner:
             last_ts=None
             if bot.last_candle_at is None
             else int(bot.last_candle_at.timestamp() * 1000),
-            settings=bot_settings(bot, strategy_row),
+            settings=fingerprint,
         )
         if previous is not None:  # same ownership, same place in the candle stream
             handle.lock, handle.last_ts, handle.flat = previous.lock, previous.last_ts, None
