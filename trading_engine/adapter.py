@@ -2,16 +2,18 @@
 
 ``connection_exchange() -> bool``, ``execute_trade(signal) -> TradeResult`` and
 ``manage_risk(position) -> RiskAction``, over the paper book (default) or the live ccxt
-broker. :meth:`Adapter.on_candle` is one closed candle for the bot, in one database
-transaction: the bot row is locked and re-checked (still running, candle not yet seen),
+broker. :meth:`Adapter.apply` is one closed candle for the bot inside a database
+transaction that has its row locked and re-checked (still running, candle not yet seen):
 risk exits first, then the strategy's signal, the order and its fills, the bot's last
 signal; ``strategy.triggered`` / ``risk.limit.exceeded`` staged with it.
+:func:`apply_candles` runs it for many bots of one market in one transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -241,88 +243,87 @@ class Adapter:
     ) -> CandleOutcome:
         """Apply one closed candle's signal and risk exits in one transaction."""
         loop = asyncio.get_running_loop()
-        outcome = CandleOutcome(
-            processed=False, signal_at=loop.time() if signal_at is None else signal_at
-        )
+        work = CandleWork(self, candle, signal, loop.time() if signal_at is None else signal_at)
+        (outcome,) = await apply_candles(self.orders, [work])
+        return outcome
+
+    async def apply(
+        self,
+        session: AsyncSession,
+        bot: Bot,
+        position: Position | None,
+        candle: list[float],
+        signal: TradingSignal,
+        outcome: CandleOutcome,
+    ) -> None:
+        """The candle for this bot inside the caller's transaction (its row locked):
+        risk exits first, then the signal; the bot's last signal recorded."""
         candle_at = datetime.fromtimestamp(candle[0] / 1000, UTC)
+        if bot.last_candle_at is not None and bot.last_candle_at >= candle_at:
+            return
         self._candle = candle
+        self._session, self._bot, self._position = session, bot, position
         try:
-            async with unit_of_work(self.orders.sessionmaker) as session:
-                locked = await bot_repository.lock_with_position(session, self.bot_id)
-                if locked is None or locked[0].status != "running":
-                    return outcome
-                bot, position = locked
-                if bot.last_candle_at is not None and bot.last_candle_at >= candle_at:
-                    return outcome
-                self._session, self._bot = session, bot
-                self._position = position
-                if position is not None and candle[2] > float(position.highest_price or 0):
-                    position.highest_price = money(Decimal(str(candle[2])))
-                risk_action = self.manage_risk(position)
-                result: TradeResult | None = None
-                acted = signal
-                if risk_action.kind is RiskKind.CLOSE:
-                    acted = TradingSignal(
-                        action=SignalAction.SELL,
-                        timestamp=signal.timestamp,
-                        price=signal.price,
-                        strategy=signal.strategy,
-                        reason=risk_action.rule,
-                    )
-                    result = await self.execute_trade(acted)
+            if position is not None and candle[2] > float(position.highest_price or 0):
+                position.highest_price = money(Decimal(str(candle[2])))
+            risk_action = self.manage_risk(position)
+            result: TradeResult | None = None
+            acted = signal
+            if risk_action.kind is RiskKind.CLOSE:
+                acted = TradingSignal(
+                    action=SignalAction.SELL,
+                    timestamp=signal.timestamp,
+                    price=signal.price,
+                    strategy=signal.strategy,
+                    reason=risk_action.rule,
+                )
+                result = await self.execute_trade(acted)
+                bot.status = "paused"
+                outcome.paused = True
+                stage_risk_event(
+                    session,
+                    self.user_id,
+                    self.bot_id,
+                    risk_action.rule,
+                    risk_action.detail,
+                    "closed",
+                )
+            elif signal.action is not SignalAction.HOLD:
+                try:
+                    result = await self.execute_trade(signal)
+                except RiskLimitExceeded as breach:
                     bot.status = "paused"
                     outcome.paused = True
+                    action = "paused" if breach.rule == "daily_loss_limit" else "blocked"
                     stage_risk_event(
-                        session,
-                        self.user_id,
-                        self.bot_id,
-                        risk_action.rule,
-                        risk_action.detail,
-                        "closed",
+                        session, self.user_id, self.bot_id, breach.rule, breach.detail, action
                     )
-                elif signal.action is not SignalAction.HOLD:
-                    try:
-                        result = await self.execute_trade(signal)
-                    except RiskLimitExceeded as breach:
-                        bot.status = "paused"
-                        outcome.paused = True
-                        action = "paused" if breach.rule == "daily_loss_limit" else "blocked"
-                        stage_risk_event(
-                            session, self.user_id, self.bot_id, breach.rule, breach.detail, action
-                        )
-                        result = TradeResult(signal.action.value, reason=breach.detail)
-                if result is not None and result.order_id is not None:
-                    stage(
-                        session,
-                        Event(
-                            type=STRATEGY_TRIGGERED,
-                            data={
-                                "user_id": str(self.user_id),
-                                "bot_id": str(self.bot_id),
-                                "strategy": self.strategy.name,
-                                "action": acted.action.value,
-                                "price": acted.price,
-                                "candle_at": candle_at.isoformat(),
-                            },
-                            source=SOURCE,
-                        ),
-                    )
-                bot.last_candle_at = candle_at
-                bot.last_signal = signal_record(acted, result)
-                bot.error = None
-                bot.updated_at = datetime.now(UTC)
-                outcome.flat = _flat_after(position, result)
-                outcome.processed = True
-                if result is None or result.order_id is None:
-                    # No money moved: a crash may lose this status write (the candle is
-                    # then replayed), so it need not wait for the WAL flush.
-                    await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-                outcome.result = result
+                    result = TradeResult(signal.action.value, reason=breach.detail)
+            if result is not None and result.order_id is not None:
+                stage(
+                    session,
+                    Event(
+                        type=STRATEGY_TRIGGERED,
+                        data={
+                            "user_id": str(self.user_id),
+                            "bot_id": str(self.bot_id),
+                            "strategy": self.strategy.name,
+                            "action": acted.action.value,
+                            "price": acted.price,
+                            "candle_at": candle_at.isoformat(),
+                        },
+                        source=SOURCE,
+                    ),
+                )
+            bot.last_candle_at = candle_at
+            bot.last_signal = signal_record(acted, result)
+            bot.error = None
+            bot.updated_at = datetime.now(UTC)
+            outcome.flat = _flat_after(position, result)
+            outcome.processed = True
+            outcome.result = result
         finally:
             self._session, self._bot, self._position = None, None, None
-        if outcome.result is not None and outcome.result.order_id is not None:
-            outcome.ordered_at = loop.time()  # committed
-        return outcome
 
     async def _execute_live(
         self,
@@ -383,6 +384,60 @@ class Adapter:
             strategy_name=self.strategy.name,
         )
         return TradeResult.from_order(action, order, signal.reason)
+
+
+@dataclass
+class CandleWork:
+    """One bot's closed candle and the signal computed on it."""
+
+    adapter: Adapter
+    candle: list[float]
+    signal: TradingSignal
+    signal_at: float
+
+
+async def apply_candles(orders: OrderService, work: Sequence[CandleWork]) -> list[CandleOutcome]:
+    """Apply the closed candle of many bots in ONE transaction (outcomes in ``work`` order).
+
+    The bots' rows and open positions are locked in one query and their balances in
+    another; each bot then runs its rules and orders in turn with nothing flushed until
+    the commit, so a burst of orders on one candle costs a few batched statements instead
+    of a transaction per bot. A query that needs the other bots' writes (a user's open
+    positions or realised PnL for their limits) flushes first. Any error rolls the whole
+    batch back: the caller then retries each bot on its own.
+    """
+    loop = asyncio.get_running_loop()
+    outcomes = [CandleOutcome(processed=False, signal_at=item.signal_at) for item in work]
+    async with unit_of_work(orders.sessionmaker) as session:
+        locked = await bot_repository.lock_with_positions(
+            session, [item.adapter.bot_id for item in work]
+        )
+        await ledger_repository.lock_bot_balances(session, list(locked))
+        with session.no_autoflush:
+            for item, outcome in zip(work, outcomes, strict=True):
+                row = locked.get(item.adapter.bot_id)
+                if row is None or row[0].status != "running":
+                    continue
+                bot, position = row
+                ledger_repository.remember_open_position(
+                    session, bot.user_id, bot.id, bot.exchange, bot.symbol, bot.mode, position
+                )
+                await item.adapter.apply(
+                    session, bot, position, item.candle, item.signal, outcome
+                )
+        if not any(_ordered(outcome) for outcome in outcomes):
+            # No money moved: a crash may lose these status writes (the candle is then
+            # replayed), so they need not wait for the WAL flush.
+            await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+    committed_at = loop.time()
+    for outcome in outcomes:
+        if _ordered(outcome):
+            outcome.ordered_at = committed_at
+    return outcomes
+
+
+def _ordered(outcome: CandleOutcome) -> bool:
+    return outcome.result is not None and outcome.result.order_id is not None
 
 
 def _flat_after(position: Position | None, result: TradeResult | None) -> bool:

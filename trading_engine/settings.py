@@ -34,6 +34,8 @@ class TradingSettings(ServiceSettings):
     bot_history_limit: int = Field(default=500, ge=10, le=5000)
     # Bots processing a candle at the same time (each holds a database connection).
     bot_concurrency: int = Field(default=4, ge=1)
+    # Bots of one market that act on the same candle are booked this many per transaction.
+    bot_batch_size: int = Field(default=100, ge=1)
 
     # Live trading: ccxt with the user's keys. The URL override points an exchange's REST
     # API elsewhere (a testnet, or the local stub the tests run): {"binance": "http://..."}.

@@ -35,21 +35,20 @@ async def lock_by_id(session: AsyncSession, bot_id: uuid.UUID) -> Bot | None:
     )
 
 
-async def lock_with_position(
-    session: AsyncSession, bot_id: uuid.UUID
-) -> tuple[Bot, Position | None] | None:
-    """The bot row locked (FOR NO KEY UPDATE, see :func:`lock_by_id`) with its open
-    position, in one round trip."""
-    row = (
-        await session.execute(
-            select(Bot, Position)
-            .outerjoin(Position, (Position.bot_id == Bot.id) & (Position.status == "open"))
-            .where(Bot.id == bot_id)
-            .with_for_update(of=Bot, key_share=True)
-            .execution_options(populate_existing=True)
-        )
-    ).first()
-    return None if row is None else (row[0], row[1])
+async def lock_with_positions(
+    session: AsyncSession, bot_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, tuple[Bot, Position | None]]:
+    """The bot rows locked (FOR NO KEY UPDATE, see :func:`lock_by_id`, in id order) with
+    their open positions, in one round trip."""
+    rows = await session.execute(
+        select(Bot, Position)
+        .outerjoin(Position, (Position.bot_id == Bot.id) & (Position.status == "open"))
+        .where(Bot.id.in_(sorted(bot_ids)))
+        .order_by(Bot.id)
+        .with_for_update(of=Bot, key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    return {bot.id: (bot, position) for bot, position in rows}
 
 
 async def list_for(session: AsyncSession, user_id: uuid.UUID) -> list[Bot]:
@@ -173,6 +172,13 @@ async def mark_candles(
     await session.execute(
         statement,
         [{"bot_id": bot_id, "at": at, "signal": signal} for bot_id, (at, signal) in holds.items()],
+    )
+
+
+async def set_errors(session: AsyncSession, bot_ids: list[uuid.UUID], error: str) -> None:
+    """Show a dependency's failure on running bots (their status stays)."""
+    await session.execute(
+        update(Bot).where(Bot.id.in_(bot_ids)).values(error=error[:2000], updated_at=func.now())
     )
 
 

@@ -42,7 +42,13 @@ from shared.db import unit_of_work
 from shared.errors import DependencyUnavailable
 from shared.events import BOT_FAILED, MARKET_DATA_UPDATED, Event, EventConsumer, stage, stream_for
 from shared.strategies import SignalAction, TradingSignal, TradingStrategy, create_strategy
-from trading_engine.adapter import Adapter, CandleOutcome, signal_record
+from trading_engine.adapter import (
+    Adapter,
+    CandleOutcome,
+    CandleWork,
+    apply_candles,
+    signal_record,
+)
 from trading_engine.bots import repository
 from trading_engine.bots.candles import CandleBook, CandleKey, timeframe_ms
 from trading_engine.bots.lease import BotLeases
@@ -183,53 +189,149 @@ class BotRunner:
                 await asyncio.sleep(1.0)
 
     def wake(self, key: CandleKey, candle: list[float]) -> int:
-        """Schedule the candle for every owned bot on its market; returns how many."""
-        woken = 0
-        woken_at = asyncio.get_running_loop().time()
-        for bot_id, handle in list(self.handles.items()):
-            if handle.key == key and (handle.last_ts is None or candle[0] > handle.last_ts):
-                self._spawn(self.process(bot_id, candle, woken_at=woken_at))
-                woken += 1
-        return woken
+        """Schedule the candle for the owned bots of its market; returns how many."""
+        due = [
+            bot_id
+            for bot_id, handle in self.handles.items()
+            if handle.key == key and (handle.last_ts is None or candle[0] > handle.last_ts)
+        ]
+        if due:
+            woken_at = asyncio.get_running_loop().time()
+            self._spawn(self.process_market(key, candle, due, woken_at=woken_at))
+        return len(due)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    # --- one market, one candle ---------------------------------------------------------
+
+    async def process_market(
+        self, key: CandleKey, candle: list[float], bot_ids: list[uuid.UUID], *, woken_at: float
+    ) -> None:
+        """One closed candle for the bots of one market.
+
+        Signals are computed once per strategy configuration; a bot that holds with
+        nothing to protect needs no transaction (its status is written in batches); the
+        bots that trade or must check their exits are booked together, ``bot_batch_size``
+        to a transaction (:func:`apply_candles`), so a burst of orders on one candle costs
+        a few statements, not a transaction per bot. A bot that is busy, trades live or
+        missed earlier candles (a replay) goes through :meth:`process` on its own, and so
+        does every bot of a batch that failed.
+        """
+        loop = asyncio.get_running_loop()
+        alone: list[uuid.UUID] = []
+        held: dict[uuid.UUID, BotHandle] = {}
+        for bot_id in bot_ids:
+            handle = self.handles.get(bot_id)
+            if handle is None:
+                continue
+            if handle.lock.locked() or handle.adapter.mode != "paper":
+                alone.append(bot_id)
+                continue
+            await handle.lock.acquire()  # free: taken without yielding
+            held[bot_id] = handle
+        try:
+            need = max((handle.warmup for handle in held.values()), default=0) + 1
+            try:
+                rows = await self.candles.window(key, candle, need) if held else []
+            except TEMPORARY as exc:
+                await self._note_errors(list(held), _detail(exc))
+                return
+            last = len(rows) - 1
+            previous_ts = int(rows[last - 1][0]) if last > 0 else None
+            work: list[CandleWork] = []
+            for bot_id, handle in held.items():
+                if handle.last_ts is not None and candle[0] <= handle.last_ts:
+                    continue  # seen meanwhile
+                if handle.last_ts is not None and handle.last_ts != previous_ts:
+                    alone.append(bot_id)  # missed candles: replayed in order on its own
+                    continue
+                adapter = handle.adapter
+                try:
+                    signal = self.candles.signal(key, rows, last, adapter.strategy)
+                except Exception:
+                    alone.append(bot_id)  # counted against the bot by process()
+                    continue
+                if signal.action is SignalAction.HOLD and (
+                    handle.flat or (handle.flat is False and not adapter.has_exit_rules)
+                ):
+                    self._hold(bot_id, rows[last], signal)
+                    handle.last_ts = int(rows[last][0])
+                    handle.failures = 0
+                    continue
+                work.append(CandleWork(adapter, rows[last], signal, loop.time()))
+            size = self.settings.bot_batch_size
+            for start in range(0, len(work), size):
+                chunk = work[start : start + size]
+                try:
+                    async with self._slots:
+                        outcomes = await apply_candles(self.orders, chunk)
+                except TEMPORARY as exc:
+                    await self._note_errors([item.adapter.bot_id for item in chunk], _detail(exc))
+                    continue
+                except Exception as exc:
+                    # One bot's error rolls its batch back: each goes again on its own, so
+                    # the error is counted against that bot only.
+                    log.warning("bot_batch_failed", count=len(chunk), error=repr(exc))
+                    alone.extend(item.adapter.bot_id for item in chunk)
+                    continue
+                for item, outcome in zip(chunk, outcomes, strict=True):
+                    bot_id = item.adapter.bot_id
+                    outcome.woken_at = woken_at
+                    await self._settle(bot_id, held[bot_id], outcome, int(item.candle[0]))
+        finally:
+            for handle in held.values():
+                handle.lock.release()
+        for bot_id in alone:
+            self._spawn(self.process(bot_id, candle, woken_at=woken_at))
+
+    async def _settle(
+        self, bot_id: uuid.UUID, handle: BotHandle, outcome: CandleOutcome, candle_ts: int
+    ) -> None:
+        """Book-keeping after a bot's candle was applied."""
+        handle.flat = outcome.flat
+        handle.last_ts = candle_ts
+        handle.failures = 0
+        self._observe(outcome)
+        if outcome.result is not None and outcome.result.order_id is not None:
+            self._mirror(handle.adapter.user_id)
+        if outcome.paused:
+            await self.leases.release(bot_id)
+            self._drop(bot_id)
+
     # --- one bot, one candle ------------------------------------------------------------
 
     async def process(
         self, bot_id: uuid.UUID, candle: list[float], *, woken_at: float | None = None
-    ) -> CandleOutcome | None:
-        """Compute the bot's signal on the closed candle and act on it.
+    ) -> None:
+        """One bot on its own: compute its signal on the closed candle and act on it,
+        first replaying (in order) the candles it missed while no replica ran it.
 
         Latency is measured from ``woken_at`` (the candle reaching this replica) to the
         order's commit, so queueing behind other bots counts.
         """
         handle = self.handles.get(bot_id)
         if handle is None:
-            return None
+            return
         woken_at = woken_at if woken_at is not None else asyncio.get_running_loop().time()
         async with handle.lock:
             if handle.last_ts is not None and candle[0] <= handle.last_ts:
-                return None
+                return
             adapter = handle.adapter
             try:
                 rows = await self.candles.window(handle.key, candle, handle.warmup + 1)
-                # Candles missed while no replica ran the bot are replayed in order (a
-                # few at most: older signals are stale), so a signal is never lost. A bot
-                # that never saw a candle starts at the current one.
+                # A few missed candles at most are replayed (older signals are stale), so
+                # a signal is never lost. A bot that never saw a candle starts at this one.
                 last = len(rows) - 1
                 pending = (
                     [last]
                     if handle.last_ts is None
                     else [i for i, row in enumerate(rows) if row[0] > handle.last_ts][-MAX_REPLAY:]
                 ) or [last]
-                outcome = CandleOutcome(processed=False)
                 for index in pending:
                     signal = self.candles.signal(handle.key, rows, index, adapter.strategy)
-                    signal_at = asyncio.get_running_loop().time()
                     if signal.action is SignalAction.HOLD and (
                         handle.flat or (handle.flat is False and not adapter.has_exit_rules)
                     ):
@@ -237,39 +339,26 @@ class BotRunner:
                         # without stop/take-profit/trailing rules): no transaction; the
                         # bot row's status is written in batches.
                         self._hold(bot_id, rows[index], signal)
-                        outcome = CandleOutcome(processed=True, flat=True)
-                    else:
-                        async with self._slots:
-                            outcome = await adapter.on_candle(
-                                rows[index], signal, signal_at=signal_at
-                            )
-                        outcome.woken_at = woken_at
-                        handle.flat = outcome.flat
-                    handle.last_ts = int(rows[index][0])
-                    self._observe(outcome)
+                        handle.last_ts = int(rows[index][0])
+                        handle.failures = 0
+                        continue
+                    signal_at = asyncio.get_running_loop().time()
+                    async with self._slots:
+                        outcome = await adapter.on_candle(rows[index], signal, signal_at=signal_at)
+                    outcome.woken_at = woken_at
+                    await self._settle(bot_id, handle, outcome, int(rows[index][0]))
                     if outcome.paused:
-                        break
+                        return
             except TEMPORARY as exc:
                 # The market, the exchange, the database or Redis is slow or down: keep
                 # the bot's state and retry on the next candle or sync.
-                detail = exc.detail if isinstance(exc, DependencyUnavailable) else repr(exc)
-                log.warning("bot_dependency_unavailable", bot_id=str(bot_id), error=detail)
-                await self._note_error(bot_id, detail, status=None)
-                return None
+                await self._note_errors([bot_id], _detail(exc))
             except Exception as exc:
                 handle.failures += 1
                 log.exception("bot_failed", bot_id=str(bot_id))
                 if handle.failures >= 3:
                     await self._fail(adapter.user_id, bot_id, repr(exc))
                     self._drop(bot_id)
-                return None
-            handle.failures = 0
-            if outcome.result is not None and outcome.result.order_id is not None:
-                self._mirror(adapter.user_id)
-            if outcome.paused:
-                await self.leases.release(bot_id)
-                self._drop(bot_id)
-            return outcome
 
     def _mirror(self, user_id: uuid.UUID) -> None:
         """Refresh the user's Redis mirror soon; one refresh covers a burst of fills."""
@@ -309,10 +398,12 @@ class BotRunner:
                 CANDLE_TO_ORDER.observe(outcome.ordered_at - outcome.woken_at)
             self.latencies.append(latency)
 
-    async def _note_error(self, bot_id: uuid.UUID, error: str, *, status: str | None) -> None:
+    async def _note_errors(self, bot_ids: list[uuid.UUID], detail: str) -> None:
+        """A dependency failed: the bots keep running, with the error shown."""
+        log.warning("bot_dependency_unavailable", bots=len(bot_ids), error=detail)
         with contextlib.suppress(Exception):
             async with unit_of_work(self.sessionmaker) as session:
-                await repository.set_error(session, bot_id, error, status)
+                await repository.set_errors(session, bot_ids, detail)
 
     async def _fail(self, user_id: uuid.UUID, bot_id: uuid.UUID, error: str) -> None:
         """Mark the bot ``error`` and tell the user (``bot.failed`` + a notification)."""
@@ -421,6 +512,10 @@ class BotRunner:
 
     def _drop(self, bot_id: uuid.UUID) -> None:
         self.handles.pop(bot_id, None)
+
+
+def _detail(exc: BaseException) -> str:
+    return exc.detail if isinstance(exc, DependencyUnavailable) else repr(exc)
 
 
 @asynccontextmanager

@@ -64,6 +64,23 @@ async def lock_balance(
     return row
 
 
+async def lock_bot_balances(session: AsyncSession, bot_ids: list[uuid.UUID]) -> None:
+    """Lock every balance of these bots in one query (in id order) and remember them, so
+    their fills select nothing again."""
+    if not bot_ids:
+        return
+    cache = _locked(session)
+    rows = await session.scalars(
+        select(Balance)
+        .where(Balance.bot_id.in_(bot_ids))
+        .order_by(Balance.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    for row in rows:
+        cache[("balance", row.user_id, row.bot_id, row.asset)] = row
+
+
 async def balances_of(
     session: AsyncSession, user_id: uuid.UUID, bot_id: uuid.UUID | None = None
 ) -> list[Balance]:
@@ -109,15 +126,28 @@ async def lock_open_position(
 
 def remember_position(session: AsyncSession, position: Position) -> None:
     """A position this transaction created (and so holds) is known as locked."""
-    key = (
-        "position",
+    remember_open_position(
+        session,
         position.user_id,
         position.bot_id,
         position.exchange,
         position.symbol,
         position.mode,
+        position,
     )
-    _locked(session)[key] = position
+
+
+def remember_open_position(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    bot_id: uuid.UUID | None,
+    exchange: str,
+    symbol: str,
+    mode: str,
+    position: Position | None,
+) -> None:
+    """The open position (or None) of an owner whose row this transaction locked."""
+    _locked(session)[("position", user_id, bot_id, exchange, symbol, mode)] = position
 
 
 async def add(session: AsyncSession, row: Trade | Position | Order) -> None:

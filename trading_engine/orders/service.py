@@ -189,6 +189,16 @@ class OrderService:
         )
         held = position.quantity if position is not None else ZERO
         since = start_of_day()
+        counts_user_rows = (
+            everything
+            or user.max_open_positions is not None
+            or own.max_open_positions is not None
+            or user.daily_loss_limit is not None
+            or own.daily_loss_limit is not None
+        )
+        if counts_user_rows:
+            # The user's other bots may have fills pending in this transaction.
+            await session.flush()
         wants_count = (
             everything
             or user.max_open_positions is not None
@@ -249,7 +259,8 @@ class OrderService:
             order.fee_rate = venue.maker_fee
             await reserve_for_limit(session, order, rules.base, rules.quote)
             order.status = "partially_filled" if order.filled_quantity > 0 else "open"
-        await session.flush()
+        # No flush here: the commit writes the fills, so the fills of many bots booked in
+        # one transaction (see trading_engine.adapter.apply_candles) go out together.
 
     # --- manual orders ------------------------------------------------------------------
 
