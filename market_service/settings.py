@@ -55,7 +55,9 @@ class MarketSettings(ServiceSettings):
     feed_poll_interval: float = Field(default=1.0, gt=0)
 
     # WebSocket feed.
-    ws_client_queue: int = Field(default=256, ge=1)
+    # A client with more than this many bytes of frames not yet taken by the kernel has
+    # stopped reading and is dropped (~300 ticks; the kernel buffers come before it).
+    ws_client_max_unsent: int = Field(default=64 * 1024, ge=1024)
     ws_heartbeat_seconds: float = Field(default=15.0, gt=0)
     ws_max_symbols: int = Field(default=50, ge=1)
     feed_lease_ms: int = Field(default=3000, ge=500)

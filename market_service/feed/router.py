@@ -33,17 +33,20 @@ async def market_feed(websocket: WebSocket) -> None:
     await websocket.accept()
     settings: MarketSettings = websocket.app.state.settings
     stream: MarketDataStream = websocket.app.state.feed
-    client = FeedClient(websocket, queue_size=settings.ws_client_queue)
+    client = FeedClient(websocket, max_unsent=settings.ws_client_max_unsent)
     stream.connected.add(client)
-    sender = asyncio.create_task(client.run_sender())
-    receiver = asyncio.create_task(_receive(websocket, client, stream, settings))
-    closed = asyncio.create_task(client.closed.wait())
+    tasks = {
+        asyncio.create_task(_receive(websocket, client, stream, settings)),
+        asyncio.create_task(client.closed.wait()),
+    }
+    if not client.direct:  # frames go through ASGI: a sender task drains the buffer
+        tasks.add(asyncio.create_task(client.run_sender()))
     try:
-        await asyncio.wait({sender, receiver, closed}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (sender, receiver, closed):
+        for task in tasks:
             task.cancel()
-        for task in (sender, receiver, closed):
+        for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
         stream.connected.discard(client)

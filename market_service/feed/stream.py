@@ -2,7 +2,8 @@
 
 Ticks are published once to ``channel:market:{exchange}:{symbol}`` by whichever replica
 holds that symbol's watcher lease; every replica subscribes to the channels its own clients
-want and fans each message out to them as the very string it received (no re-encoding).
+want and fans each message out to them as the very string it received, framed once for all
+of them (``OutgoingFrame``; no per-client JSON or framing).
 ``subscriptions:market:{exchange}:{symbol}`` lists the subscribers of every replica.
 """
 
@@ -17,7 +18,7 @@ import orjson
 import structlog
 from redis.asyncio import Redis
 
-from market_service.feed.clients import FeedClient
+from market_service.feed.clients import FeedClient, OutgoingFrame
 from shared.cancellation import raise_if_cancelling
 
 if TYPE_CHECKING:
@@ -84,9 +85,9 @@ class MarketDataStream:
         """One timer for every connection: a heartbeat frame every ``heartbeat_seconds``."""
         while not self._stopping:
             await asyncio.sleep(self.heartbeat_seconds)
-            frame = orjson.dumps(
+            frame = OutgoingFrame.json(
                 {"type": "heartbeat", "timestamp": datetime.now(UTC).isoformat()}
-            ).decode()
+            )
             for client in list(self.connected):
                 client.offer(frame)
 
@@ -147,9 +148,10 @@ class MarketDataStream:
                 continue
             self.fan_out(message["channel"], message["data"])
 
-    def fan_out(self, channel: str, frame: str) -> None:
+    def fan_out(self, channel: str, text: str) -> None:
         """Hand one frame to every local subscriber of ``channel`` without waiting."""
         clients = self._clients.get(channel)
         if clients:
+            frame = OutgoingFrame.of(text)
             for client in list(clients.values()):
                 client.offer(frame)

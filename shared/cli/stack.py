@@ -25,6 +25,9 @@ FACTORIES = {
     "analysis": "analysis_service.main:create_app",
     "notification": "notification_service.main:create_app",
 }
+# uvicorn WebSocket protocol per service (default "auto"): the market feed's adds a
+# raw-frame fast path for its fan-out (market_service/feed/protocol.py).
+WS_PROTOCOLS = {"market": "market_service.feed.protocol:FeedWebSocketProtocol"}
 # Start order: the gateway last, once its upstreams listen.
 START_ORDER = ["user", "market", "analysis", "trading", "notification", "gateway"]
 COLOURS = {
@@ -77,6 +80,8 @@ def serve_command(service: str, port: int, host: str = "127.0.0.1") -> list[str]
         "--no-access-log",
         "--ws-per-message-deflate",
         "false",
+        "--ws",
+        WS_PROTOCOLS.get(service, "auto"),
     ]
 
 

@@ -1,4 +1,4 @@
-"""Fan-out: a client whose sends block is dropped; the others get every frame."""
+"""Fan-out: a client that stops reading is dropped; the others get every frame."""
 
 from __future__ import annotations
 
@@ -6,12 +6,18 @@ import asyncio
 from typing import Any
 
 from market_service.feed.clients import FeedClient
+from market_service.feed.protocol import RAW_FRAMES, encode_text_frame
 from market_service.feed.stream import MarketDataStream
+
+CHANNEL = "channel:market:sim:BTC/USDT"
 
 
 class FakeSocket:
+    """An ASGI WebSocket whose sends never complete when ``blocked`` (a peer not reading)."""
+
     def __init__(self, *, blocked: bool) -> None:
         self.blocked = blocked
+        self.scope: dict[str, Any] = {"type": "websocket", "extensions": {}}
         self.sent: list[str] = []
         self.closed_with: int | None = None
 
@@ -24,6 +30,25 @@ class FakeSocket:
         self.closed_with = code
 
 
+class FakeWriter:
+    """The feed protocol's raw writer over a transport; ``blocked``: the kernel takes nothing."""
+
+    def __init__(self, *, blocked: bool) -> None:
+        self.blocked = blocked
+        self.written: list[bytes] = []
+        self.unsent = 0
+        self.aborted = False
+
+    def write(self, frame: bytes) -> int:
+        self.written.append(frame)
+        if self.blocked:
+            self.unsent += len(frame)
+        return self.unsent
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
 class NoWatchers:
     def want(self, exchange: str, symbol: str) -> None: ...
 
@@ -33,13 +58,13 @@ class NoWatchers:
 async def test_a_blocked_client_is_dropped_and_the_others_receive_every_frame(redis) -> None:
     stream = MarketDataStream(redis, NoWatchers(), "test")  # type: ignore[arg-type]
     sockets = [FakeSocket(blocked=i == 0) for i in range(20)]
-    clients = [FeedClient(s, queue_size=8) for s in sockets]  # type: ignore[arg-type]
+    clients = [FeedClient(s, max_unsent=1024) for s in sockets]  # type: ignore[arg-type]
+    assert not any(c.direct for c in clients)
     senders = [asyncio.create_task(c.run_sender()) for c in clients]
     for client in clients:
         await stream.subscribe("BTC/USDT", client.id, exchange="sim", client=client)
-    channel = "channel:market:sim:BTC/USDT"
-    for i in range(100):
-        stream.fan_out(channel, f"tick {i}")
+    for i in range(200):
+        stream.fan_out(CHANNEL, f"tick {i:03}")
         await asyncio.sleep(0.001)
     await asyncio.sleep(0.05)
 
@@ -48,8 +73,37 @@ async def test_a_blocked_client_is_dropped_and_the_others_receive_every_frame(re
     await clients[0].close()
     assert sockets[0].closed_with == 1008
     for sock in sockets[1:]:
-        assert sock.sent == [f"tick {i}" for i in range(100)]
+        assert sock.sent == [f"tick {i:03}" for i in range(200)]
     for task in senders:
         task.cancel()
     await asyncio.gather(*senders, return_exceptions=True)
     assert await redis.scard("subscriptions:market:sim:BTC/USDT") == 20
+
+
+async def test_on_the_feed_protocol_one_encoded_frame_is_written_to_every_client(redis) -> None:
+    stream = MarketDataStream(redis, NoWatchers(), "test")  # type: ignore[arg-type]
+    sockets = [FakeSocket(blocked=False) for _ in range(20)]
+    writers = [FakeWriter(blocked=i == 0) for i in range(20)]
+    for sock, writer in zip(sockets, writers, strict=True):
+        sock.scope["extensions"][RAW_FRAMES] = {"writer": writer}
+    clients = [FeedClient(s, max_unsent=1024) for s in sockets]  # type: ignore[arg-type]
+    assert all(c.direct for c in clients)
+    for client in clients:
+        await stream.subscribe("BTC/USDT", client.id, exchange="sim", client=client)
+    for i in range(200):
+        stream.fan_out(CHANNEL, f"tick {i:03}")
+
+    assert clients[0].dropped
+    assert clients[0].closed.is_set()
+    assert len(writers[0].written) < 200  # nothing more once it passed the limit
+    await clients[0].close()
+    assert sockets[0].closed_with == 1008
+    assert writers[0].aborted  # its close frame would sit behind what it never read
+    expected = [encode_text_frame(f"tick {i:03}".encode()) for i in range(200)]
+    for writer in writers[1:]:
+        assert writer.written == expected
+        assert not writer.aborted
+    # Encoded once per tick: every client got the very same bytes object.
+    assert all(w.written[7] is writers[1].written[7] for w in writers[2:])
+    for sock in sockets:
+        assert sock.sent == []  # nothing went through ASGI
