@@ -388,7 +388,8 @@ async def main(seconds: float, sizes: list[int], gateway_sizes: list[int], proce
         "REDIS_URL": redis_url,
         "JWT_SECRET": TEST_JWT_SECRET,
         "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
-        "ENVIRONMENT": "test",
+        # As `tradebot up` runs them ("test" also turns off the services' GC tuning).
+        "ENVIRONMENT": "development",
         "LOG_LEVEL": "WARNING",
         "MARKET_EXCHANGES": "sim",
         "SIM_SPEED": "1",
