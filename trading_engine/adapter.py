@@ -215,7 +215,10 @@ class Adapter:
                 session, self.user_id, self.bot_id, rules.base
             )
             quantity = min(position.quantity, base.free)
-        order = await order_repository.insert_order(
+        # The bot row is locked and has not seen this candle, and a bot's paper order is
+        # committed with its candle mark: no order of this candle can exist yet, so the
+        # order goes out with the transaction's other writes (no INSERT round trip).
+        order = order_repository.add_order(
             session,
             {
                 "user_id": self.user_id,
@@ -231,8 +234,6 @@ class Adapter:
                 "status": "open",
             },
         )
-        if order is None:
-            return TradeResult(action, reason="this candle's order exists already")
         await self.orders.submit_paper(session, order, venue, strategy_name=self.strategy.name)
         return TradeResult.from_order(action, order, signal.reason)
 
@@ -412,7 +413,14 @@ async def apply_candles(orders: OrderService, work: Sequence[CandleWork]) -> lis
         locked = await bot_repository.lock_with_positions(
             session, [item.adapter.bot_id for item in work]
         )
-        await ledger_repository.lock_bot_balances(session, list(locked))
+        paper = [bot for bot, _ in locked.values() if bot.mode == "paper"]
+        assets: set[str] = set()
+        for market in {(bot.exchange, bot.symbol) for bot in paper}:
+            rules = await orders.market.rules(*market)
+            assets |= {rules.base, rules.quote}
+        await ledger_repository.lock_bot_balances(
+            session, [(bot.user_id, bot.id) for bot in paper], sorted(assets)
+        )
         with session.no_autoflush:
             for item, outcome in zip(work, outcomes, strict=True):
                 row = locked.get(item.adapter.bot_id)

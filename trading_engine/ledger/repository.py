@@ -64,15 +64,29 @@ async def lock_balance(
     return row
 
 
-async def lock_bot_balances(session: AsyncSession, bot_ids: list[uuid.UUID]) -> None:
-    """Lock every balance of these bots in one query (in id order) and remember them, so
-    their fills select nothing again."""
-    if not bot_ids:
+async def lock_bot_balances(
+    session: AsyncSession, owners: list[tuple[uuid.UUID, uuid.UUID]], assets: list[str]
+) -> None:
+    """The ``assets`` balances of these (user, bot) owners, created at zero where missing
+    and locked in id order, two statements in all; remembered so their fills select
+    nothing again."""
+    if not owners:
         return
+    await session.execute(
+        insert(Balance)
+        .values(
+            [
+                {"user_id": user_id, "bot_id": bot_id, "asset": asset, "free": 0, "locked": 0}
+                for user_id, bot_id in owners
+                for asset in assets
+            ]
+        )
+        .on_conflict_do_nothing()
+    )
     cache = _locked(session)
     rows = await session.scalars(
         select(Balance)
-        .where(Balance.bot_id.in_(bot_ids))
+        .where(Balance.bot_id.in_([bot_id for _, bot_id in owners]), Balance.asset.in_(assets))
         .order_by(Balance.id)
         .with_for_update()
         .execution_options(populate_existing=True)

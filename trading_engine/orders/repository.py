@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trading_engine.models import Order, Position, Trade
+from trading_engine.money import ZERO
 
 OPEN_STATUSES = ("open", "partially_filled")
 
@@ -26,6 +27,23 @@ async def insert_order(session: AsyncSession, values: dict[str, object]) -> Orde
         .on_conflict_do_nothing(constraint="uq_orders_user_client_order_id")
         .returning(Order)
     )
+
+
+def add_order(session: AsyncSession, values: dict[str, object]) -> Order:
+    """A new order written with the transaction's other rows at the next flush (its id is
+    made here); for callers that know its client order id cannot exist yet."""
+    now = datetime.now(UTC)
+    order = Order(
+        id=uuid.uuid4(),
+        filled_quantity=ZERO,
+        average_price=None,
+        fee=ZERO,
+        created_at=now,
+        updated_at=now,
+        **values,
+    )
+    session.add(order)
+    return order
 
 
 async def order_by_client_id(
