@@ -107,3 +107,38 @@ async def test_on_the_feed_protocol_one_encoded_frame_is_written_to_every_client
     assert all(w.written[7] is writers[1].written[7] for w in writers[2:])
     for sock in sockets:
         assert sock.sent == []  # nothing went through ASGI
+
+
+async def test_subscribers_of_a_crashed_replica_are_swept_and_live_ones_kept(redis) -> None:
+    live = MarketDataStream(redis, NoWatchers(), "live0001")  # type: ignore[arg-type]
+    client = FeedClient(FakeSocket(blocked=False), max_unsent=1024)  # type: ignore[arg-type]
+    await live.subscribe("BTC/USDT", client.id, exchange="sim", client=client)
+    # A replica that stopped cleanly is gone from the sets; a crashed one left its members
+    # and its presence key expires.
+    key = "subscriptions:market:sim:BTC/USDT"
+    other = "subscriptions:market:sim:ETH/USDT"
+    await redis.sadd(key, "crashed01:c1", "crashed01:c2")
+    await redis.sadd(other, "crashed01:c3", "running2:c9")
+    await redis.set("market:feed:replica:running2", 1, px=60_000)
+
+    assert await live.sweep_stale_subscriptions() == 3
+
+    assert await redis.smembers(key) == {f"live0001:{client.id}"}
+    assert await redis.smembers(other) == {"running2:c9"}
+    assert await live.sweep_stale_subscriptions() == 0
+
+
+async def test_a_replica_announces_itself_and_its_clean_stop_leaves_nothing_behind(redis) -> None:
+    stream = MarketDataStream(redis, NoWatchers(), "replica7")  # type: ignore[arg-type]
+    await stream.start()
+    try:
+        client = FeedClient(FakeSocket(blocked=False), max_unsent=1024)  # type: ignore[arg-type]
+        await stream.subscribe("BTC/USDT", client.id, exchange="sim", client=client)
+        assert await redis.pttl("market:feed:replica:replica7") > 0
+        assert await redis.smembers("subscriptions:market:sim:BTC/USDT") == {
+            f"replica7:{client.id}"
+        }
+    finally:
+        await stream.stop()
+    assert await redis.exists("market:feed:replica:replica7") == 0
+    assert await redis.exists("subscriptions:market:sim:BTC/USDT") == 0
