@@ -221,7 +221,7 @@ async def run_one(
         "REDIS_URL": redis_url,
         "JWT_SECRET": TEST_JWT_SECRET,
         "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
-        "ENVIRONMENT": "test",
+        "ENVIRONMENT": "development",  # as deployed (test would turn GC tuning off)
         "LOG_LEVEL": "WARNING",
         "MARKET_SERVICE_URLS": market_url,
         "USER_SERVICE_URLS": user_url,

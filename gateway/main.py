@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import cast
@@ -16,6 +15,7 @@ from gateway.proxy import GatewayProxy, GatewayRuntime
 from gateway.settings import GatewaySettings, get_settings
 from gateway.upstreams import UpstreamRegistry
 from shared.app import create_service_app
+from shared.heap import freeze_long_lived, tune_collections
 
 
 class GatewayApp(FastAPI):
@@ -56,9 +56,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 )
         app.state.health_details = breaker_details(registry)
         if settings.gc_tuning and settings.environment != "test":  # not inside pytest
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(50_000, 50, 50)
+            freeze_long_lived(full=True)
+            tune_collections()
         try:
             yield
         finally:

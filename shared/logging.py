@@ -11,6 +11,7 @@ import logging
 import random
 import sys
 import time
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +33,9 @@ HTTP_LATENCY = Histogram(
 )
 
 
-def utc_timestamp(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+def utc_timestamp(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """``timestamp`` as ISO-8601 UTC with microseconds, like structlog's TimeStamper, but
     with the date and time of day formatted once per second (one line per request)."""
     now = time.time()

@@ -41,6 +41,7 @@ from shared.cancellation import cancel_and_wait
 from shared.db import unit_of_work
 from shared.errors import DependencyUnavailable
 from shared.events import BOT_FAILED, MARKET_DATA_UPDATED, Event, EventConsumer, stage, stream_for
+from shared.heap import freeze_long_lived, tune_collections
 from shared.strategies import SignalAction, TradingSignal, TradingStrategy, create_strategy
 from trading_engine.adapter import (
     Adapter,
@@ -465,6 +466,8 @@ class BotRunner:
         for bot, strategy, fingerprint in loaded:
             taken.discard(bot.id)
             self._adopt(bot, strategy, fingerprint, previous=self.handles.get(bot.id))
+        if loaded and self.settings.gc_tuning and self.settings.environment != "test":
+            freeze_long_lived()  # the adopted bots live as long as the process
         for bot_id in taken:  # stopped between the two reads
             await self.leases.release(bot_id)
         self._spawn(
@@ -525,6 +528,8 @@ async def bot_runner(app: FastAPI) -> AsyncIterator[None]:
     if not settings.run_bots:
         yield
         return
+    if settings.gc_tuning and settings.environment != "test":  # not inside pytest
+        tune_collections()
     runner = BotRunner(
         sessionmaker=app.state.sessionmaker,
         redis=app.state.redis,

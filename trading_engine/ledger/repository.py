@@ -73,15 +73,12 @@ async def lock_bot_balances(
     if not owners:
         return
     await session.execute(
-        insert(Balance)
-        .values(
-            [
-                {"user_id": user_id, "bot_id": bot_id, "asset": asset, "free": 0, "locked": 0}
-                for user_id, bot_id in owners
-                for asset in assets
-            ]
-        )
-        .on_conflict_do_nothing()
+        insert(Balance).on_conflict_do_nothing(),
+        [
+            {"user_id": user_id, "bot_id": bot_id, "asset": asset, "free": 0, "locked": 0}
+            for user_id, bot_id in owners
+            for asset in assets
+        ],
     )
     cache = _locked(session)
     rows = await session.scalars(

@@ -146,6 +146,10 @@ async def record_fill(
     if buying:
         if position is None:
             position = Position(
+                # Ids and stamps made here: rows with nothing to read back are inserted
+                # many to one statement when a batch of bots flushes together.
+                id=uuid.uuid4(),
+                opened_at=fill.executed_at,
                 user_id=order.user_id,
                 bot_id=order.bot_id,
                 exchange=order.exchange,
