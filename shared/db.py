@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import (
@@ -46,6 +47,7 @@ def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngin
         pool_pre_ping=True,
         pool_timeout=5,
         connect_args={"timeout": 3, "command_timeout": 30},
+        json_serializer=_json_text,
         **kwargs,
     )
     # Many ORM rows of one table flushed together go out as one multi-row INSERT (as
@@ -53,6 +55,11 @@ def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngin
     # asyncpg's executemany: a burst of bot fills is a handful of statements.
     engine.sync_engine.dialect.use_insertmanyvalues_wo_returning = True
     return engine
+
+
+def _json_text(value: Any) -> str:
+    """JSON/JSONB values written by orjson (outbox entries on the order path)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def create_sessionmaker(

@@ -17,7 +17,6 @@ handler failed ``max_failures`` times moves to ``events:dead-letter`` with its e
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 import uuid
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import structlog
 from prometheus_client import Counter
 from redis.asyncio import Redis
@@ -85,7 +85,11 @@ class Event:
             "type": self.type,
             "occurred_at": self.occurred_at.isoformat(),
             "source": self.source,
-            "data": json.dumps(self.data, default=str, separators=(",", ":")),
+            # orjson (several events per fill on the order path); datetimes and other
+            # non-JSON values become str() as before, NaN/inf become null.
+            "data": orjson.dumps(
+                self.data, default=str, option=orjson.OPT_PASSTHROUGH_DATETIME
+            ).decode(),
         }
 
     @classmethod
@@ -96,7 +100,7 @@ class Event:
             type=f["type"],
             occurred_at=datetime.fromisoformat(f["occurred_at"]),
             source=f.get("source", ""),
-            data=json.loads(f.get("data") or "{}"),
+            data=orjson.loads(f.get("data") or "{}"),
         )
 
 

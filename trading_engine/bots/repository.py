@@ -6,9 +6,10 @@ import uuid
 from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, Text, bindparam, func, select, update
+import orjson
+from sqlalchemy import Text, func, select, text, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -154,24 +155,29 @@ async def mark_candle(
     return bool(getattr(result, "rowcount", 0))
 
 
+_MARK_CANDLES = text(
+    """
+    UPDATE bots SET last_candle_at = v.at, last_signal = v.signal, error = NULL
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:ats AS timestamptz[]), CAST(:signals AS jsonb[]))
+         AS v(id, at, signal)
+    WHERE bots.id = v.id AND bots.status = 'running'
+      AND (bots.last_candle_at IS NULL OR bots.last_candle_at < v.at)
+    """
+)
+
+
 async def mark_candles(
     session: AsyncSession, holds: dict[uuid.UUID, tuple[datetime, dict[str, Any]]]
 ) -> None:
-    """Record HOLD candles of many bots in one statement (skips stopped bots and older
-    candles than the row already has)."""
-    table = cast(Table, Bot.__table__)
-    statement = (
-        update(table)
-        .where(
-            table.c.id == bindparam("bot_id"),
-            table.c.status == "running",
-            (table.c.last_candle_at.is_(None)) | (table.c.last_candle_at < bindparam("at")),
-        )
-        .values(last_candle_at=bindparam("at"), last_signal=bindparam("signal"), error=None)
-    )
+    """Record HOLD candles of many bots in one statement over arrays (one execution, not
+    one per bot; skips stopped bots and candles older than the row already has)."""
     await session.execute(
-        statement,
-        [{"bot_id": bot_id, "at": at, "signal": signal} for bot_id, (at, signal) in holds.items()],
+        _MARK_CANDLES,
+        {
+            "ids": list(holds),
+            "ats": [at for at, _ in holds.values()],
+            "signals": [orjson.dumps(signal).decode() for _, signal in holds.values()],
+        },
     )
 
 

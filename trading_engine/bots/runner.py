@@ -126,6 +126,7 @@ class BotRunner:
         self.latencies: list[float] = []  # candle received -> order committed, seconds
         self._slots = asyncio.Semaphore(settings.bot_concurrency)
         self._holds: dict[uuid.UUID, tuple[datetime, dict[str, Any]]] = {}
+        self._booking = 0  # candle transactions in flight (the hold flush yields to them)
         self._hold_flusher: asyncio.Task[None] | None = None
         self._mirrors: set[uuid.UUID] = set()
         self._mirror_flusher: asyncio.Task[None] | None = None
@@ -264,29 +265,53 @@ class BotRunner:
                     continue
                 work.append(CandleWork(adapter, rows[last], signal, loop.time()))
             size = self.settings.bot_batch_size
-            for start in range(0, len(work), size):
-                chunk = work[start : start + size]
-                try:
-                    async with self._slots:
-                        outcomes = await apply_candles(self.orders, chunk)
-                except TEMPORARY as exc:
-                    await self._note_errors([item.adapter.bot_id for item in chunk], _detail(exc))
-                    continue
-                except Exception as exc:
-                    # One bot's error rolls its batch back: each goes again on its own, so
-                    # the error is counted against that bot only.
-                    log.warning("bot_batch_failed", count=len(chunk), error=repr(exc))
-                    alone.extend(item.adapter.bot_id for item in chunk)
-                    continue
-                for item, outcome in zip(chunk, outcomes, strict=True):
-                    bot_id = item.adapter.bot_id
-                    outcome.woken_at = woken_at
-                    await self._settle(bot_id, held[bot_id], outcome, int(item.candle[0]))
+            # Batches run side by side (up to BOT_CONCURRENCY): one computes while another
+            # waits on PostgreSQL.
+            await asyncio.gather(
+                *(
+                    self._apply_batch(work[start : start + size], held, alone, woken_at)
+                    for start in range(0, len(work), size)
+                )
+            )
         finally:
             for handle in held.values():
                 handle.lock.release()
         for bot_id in alone:
             self._spawn(self.process(bot_id, candle, woken_at=woken_at))
+
+    async def _apply_batch(
+        self,
+        chunk: list[CandleWork],
+        held: dict[uuid.UUID, BotHandle],
+        alone: list[uuid.UUID],
+        woken_at: float,
+    ) -> None:
+        try:
+            async with self._booking_slot():
+                outcomes = await apply_candles(self.orders, chunk)
+        except TEMPORARY as exc:
+            await self._note_errors([item.adapter.bot_id for item in chunk], _detail(exc))
+            return
+        except Exception as exc:
+            # One bot's error rolls its batch back: each goes again on its own, so the
+            # error is counted against that bot only.
+            log.warning("bot_batch_failed", count=len(chunk), error=repr(exc))
+            alone.extend(item.adapter.bot_id for item in chunk)
+            return
+        for item, outcome in zip(chunk, outcomes, strict=True):
+            bot_id = item.adapter.bot_id
+            outcome.woken_at = woken_at
+            await self._settle(bot_id, held[bot_id], outcome, int(item.candle[0]))
+
+    @asynccontextmanager
+    async def _booking_slot(self) -> AsyncIterator[None]:
+        """One of ``bot_concurrency`` candle transactions, counted while it runs."""
+        async with self._slots:
+            self._booking += 1
+            try:
+                yield
+            finally:
+                self._booking -= 1
 
     async def _settle(
         self, bot_id: uuid.UUID, handle: BotHandle, outcome: CandleOutcome, candle_ts: int
@@ -344,7 +369,7 @@ class BotRunner:
                         handle.failures = 0
                         continue
                     signal_at = asyncio.get_running_loop().time()
-                    async with self._slots:
+                    async with self._booking_slot():
                         outcome = await adapter.on_candle(rows[index], signal, signal_at=signal_at)
                     outcome.woken_at = woken_at
                     await self._settle(bot_id, handle, outcome, int(rows[index][0]))
@@ -384,6 +409,12 @@ class BotRunner:
         # Holds that arrive while a batch is being written go in the next one.
         while self._holds:
             await asyncio.sleep(0.05)  # coalesce a burst of bots on the same candle
+            # Orders first: these status-only writes wait (a second at most) while bots'
+            # candles are being booked, instead of competing with them.
+            for _ in range(100):
+                if not self._booking:
+                    break
+                await asyncio.sleep(0.01)
             holds, self._holds = self._holds, {}
             try:
                 async with unit_of_work(self.sessionmaker) as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -67,27 +68,32 @@ async def lock_balance(
 async def lock_bot_balances(
     session: AsyncSession, owners: list[tuple[uuid.UUID, uuid.UUID]], assets: list[str]
 ) -> None:
-    """The ``assets`` balances of these (user, bot) owners, created at zero where missing
-    and locked in id order, two statements in all; remembered so their fills select
-    nothing again."""
+    """Lock the ``assets`` balances of these (user, bot) owners in one query (in id order)
+    and remember them, so their fills select nothing again; missing rows (a bot's first
+    trade in an asset) are created at zero first."""
     if not owners:
         return
-    await session.execute(
-        insert(Balance).on_conflict_do_nothing(),
-        [
-            {"user_id": user_id, "bot_id": bot_id, "asset": asset, "free": 0, "locked": 0}
-            for user_id, bot_id in owners
-            for asset in assets
-        ],
-    )
     cache = _locked(session)
-    rows = await session.scalars(
+    query = (
         select(Balance)
         .where(Balance.bot_id.in_([bot_id for _, bot_id in owners]), Balance.asset.in_(assets))
         .order_by(Balance.id)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
+    rows = list(await session.scalars(query))
+    missing = set(itertools.product(owners, assets)) - {
+        ((row.user_id, row.bot_id), row.asset) for row in rows if row.bot_id is not None
+    }
+    if missing:
+        await session.execute(
+            insert(Balance).on_conflict_do_nothing(),
+            [
+                {"user_id": user_id, "bot_id": bot_id, "asset": asset, "free": 0, "locked": 0}
+                for (user_id, bot_id), asset in sorted(missing, key=str)
+            ],
+        )
+        rows = list(await session.scalars(query))
     for row in rows:
         cache[("balance", row.user_id, row.bot_id, row.asset)] = row
 
