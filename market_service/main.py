@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -29,6 +28,7 @@ from market_service.tickers.router import router as tickers_router
 from shared.app import create_service_app
 from shared.cancellation import raise_if_cancelling
 from shared.db import unit_of_work
+from shared.heap import freeze_long_lived, tune_collections
 
 log = structlog.get_logger("market")
 SIM_ANCHOR_KEY = "market:sim:anchor"
@@ -151,9 +151,8 @@ def heap_component(settings: MarketSettings) -> Any:
     @asynccontextmanager
     async def component(app: FastAPI) -> AsyncIterator[None]:
         if settings.gc_tuning and settings.environment != "test":
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(50_000, 50, 50)
+            freeze_long_lived(full=True)
+            tune_collections()
         yield
 
     return component

@@ -100,15 +100,18 @@ class ServiceProcess:
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                self._log.seek(0)
-                err = self._log.read().decode(errors="replace")
-                raise RuntimeError(f"{self.service} exited: {err[-2000:]}")
+                raise RuntimeError(f"{self.service} exited: {self.stderr_tail(2000)}")
             try:
                 httpx.get(self.url + "/health", timeout=2)
                 return
             except httpx.TransportError:
                 time.sleep(0.1)
         raise RuntimeError(f"{self.service} did not listen on {self.port}")
+
+    def stderr_tail(self, size: int = 5000) -> str:
+        """The last ``size`` characters the service wrote to stderr."""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")[-size:]
 
     def kill(self) -> None:
         """SIGKILL: a crash, nothing cleaned up."""

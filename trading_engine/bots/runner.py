@@ -78,7 +78,20 @@ TEMPORARY = (
 MAX_REPLAY = 10
 
 BOTS_OWNED = Gauge("trading_bots_owned", "Running bots this replica owns")
-_LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10)
+# Fine around the 100 ms objective, so its p99 reads to 10 ms.
+_LATENCY_BUCKETS = (
+    0.005,
+    *(i / 100 for i in range(1, 11)),
+    0.125,
+    0.15,
+    0.2,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+)
 CANDLE_TO_ORDER = Histogram(
     "trading_candle_to_order_seconds",
     "From a closed candle reaching this replica to a bot's committed order",
@@ -488,9 +501,7 @@ class BotRunner:
         # running; the rest is settled by the fingerprints alone.
         taken = await self.leases.acquire_many(b for b in wanted if b not in self.handles)
         edited = [
-            bot_id
-            for bot_id, handle in self.handles.items()
-            if handle.settings != wanted[bot_id]
+            bot_id for bot_id, handle in self.handles.items() if handle.settings != wanted[bot_id]
         ]
         async with self.sessionmaker() as session:
             loaded = await repository.running_with_strategy(session, [*taken, *edited])
