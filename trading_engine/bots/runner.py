@@ -269,12 +269,7 @@ class BotRunner:
                 except Exception:
                     alone.append(bot_id)  # counted against the bot by process()
                     continue
-                if signal.action is SignalAction.HOLD and (
-                    handle.flat or (handle.flat is False and not adapter.has_exit_rules)
-                ):
-                    self._hold(bot_id, rows[last], signal)
-                    handle.last_ts = int(rows[last][0])
-                    handle.failures = 0
+                if self._held(bot_id, handle, rows[last], signal):
                     continue
                 work.append(CandleWork(adapter, rows[last], signal, loop.time()))
             size = self.settings.bot_batch_size
@@ -371,15 +366,7 @@ class BotRunner:
                 ) or [last]
                 for index in pending:
                     signal = self.candles.signal(handle.key, rows, index, adapter.strategy)
-                    if signal.action is SignalAction.HOLD and (
-                        handle.flat or (handle.flat is False and not adapter.has_exit_rules)
-                    ):
-                        # Holding with nothing to trade or protect (flat, or a position
-                        # without stop/take-profit/trailing rules): no transaction; the
-                        # bot row's status is written in batches.
-                        self._hold(bot_id, rows[index], signal)
-                        handle.last_ts = int(rows[index][0])
-                        handle.failures = 0
+                    if self._held(bot_id, handle, rows[index], signal):
                         continue
                     signal_at = asyncio.get_running_loop().time()
                     async with self._booking_slot():
@@ -411,6 +398,21 @@ class BotRunner:
             users, self._mirrors = self._mirrors, set()
             for user_id in users:
                 await refresh_mirror(self.sessionmaker, self.redis, user_id)
+
+    def _held(
+        self, bot_id: uuid.UUID, handle: BotHandle, candle: list[float], signal: TradingSignal
+    ) -> bool:
+        """A HOLD with nothing to trade or protect (flat, or a position without stop /
+        take-profit / trailing rules) needs no transaction: the candle is marked seen and
+        the bot row's status is written in batches. False if the candle must be booked."""
+        if signal.action is not SignalAction.HOLD or not (
+            handle.flat or (handle.flat is False and not handle.adapter.has_exit_rules)
+        ):
+            return False
+        self._hold(bot_id, candle, signal)
+        handle.last_ts = int(candle[0])
+        handle.failures = 0
+        return True
 
     def _hold(self, bot_id: uuid.UUID, candle: list[float], signal: TradingSignal) -> None:
         candle_at = datetime.fromtimestamp(candle[0] / 1000, UTC)
