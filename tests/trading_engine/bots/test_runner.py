@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.backtest import run_backtest
@@ -271,3 +273,106 @@ async def test_editing_a_running_bots_risk_settings_applies_without_a_restart(
 
 async def _handle(runner, bot_id: str):
     return next((h for b, h in runner.handles.items() if str(b) == bot_id), None)
+
+
+async def test_bots_of_one_market_book_a_candle_together_and_one_bots_failure_stays_its_own(
+    running_app, market: MarketStub, new_user, redis: Redis, session: AsyncSession
+) -> None:
+    _, client = running_app
+    user = await new_user()
+    rows = wave_candles(40)
+    expose(market, rows, 0)
+    bots = [await make_bot(client, user.headers, capital="1000") for _ in range(3)]
+    for bot_id in bots:
+        await eventually(lambda bot_id=bot_id: _owned(redis, bot_id))
+    strategy = create_strategy("ma_crossover", {"fast": 3, "slow": 8})
+    first_buy = next(
+        i
+        for i in range(8, len(rows))
+        if strategy.generate_signal(Candles.from_rows(rows[: i + 1])).action.value == "buy"
+    )
+    # A hand-made order that takes the third bot's client order id for that candle: its
+    # order cannot be written, which rolls back the batch it shares with the others.
+    clash = f"bot-{uuid.UUID(bots[2]).hex[:16]}-{int(rows[first_buy][0])}-buy"
+    manual = await client.post(
+        "/trading/orders",
+        json={
+            "exchange": "sim",
+            "symbol": "BTC/USDT",
+            "side": "buy",
+            "type": "market",
+            "quantity": "0.2",
+            "mode": "paper",
+            "client_order_id": clash,
+        },
+        headers=user.headers,
+    )
+    assert manual.status_code == 201, manual.text
+
+    for i in range(first_buy + 1):
+        expose(market, rows, i)
+        await publish_candle(redis, rows[i])
+        for bot_id in bots[:2]:
+            await wait_candle_seen(client, bot_id, user.headers, rows[i][0])
+
+    bought = []
+    for bot_id in bots[:2]:
+        trades = (await client.get(f"/trading/trades?bot_id={bot_id}", headers=user.headers)).json()
+        assert [t["side"] for t in trades] == ["BUY"]
+        state = await bot_state(client, bot_id, user.headers)
+        cost_basis = Decimal(state["position"]["cost_basis"])
+        assert Decimal(state["balances"]["USDT"]) == Decimal("1000") - cost_basis
+        assert Decimal(state["balances"]["BTC"]) == Decimal(state["position"]["quantity"])
+        bought.append((trades[0]["price"], trades[0]["quantity"]))
+    assert bought[0] == bought[1]  # same strategy, same candle, same book
+
+    # The third bot retries alone at every sync; its failures are its own.
+    failed = await eventually(lambda: _status(client, bots[2], user.headers, "error"), timeout=15)
+    assert failed["position"] is None
+    assert (
+        await session.scalar(
+            select(func.count()).select_from(Order).where(Order.bot_id == uuid.UUID(bots[2]))
+        )
+        == 0
+    )
+    for bot_id in bots[:2]:
+        assert (await bot_state(client, bot_id, user.headers))["status"] == "running"
+
+    # Without the clash the two bots' next orders (the exit) are booked in one transaction.
+    i = first_buy
+    while i + 1 < len(rows) and await _sells(session, bots[:2]) < 2:
+        i += 1
+        expose(market, rows, i)
+        await publish_candle(redis, rows[i])
+        for bot_id in bots[:2]:
+            await wait_candle_seen(client, bot_id, user.headers, rows[i][0])
+    sells = await session.execute(
+        text("SELECT bot_id, xmin::text FROM trades WHERE side = 'SELL' AND bot_id = ANY(:ids)"),
+        {"ids": [uuid.UUID(b) for b in bots[:2]]},
+    )
+    assert len({xmin for _, xmin in sells}) == 1, "both exits in one transaction"
+    for bot_id in bots[:2]:
+        state = await bot_state(client, bot_id, user.headers)
+        assert state["position"] is None
+        assert Decimal(state["balances"]["USDT"]) == Decimal("1000") + Decimal(
+            state["realized_pnl"]
+        )
+
+
+async def _sells(session: AsyncSession, bots: list[str]) -> int:
+    await session.rollback()  # a fresh snapshot
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(Trade)
+            .where(Trade.side == "SELL", Trade.bot_id.in_([uuid.UUID(b) for b in bots]))
+        )
+        or 0
+    )
+
+
+async def _status(
+    client: httpx.AsyncClient, bot_id: str, headers: dict[str, str], status: str
+) -> Any:
+    state = await bot_state(client, bot_id, headers)
+    return state if state["status"] == status else None
