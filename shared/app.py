@@ -1,7 +1,7 @@
 """``create_service_app``: the one way a TradeBot service is assembled.
 
 The lifespan owns every client: it opens the database engine and the Redis client, runs
-the outbox relay, enters the service's own background components (consumers, feeds,
+the outbox relay and the processed-event retention sweep, enters the service's own background components (consumers, feeds,
 bot runners) and closes all of them on shutdown.
 """
 
@@ -18,7 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from shared.cancellation import cancel_and_wait
 from shared.db import create_engine, create_sessionmaker, ping_database
 from shared.errors import install_error_handlers
-from shared.events import run_outbox_relay
+from shared.events import run_outbox_relay, run_processed_events_pruner
 from shared.health import HealthCheck, ops_router
 from shared.logging import RequestLogMiddleware, configure_logging
 from shared.redis import create_redis
@@ -47,14 +47,22 @@ def create_service_app(
         redis = create_redis(settings.redis_url)
         app.state.redis = redis
         checks: dict[str, HealthCheck] = {"redis": redis.ping}
-        relay: asyncio.Task[None] | None = None
+        # The outbox relay and the processed-event retention sweep (with a database).
+        housekeeping: list[asyncio.Task[None]] = []
         engine = None
         if use_database:
             engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
             app.state.engine = engine
             app.state.sessionmaker = create_sessionmaker(engine, redis)
             checks = {"database": lambda: ping_database(engine), **checks}
-            relay = asyncio.create_task(run_outbox_relay(app.state.sessionmaker, redis))
+            housekeeping = [
+                asyncio.create_task(run_outbox_relay(app.state.sessionmaker, redis)),
+                asyncio.create_task(
+                    run_processed_events_pruner(
+                        app.state.sessionmaker, keep_days=settings.processed_events_retention_days
+                    )
+                ),
+            ]
         app.state.health_checks = checks
         try:
             async with contextlib.AsyncExitStack() as stack:
@@ -62,8 +70,7 @@ def create_service_app(
                     await stack.enter_async_context(component(app))
                 yield
         finally:
-            if relay is not None:
-                await cancel_and_wait([relay])
+            await cancel_and_wait(housekeeping)
             await redis.aclose()
             if engine is not None:
                 await engine.dispose()

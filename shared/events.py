@@ -31,7 +31,7 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy import BigInteger, DateTime, String, delete, func, select
+from sqlalchemy import BigInteger, DateTime, String, delete, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.exc import DBAPIError, InterfaceError
@@ -217,6 +217,52 @@ async def run_outbox_relay(
         except Exception as exc:
             raise_if_cancelling()
             log.warning("outbox_relay_failed", error=repr(exc))
+        await asyncio.sleep(interval_s)
+
+
+async def prune_processed_events(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    keep_days: float,
+    batch: int = 10_000,
+) -> int:
+    """Forget the ids of events applied more than ``keep_days`` ago, ``batch`` rows per
+    transaction; returns how many. An entry comes back only while it is in its stream or
+    pending on a consumer (minutes to hours), so days of ids keep every duplicate a no-op,
+    and the table no longer grows by every event every consumer ever applied."""
+    deleted = 0
+    while True:
+        async with sessionmaker() as session:
+            result = await session.execute(
+                text(
+                    "DELETE FROM processed_events WHERE ctid IN (SELECT ctid FROM"
+                    " processed_events WHERE processed_at < now() - make_interval(secs => :age)"
+                    " LIMIT :batch)"
+                ),
+                {"age": keep_days * 86_400, "batch": batch},
+            )
+            await session.commit()
+        count = int(getattr(result, "rowcount", 0) or 0)
+        deleted += count
+        if count < batch:
+            return deleted
+
+
+async def run_processed_events_pruner(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    keep_days: float,
+    interval_s: float = 600.0,
+) -> None:
+    """Loop of :func:`prune_processed_events` for a service's lifespan; survives outages."""
+    while True:
+        try:
+            deleted = await prune_processed_events(sessionmaker, keep_days=keep_days)
+            if deleted:
+                log.info("processed_events_pruned", count=deleted, keep_days=keep_days)
+        except Exception as exc:
+            raise_if_cancelling()
+            log.warning("processed_events_prune_failed", error=repr(exc))
         await asyncio.sleep(interval_s)
 
 

@@ -72,6 +72,8 @@ class ServiceSettings(BaseSettings):
     event_stream_maxlen: int = 100_000
     event_claim_idle_ms: int = 15_000
     event_max_failures: int = 5
+    # Applied event ids are kept this long (duplicates can only come back within hours).
+    processed_events_retention_days: float = Field(default=7.0, gt=0)
 
     @field_validator("database_url")
     @classmethod

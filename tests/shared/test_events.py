@@ -15,6 +15,7 @@ from shared.events import (
     Event,
     EventConsumer,
     OutboxEntry,
+    prune_processed_events,
     publish,
     relay_outbox,
     stage,
@@ -154,3 +155,32 @@ async def test_events_left_in_the_outbox_when_redis_was_down_are_relayed_later(
     assert await session.scalar(select(func.count()).select_from(OutboxEntry)) == 0
     entry = (await redis.xrange(STREAM))[0][1]
     assert Event.from_fields(entry).data == {"symbol": "ADA/USDT"}
+
+
+async def test_ids_of_events_applied_long_ago_are_forgotten_and_recent_ones_kept(
+    sessionmaker, redis: Redis, session: AsyncSession
+) -> None:
+    worker = consumer(redis, sessionmaker)
+    await worker.ensure_groups()
+    old, recent = (
+        Event(type="pair.listed", data={"symbol": s}, source="test") for s in ("A/B", "C/D")
+    )
+    await publish(redis, old)
+    await publish(redis, recent)
+    assert await worker.process_once() == 2
+    await session.execute(
+        text(
+            "UPDATE processed_events SET processed_at = now() - interval '8 days'"
+            " WHERE event_id = :id"
+        ),
+        {"id": old.id},
+    )
+    await session.commit()
+
+    assert await prune_processed_events(sessionmaker, keep_days=7, batch=1) == 1
+
+    kept = await session.scalars(text("SELECT event_id FROM processed_events"))
+    assert list(kept) == [recent.id]
+    await publish(redis, recent)  # a late duplicate of a recent event is still a no-op
+    assert await worker.process_once() == 1
+    assert await count_pairs(session) == 2
