@@ -235,7 +235,6 @@ class BotRunner:
         missed earlier candles (a replay) goes through :meth:`process` on its own, and so
         does every bot of a batch that failed.
         """
-        loop = asyncio.get_running_loop()
         alone: list[uuid.UUID] = []
         held: dict[uuid.UUID, BotHandle] = {}
         for bot_id in bot_ids:
@@ -248,44 +247,60 @@ class BotRunner:
             await handle.lock.acquire()  # free: taken without yielding
             held[bot_id] = handle
         try:
-            need = max((handle.warmup for handle in held.values()), default=0) + 1
-            try:
-                rows = await self.candles.window(key, candle, need) if held else []
-            except TEMPORARY as exc:
-                await self._note_errors(list(held), _detail(exc))
-                return
-            last = len(rows) - 1
-            previous_ts = int(rows[last - 1][0]) if last > 0 else None
-            work: list[CandleWork] = []
-            for bot_id, handle in held.items():
-                if handle.last_ts is not None and candle[0] <= handle.last_ts:
-                    continue  # seen meanwhile
-                if handle.last_ts is not None and handle.last_ts != previous_ts:
-                    alone.append(bot_id)  # missed candles: replayed in order on its own
-                    continue
-                adapter = handle.adapter
-                try:
-                    signal = self.candles.signal(key, rows, last, adapter.strategy)
-                except Exception:
-                    alone.append(bot_id)  # counted against the bot by process()
-                    continue
-                if self._held(bot_id, handle, rows[last], signal):
-                    continue
-                work.append(CandleWork(adapter, rows[last], signal, loop.time()))
-            size = self.settings.bot_batch_size
-            # Batches run side by side (up to BOT_CONCURRENCY): one computes while another
-            # waits on PostgreSQL.
-            await asyncio.gather(
-                *(
-                    self._apply_batch(work[start : start + size], held, alone, woken_at)
-                    for start in range(0, len(work), size)
-                )
-            )
+            if held:
+                await self._book_market(key, candle, held, alone, woken_at)
         finally:
             for handle in held.values():
                 handle.lock.release()
         for bot_id in alone:
             self._spawn(self.process(bot_id, candle, woken_at=woken_at))
+
+    async def _book_market(
+        self,
+        key: CandleKey,
+        candle: list[float],
+        held: dict[uuid.UUID, BotHandle],
+        alone: list[uuid.UUID],
+        woken_at: float,
+    ) -> None:
+        """Signals, holds and batches of the bots whose locks :meth:`process_market` holds;
+        the bots to run on their own are added to ``alone``."""
+        loop = asyncio.get_running_loop()
+        need = max(handle.warmup for handle in held.values()) + 1
+        try:
+            rows = await self.candles.window(key, candle, need)
+        except TEMPORARY as exc:
+            await self._note_errors(list(held), _detail(exc))
+            return
+        except Exception:
+            alone.extend(held)  # each bot on its own, where the error counts against it
+            return
+        last = len(rows) - 1
+        previous_ts = int(rows[last - 1][0]) if last > 0 else None
+        work: list[CandleWork] = []
+        for bot_id, handle in held.items():
+            if handle.last_ts is not None and candle[0] <= handle.last_ts:
+                continue  # seen meanwhile
+            if handle.last_ts is not None and handle.last_ts != previous_ts:
+                alone.append(bot_id)  # missed candles: replayed in order on its own
+                continue
+            adapter = handle.adapter
+            try:
+                signal = self.candles.signal(key, rows, last, adapter.strategy)
+            except Exception:
+                alone.append(bot_id)  # counted against the bot by process()
+                continue
+            if self._held(bot_id, handle, rows[last], signal):
+                continue
+            work.append(CandleWork(adapter, rows[last], signal, loop.time()))
+        size = self.settings.bot_batch_size
+        # More than one batch per market run side by side (up to BOT_CONCURRENCY).
+        await asyncio.gather(
+            *(
+                self._apply_batch(work[start : start + size], held, alone, woken_at)
+                for start in range(0, len(work), size)
+            )
+        )
 
     async def _apply_batch(
         self,
