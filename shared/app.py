@@ -1,8 +1,8 @@
 """``create_service_app``: the one way a TradeBot service is assembled.
 
 The lifespan owns every client: it opens the database engine and the Redis client, runs
-the outbox relay and the processed-event retention sweep, enters the service's own background components (consumers, feeds,
-bot runners) and closes all of them on shutdown.
+the outbox relay and the processed-event retention sweep, enters the service's own
+background components (consumers, feeds, bot runners) and closes all of them on shutdown.
 """
 
 from __future__ import annotations
