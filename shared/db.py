@@ -7,6 +7,7 @@ when it raises, then publishes the events the request staged in the outbox
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -69,6 +70,11 @@ def create_sessionmaker(
     return async_sessionmaker(engine, expire_on_commit=False, info={"redis": redis})
 
 
+# session.info key: the event loop's time of the unit of work's commit (before the outbox
+# is published), for latency figures.
+COMMITTED_AT = "committed_at"
+
+
 @asynccontextmanager
 async def unit_of_work(
     sessionmaker: async_sessionmaker[AsyncSession],
@@ -80,6 +86,7 @@ async def unit_of_work(
         try:
             yield session
             await session.commit()
+            session.info[COMMITTED_AT] = asyncio.get_running_loop().time()
         except BaseException:
             await session.rollback()
             raise

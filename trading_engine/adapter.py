@@ -23,7 +23,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import unit_of_work
+from shared.db import COMMITTED_AT, unit_of_work
 from shared.events import STRATEGY_TRIGGERED, Event, stage
 from shared.strategies import SignalAction, TradingSignal, TradingStrategy
 from trading_engine.bots import repository as bot_repository
@@ -430,14 +430,13 @@ async def apply_candles(orders: OrderService, work: Sequence[CandleWork]) -> lis
                 ledger_repository.remember_open_position(
                     session, bot.user_id, bot.id, bot.exchange, bot.symbol, bot.mode, position
                 )
-                await item.adapter.apply(
-                    session, bot, position, item.candle, item.signal, outcome
-                )
+                await item.adapter.apply(session, bot, position, item.candle, item.signal, outcome)
         if not any(_ordered(outcome) for outcome in outcomes):
             # No money moved: a crash may lose these status writes (the candle is then
             # replayed), so they need not wait for the WAL flush.
             await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-    committed_at = loop.time()
+    # The orders exist from the commit on (their events are published after it).
+    committed_at = session.info.get(COMMITTED_AT, loop.time())
     for outcome in outcomes:
         if _ordered(outcome):
             outcome.ordered_at = committed_at
