@@ -189,21 +189,14 @@ class OrderService:
         )
         held = position.quantity if position is not None else ZERO
         since = start_of_day()
-        counts_user_rows = (
-            everything
-            or user.max_open_positions is not None
-            or own.max_open_positions is not None
-            or user.daily_loss_limit is not None
-            or own.daily_loss_limit is not None
+        wants_count = (
+            everything or user.max_open_positions is not None or own.max_open_positions is not None
         )
-        if counts_user_rows:
+        wants_realized = everything or user.daily_loss_limit is not None
+        wants_bot_realized = bot_id is not None and (everything or own.daily_loss_limit is not None)
+        if wants_count or wants_realized or wants_bot_realized:
             # The user's other bots may have fills pending in this transaction.
             await session.flush()
-        wants_count = (
-            everything
-            or user.max_open_positions is not None
-            or (own.max_open_positions is not None)
-        )
         return EntryContext(
             side=side,
             order_value=money(quantity * price),
@@ -214,12 +207,12 @@ class OrderService:
             ),
             realized_today=(
                 await ledger_repository.realized_since(session, user_id, since)
-                if everything or user.daily_loss_limit is not None
+                if wants_realized
                 else ZERO
             ),
             bot_realized_today=(
                 await ledger_repository.realized_since(session, user_id, since, bot_id)
-                if bot_id is not None and (everything or own.daily_loss_limit is not None)
+                if wants_bot_realized
                 else None
             ),
         )
