@@ -55,7 +55,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     upstream, settings.health_check_timeout
                 )
         app.state.health_details = breaker_details(registry)
-        if settings.gc_tuning and settings.environment != "test":  # not inside pytest
+        if settings.tunes_gc:
             freeze_long_lived(full=True)
             tune_collections()
         try:

@@ -31,10 +31,6 @@ class GatewaySettings(ServiceSettings):
     # Request bodies up to this size are read whole; larger ones are streamed upstream.
     buffer_request_body_bytes: int = Field(default=64 * 1024, ge=0)
 
-    # After startup, freeze long-lived objects out of the cyclic GC's view and collect the
-    # young generation less often (measured: ~7% less CPU per request, a lower p99).
-    gc_tuning: bool = True
-
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]

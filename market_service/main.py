@@ -150,7 +150,7 @@ def heap_component(settings: MarketSettings) -> Any:
 
     @asynccontextmanager
     async def component(app: FastAPI) -> AsyncIterator[None]:
-        if settings.gc_tuning and settings.environment != "test":
+        if settings.tunes_gc:
             freeze_long_lived(full=True)
             tune_collections()
         yield

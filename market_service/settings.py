@@ -61,9 +61,6 @@ class MarketSettings(ServiceSettings):
     ws_heartbeat_seconds: float = Field(default=15.0, gt=0)
     ws_max_symbols: int = Field(default=50, ge=1)
     feed_lease_ms: int = Field(default=3000, ge=500)
-    # After startup, freeze the long-lived heap and collect the young generation less often
-    # (main.heap_component; full collections stalled the feed 110-310 ms).
-    gc_tuning: bool = True
     candle_registry_interval: float = Field(default=2.0, gt=0)
 
     @field_validator("market_exchanges")

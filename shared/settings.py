@@ -72,6 +72,16 @@ class ServiceSettings(BaseSettings):
     event_stream_maxlen: int = 100_000
     event_claim_idle_ms: int = 15_000
     event_max_failures: int = 5
+
+    # Freeze long-lived objects out of the cyclic GC's view and collect the young
+    # generation less often (shared.heap; used by the gateway, the market feed and the
+    # bot runner, where full collections stalled requests, ticks and order bursts).
+    gc_tuning: bool = True
+
+    @property
+    def tunes_gc(self) -> bool:
+        """GC tuning on, and not inside pytest (whose heap the tests share)."""
+        return self.gc_tuning and self.environment != "test"
     # Applied event ids are kept this long (duplicates can only come back within hours).
     processed_events_retention_days: float = Field(default=7.0, gt=0)
 

@@ -36,10 +36,6 @@ class TradingSettings(ServiceSettings):
     bot_concurrency: int = Field(default=4, ge=1)
     # Bots of one market that act on the same candle are booked this many per transaction.
     bot_batch_size: int = Field(default=100, ge=1)
-    # Freeze the adopted bots' long-lived objects out of the cyclic GC's view and collect
-    # the young generation less often (shared.heap): a full collection of a thousand bots'
-    # state took 136 ms in the middle of a burst of orders.
-    gc_tuning: bool = True
 
     # Live trading: ccxt with the user's keys. The URL override points an exchange's REST
     # API elsewhere (a testnet, or the local stub the tests run): {"binance": "http://..."}.

@@ -525,7 +525,7 @@ class BotRunner:
         for bot, strategy, fingerprint in loaded:
             taken.discard(bot.id)
             self._adopt(bot, strategy, fingerprint, previous=self.handles.get(bot.id))
-        if loaded and self.settings.gc_tuning and self.settings.environment != "test":
+        if loaded and self.settings.tunes_gc:
             freeze_long_lived()  # the adopted bots live as long as the process
         for bot_id in taken:  # stopped between the two reads
             await self.leases.release(bot_id)
@@ -587,7 +587,7 @@ async def bot_runner(app: FastAPI) -> AsyncIterator[None]:
     if not settings.run_bots:
         yield
         return
-    if settings.gc_tuning and settings.environment != "test":  # not inside pytest
+    if settings.tunes_gc:
         tune_collections()
     runner = BotRunner(
         sessionmaker=app.state.sessionmaker,
