@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import MutableMapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 import structlog
@@ -49,6 +49,24 @@ def utc_timestamp(
 _stamp: list[Any] = [-1, ""]
 
 
+class _RequestLines:
+    """Where the one line per request goes, as :func:`configure_logging` set it up.
+
+    With JSON output the line is rendered by orjson and written straight to the log
+    stream: it is on every request's path, and structlog's bound logger and processor chain
+    cost ~4 us a line against ~1 us this way. Same fields as a structlog line (``level``,
+    ``timestamp``, the bound ``request_id``). Console output goes through structlog.
+    """
+
+    enabled = True  # INFO lines are on
+    json_stream: BinaryIO | None = None
+
+
+def configure_request_lines(*, enabled: bool, json_stream: BinaryIO | None) -> None:
+    _RequestLines.enabled = enabled
+    _RequestLines.json_stream = json_stream
+
+
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     """Route stdlib and structlog output to one JSON line per event on stdout."""
     # JSON lines are rendered by orjson straight to bytes (structlog's recipe for speed:
@@ -75,6 +93,8 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
+    info = logging.getLevelName(level.upper()) <= logging.INFO
+    configure_request_lines(enabled=info, json_stream=sys.stdout.buffer if json else None)
     logging.basicConfig(level=level.upper(), stream=sys.stdout, format="%(message)s")
     # uvicorn's own access log would duplicate our request line.
     logging.getLogger("uvicorn.access").disabled = True
@@ -124,16 +144,23 @@ class RequestLogMiddleware:
                 )
             children[0].inc()
             children[1].observe(elapsed)
-            if route not in ("/metrics", "/health"):
-                self.log.info(
-                    "request",
-                    method=method,
-                    route=route,
-                    path=scope["path"],
-                    status=status,
-                    duration_ms=round(elapsed * 1000, 2),
-                    user=scope["state"].get("user_id"),
-                )
+            if route not in ("/metrics", "/health") and _RequestLines.enabled:
+                line = {
+                    "method": method,
+                    "route": route,
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "user": scope["state"].get("user_id"),
+                }
+                stream = _RequestLines.json_stream
+                if stream is None:
+                    self.log.info("request", **line)
+                else:
+                    line.update(event="request", request_id=request_id, level="info")
+                    utc_timestamp(None, "info", line)
+                    stream.write(orjson.dumps(line) + b"\n")
+                    stream.flush()
             structlog.contextvars.unbind_contextvars("request_id")
 
 
