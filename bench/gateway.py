@@ -25,6 +25,8 @@ import time
 import uuid
 from pathlib import Path
 
+from shared.cli.stack import HTTP_PROTOCOLS
+
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-secret-that-is-long-enough-for-hs256"  # noqa: S105 - a throwaway bench key
 PATH = "/trading/ping"
@@ -259,6 +261,8 @@ def main() -> None:
             str(gw_port),
             "--workers",
             str(args.gateway_workers),
+            "--http",
+            HTTP_PROTOCOLS["gateway"],
         ],
         {
             **env,

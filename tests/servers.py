@@ -40,11 +40,16 @@ async def app_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 class UvicornThread:
     """A real uvicorn server for one app, on its own event loop in a thread."""
 
-    def __init__(self, app: FastAPI, port: int | None = None) -> None:
+    def __init__(self, app: FastAPI, port: int | None = None, *, http: str = "auto") -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", ws_per_message_deflate=False
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            ws_per_message_deflate=False,
+            http=http,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -28,6 +28,9 @@ FACTORIES = {
 # uvicorn WebSocket protocol per service (default "auto"): the market feed's adds a
 # raw-frame fast path for its fan-out (market_service/feed/protocol.py).
 WS_PROTOCOLS = {"market": "market_service.feed.protocol:FeedWebSocketProtocol"}
+# uvicorn HTTP protocol per service (default "auto"): the gateway's runs plain proxied
+# requests on a lean request cycle (gateway/server.py).
+HTTP_PROTOCOLS = {"gateway": "gateway.server:GatewayHttpProtocol"}
 # Start order: the gateway last, once its upstreams listen.
 START_ORDER = ["user", "market", "analysis", "trading", "notification", "gateway"]
 COLOURS = {
@@ -82,6 +85,8 @@ def serve_command(service: str, port: int, host: str = "127.0.0.1") -> list[str]
         "false",
         "--ws",
         WS_PROTOCOLS.get(service, "auto"),
+        "--http",
+        HTTP_PROTOCOLS.get(service, "auto"),
     ]
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from gateway.main import create_app
 from gateway.settings import GatewaySettings
+from shared.cli.stack import HTTP_PROTOCOLS
 from tests.gateway.upstream_app import create_upstream
 from tests.servers import UvicornThread
 
@@ -39,7 +40,9 @@ def gateway() -> GatewayFactory:
 
     @asynccontextmanager
     async def run(**overrides: Any) -> AsyncIterator[UvicornThread]:
-        async with UvicornThread(create_app(gateway_settings(**overrides))) as server:
+        app = create_app(gateway_settings(**overrides))
+        # On the HTTP protocol `tradebot serve gateway` uses (lean cycle for proxied routes).
+        async with UvicornThread(app, http=HTTP_PROTOCOLS["gateway"]) as server:
             yield server
 
     return run

@@ -1,0 +1,149 @@
+"""The gateway's HTTP protocol (gateway/server.py): which requests take the lean cycle, and
+that HTTP/1.1 holds on it: pipelining, HTTP/1.0, client disconnects, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from gateway import server
+from gateway.proxy import GatewayProxy
+from tests.factories import issue_access_token
+from tests.gateway.conftest import GatewayFactory, all_upstreams
+from tests.servers import UvicornThread
+
+
+@pytest.fixture
+def lean_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Paths the lean cycle ran (the servers run in this process, on another thread)."""
+    seen: list[str] = []
+    run = server.LeanCycle.run
+
+    async def spy(self: server.LeanCycle, proxy: GatewayProxy) -> None:
+        seen.append(self.scope["path"])
+        await run(self, proxy)
+
+    monkeypatch.setattr(server.LeanCycle, "run", spy)
+    return seen
+
+
+async def raw_exchange(url: str, request: bytes, *, until_closed: bool = False) -> bytes:
+    """Send raw bytes; read until the peer closes, or until the reads go quiet."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(request)
+    await writer.drain()
+    data = b""
+    try:
+        while True:
+            chunk = await asyncio.wait_for(reader.read(65536), 10 if until_closed else 1.0)
+            if not chunk:
+                break
+            data += chunk
+    except TimeoutError:
+        if until_closed:
+            raise
+    finally:
+        writer.close()
+    return data
+
+
+async def test_plain_proxied_requests_take_the_lean_cycle_and_the_rest_do_not(
+    gateway: GatewayFactory, upstream: UvicornThread, redis: Redis, lean_runs: list[str]
+) -> None:
+    token, _ = await issue_access_token(redis, uuid.uuid4())
+    auth = {"Authorization": f"Bearer {token}"}
+    async with gateway(**all_upstreams(upstream.url)) as gw, httpx.AsyncClient() as client:
+        small = await client.post(f"{gw.url}/trading/echo", content=b"x" * 1000, headers=auth)
+        large = await client.post(f"{gw.url}/trading/echo", content=b"y" * 70_000, headers=auth)
+        forwarded = await client.get(
+            f"{gw.url}/market/echo", headers={"X-Forwarded-For": "203.0.113.9"}
+        )
+        health = await client.get(f"{gw.url}/health")
+    assert small.status_code == large.status_code == 201
+    assert small.json()["body"] == "x" * 1000
+    assert large.json()["body"] == "y" * 70_000
+    assert forwarded.status_code == 200
+    assert health.status_code == 200
+    # Only the small body went the lean way: the large one streams through uvicorn's cycle,
+    # X-Forwarded-For is uvicorn's proxy-headers logic, /health is FastAPI's.
+    assert lean_runs == ["/trading/echo"]
+
+
+async def test_pipelined_requests_are_answered_in_order(
+    gateway: GatewayFactory, upstream: UvicornThread, redis: Redis, lean_runs: list[str]
+) -> None:
+    token, _ = await issue_access_token(redis, uuid.uuid4())
+    async with gateway(**all_upstreams(upstream.url)) as gw:
+        raw = await raw_exchange(
+            gw.url,
+            b"GET /trading/slow?seconds=0.2 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer "
+            + token.encode()
+            + b"\r\n\r\nGET /market/echo?n=2 HTTP/1.1\r\nHost: t\r\n\r\n"
+            b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            until_closed=True,
+        )
+    answers = raw.split(b"HTTP/1.1 ")[1:]
+    assert [a[:3] for a in answers] == [b"200", b"200", b"200"]
+    assert b'{"instance":"a"}' in answers[0]  # the slow one first, though it took longest
+    assert b'"query":"n=2"' in answers[1]
+    assert b'"status":"healthy"' in answers[2]
+    # The first went the lean way; the two queued behind it went through uvicorn's queue.
+    assert lean_runs == ["/trading/slow"]
+
+
+async def test_http_1_0_is_answered_and_the_connection_closed(
+    gateway: GatewayFactory, upstream: UvicornThread, lean_runs: list[str]
+) -> None:
+    async with gateway(**all_upstreams(upstream.url)) as gw:
+        raw = await raw_exchange(
+            gw.url, b"GET /market/echo HTTP/1.0\r\nHost: t\r\n\r\n", until_closed=True
+        )
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"connection: close" in head.lower()
+    assert b'"method":"GET"' in body
+    assert lean_runs == ["/market/echo"]
+
+
+async def test_a_client_that_leaves_mid_request_does_not_disturb_the_next(
+    gateway: GatewayFactory, upstream: UvicornThread, lean_runs: list[str]
+) -> None:
+    async with gateway(**all_upstreams(upstream.url)) as gw:
+        host, port = gw.url.removeprefix("http://").split(":")
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /trading/slow?seconds=0.3 HTTP/1.1\r\nHost: t\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.close()  # gone before the upstream answers
+        await asyncio.sleep(0.4)
+        async with httpx.AsyncClient() as client:
+            after = await client.get(f"{gw.url}/market/echo")
+            health = await client.get(f"{gw.url}/health")
+    assert after.status_code == 200
+    assert health.json()["status"] in ("healthy", "degraded")
+    assert lean_runs == ["/trading/slow", "/market/echo"]
+
+
+async def test_a_failure_inside_the_proxy_is_a_500_and_the_gateway_carries_on(
+    gateway: GatewayFactory,
+    upstream: UvicornThread,
+    lean_runs: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    async with gateway(**all_upstreams(upstream.url)) as gw, httpx.AsyncClient() as client:
+        with monkeypatch.context() as patch:
+            patch.setattr(GatewayProxy, "handle", broken)
+            failed = await client.get(f"{gw.url}/market/echo")
+        after = await client.get(f"{gw.url}/market/echo")
+    assert failed.status_code == 500
+    assert failed.headers["connection"] == "close"
+    assert after.status_code == 200
+    assert lean_runs == ["/market/echo", "/market/echo"]
