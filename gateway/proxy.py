@@ -102,7 +102,10 @@ def is_public(method: str, path: str) -> bool:
 
 def is_internal(path: str) -> bool:
     """Service-to-service routes are never reachable from outside."""
-    return any(part.lower() in ("internal", "..") for part in path.split("/"))
+    lowered = path.lower()
+    if "internal" not in lowered and ".." not in lowered:
+        return False  # the common case, without splitting the path
+    return any(part in ("internal", "..") for part in lowered.split("/"))
 
 
 @dataclass(slots=True)

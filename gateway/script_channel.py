@@ -1,11 +1,12 @@
 """One pipelined Redis connection that runs the admission script, for the hot path.
 
-redis-py costs tens of microseconds per call (pool checkout, command packing, a general
-RESP parser); the gateway makes exactly one kind of call per request, so this channel
-writes ``EVALSHA`` frames straight to one asyncio connection and matches replies to
-callers in order (Redis answers a connection's commands in the order sent). Many
-requests share the connection at once. A reply slower than ``timeout`` fails every
-pending caller and drops the connection; the next call reconnects.
+redis-py costs tens of microseconds per call (pool checkout, command packing, connection
+bookkeeping); the gateway makes exactly one kind of call per request, so this channel
+writes ``EVALSHA`` frames straight to one asyncio connection, parses the replies with
+hiredis' C reader (the parser redis-py itself uses) and matches them to callers in order
+(Redis answers a connection's commands in the order sent). Many requests share the
+connection at once. A reply slower than ``timeout`` fails every pending caller and drops
+the connection; the next call reconnects.
 """
 
 from __future__ import annotations
@@ -19,47 +20,9 @@ from collections import deque
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
+import hiredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-
-Reply = int | bytes | list[Any] | None
-
-
-class _Incomplete(Exception):
-    """The buffer ends inside a reply."""
-
-
-def _parse(buf: bytearray, pos: int) -> tuple[Reply | ResponseError, int]:
-    """One RESP2 reply starting at ``pos``; raises _Incomplete when more bytes are needed."""
-    end = buf.find(b"\r\n", pos)
-    if end < 0:
-        raise _Incomplete
-    kind = buf[pos]
-    line = bytes(buf[pos + 1 : end])
-    nxt = end + 2
-    if kind == 58:  # ':' integer
-        return int(line), nxt
-    if kind == 36:  # '$' bulk string
-        size = int(line)
-        if size < 0:
-            return None, nxt
-        if len(buf) < nxt + size + 2:
-            raise _Incomplete
-        return bytes(buf[nxt : nxt + size]), nxt + size + 2
-    if kind == 42:  # '*' array
-        count = int(line)
-        if count < 0:
-            return None, nxt
-        items: list[Any] = []
-        for _ in range(count):
-            item, nxt = _parse(buf, nxt)
-            items.append(item)
-        return items, nxt
-    if kind == 43:  # '+' simple string
-        return line, nxt
-    if kind == 45:  # '-' error
-        return ResponseError(line.decode(errors="replace")), nxt
-    raise RedisConnectionError(f"unexpected RESP byte {kind!r}")
 
 
 def _command(*parts: bytes | str | int) -> bytes:
@@ -76,7 +39,8 @@ class _Protocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.outgoing: list[bytes] = []
         self.flush_scheduled = False
-        self.buffer = bytearray()
+        # hiredis (C) parses the replies; error replies come back as ResponseError values.
+        self.reader = hiredis.Reader(replyError=ResponseError)
         self.pending: deque[tuple[asyncio.Future[Any], float]] = deque()
         self.closed = False
 
@@ -85,12 +49,9 @@ class _Protocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        pos = 0
+        self.reader.feed(data)
         try:
-            while pos < len(self.buffer):
-                reply, pos_next = _parse(self.buffer, pos)
-                pos = pos_next
+            while (reply := self.reader.gets()) is not False:
                 future, _ = self.pending.popleft()
                 if future.done():
                     continue
@@ -98,12 +59,8 @@ class _Protocol(asyncio.Protocol):
                     future.set_exception(reply)
                 else:
                     future.set_result(reply)
-        except _Incomplete:
-            pass
-        except (RedisConnectionError, IndexError) as exc:
+        except (hiredis.ProtocolError, IndexError) as exc:
             self.fail(RedisConnectionError(f"bad reply from Redis: {exc}"))
-            return
-        del self.buffer[:pos]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.fail(RedisConnectionError("connection to Redis lost"))

@@ -173,7 +173,7 @@ def new_request_id() -> str:
 def _header(scope: Scope, name: str) -> str | None:
     wanted = name.encode()
     for key, value in scope.get("headers", []):
-        if key.lower() == wanted:
+        if key == wanted:  # ASGI header names are lower-case
             decoded: str = value.decode("latin-1")[:128]
             return decoded
     return None

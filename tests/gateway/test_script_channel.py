@@ -28,7 +28,17 @@ async def test_replies_split_at_every_byte_reach_their_callers_in_order() -> Non
     with pytest.raises(ResponseError, match="boom"):
         second.result()
     assert third.result() == b"OK"
-    assert not protocol.buffer
+    assert protocol.reader.gets() is False  # nothing left over
+
+
+async def test_a_garbled_reply_fails_the_waiting_callers() -> None:
+    protocol = _Protocol()
+    waiting = protocol.loop.create_future()
+    protocol.pending.append((waiting, 0.0))
+    protocol.data_received(b"?what\r\n")
+    with pytest.raises(RedisConnectionError, match="bad reply"):
+        waiting.result()
+    assert protocol.closed
 
 
 async def test_runs_a_script_loading_it_on_first_use(redis: Redis, redis_url: str) -> None:
