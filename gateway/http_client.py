@@ -184,6 +184,15 @@ class _Connection(asyncio.Protocol):
             self.transport.resume_reading()
         return chunk
 
+    def take_all(self) -> bytes:
+        """Everything buffered, at once (the body is complete)."""
+        body = b"".join(self.chunks)
+        self.chunks.clear()
+        self.buffered = 0
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+        return body
+
     def reusable(self) -> bool:
         return self.complete and self.keep_alive and not self.closed and self.error is None
 
@@ -212,6 +221,9 @@ class UpstreamResponse:
         self.content_length = conn.content_length
 
     async def read(self) -> bytes:
+        conn = self._conn
+        if conn is not None and conn.complete and not self._head_only:
+            return conn.take_all()  # the usual small answer: already here, whole
         return b"".join([chunk async for chunk in self.iter_chunks()])
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
