@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 
 import structlog
@@ -203,10 +203,14 @@ class GatewayProxy:
         path: str = scope["path"]
         return self.registry.for_prefix(path.split("/", 2)[1] if path[:1] == "/" else "")
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, upstream: Upstream) -> None:
+    def handle(
+        self, scope: Scope, receive: Receive, send: Send, upstream: Upstream
+    ) -> Awaitable[None]:
+        """The request's handling, to await (a plain function: one coroutine frame less on
+        every resumption of the request)."""
         scope["route"] = self.routes[upstream.name]
         scope["gateway.upstream"] = upstream
-        await self.entry(scope, receive, send)
+        return self.entry(scope, receive, send)
 
     async def _proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
         upstream: Upstream = scope["gateway.upstream"]
