@@ -147,3 +147,25 @@ async def test_a_failure_inside_the_proxy_is_a_500_and_the_gateway_carries_on(
     assert failed.headers["connection"] == "close"
     assert after.status_code == 200
     assert lean_runs == ["/market/echo", "/market/echo"]
+
+
+async def test_a_keep_alive_connection_serves_many_and_shutdown_does_not_wait_on_it(
+    gateway: GatewayFactory, upstream: UvicornThread, lean_runs: list[str]
+) -> None:
+    async with gateway(**all_upstreams(upstream.url)) as gw:
+        host, port = gw.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        for i in range(20):
+            writer.write(f"GET /market/echo?i={i} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            body = await reader.readexactly(length)
+            assert head.startswith(b"HTTP/1.1 200 ")
+            assert f'"query":"i={i}"'.encode() in body
+        stopping = asyncio.get_running_loop().time()
+        # Leaving the block stops the server while this connection is still open and idle.
+    assert asyncio.get_running_loop().time() - stopping < 5
+    assert not gw.thread.is_alive()
+    assert await reader.read() == b""  # the server closed the idle connection
+    writer.close()
+    assert len(lean_runs) == 20
