@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import uvicorn
@@ -40,7 +41,8 @@ async def app_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 class UvicornThread:
     """A real uvicorn server for one app, on its own event loop in a thread."""
 
-    def __init__(self, app: FastAPI, port: int | None = None, *, http: str = "auto") -> None:
+    def __init__(self, app: FastAPI, port: int | None = None, **options: Any) -> None:
+        """``options``: more uvicorn.Config arguments (``http``, ``ws``, ping intervals)."""
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
@@ -48,8 +50,7 @@ class UvicornThread:
             host="127.0.0.1",
             port=self.port,
             log_level="warning",
-            ws_per_message_deflate=False,
-            http=http,
+            **{"ws_per_message_deflate": False, **options},
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

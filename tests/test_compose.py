@@ -35,7 +35,10 @@ def test_compose_file_validates_against_the_compose_specification() -> None:
     tool = shutil.which("check-jsonschema") or str(Path(sys.executable).parent / "check-jsonschema")
     result = subprocess.run(
         [tool, "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -72,8 +75,10 @@ def test_services_wait_for_healthy_dependencies_and_a_finished_migration(compose
 def test_service_urls_in_the_environment_point_at_the_right_containers(compose: dict) -> None:
     env = compose["services"]["gateway"]["environment"]
     expected = {
-        "MARKET_SERVICE_URLS": "market", "USER_SERVICE_URLS": "user",
-        "TRADING_SERVICE_URLS": "trading", "ANALYSIS_SERVICE_URLS": "analysis",
+        "MARKET_SERVICE_URLS": "market",
+        "USER_SERVICE_URLS": "user",
+        "TRADING_SERVICE_URLS": "trading",
+        "ANALYSIS_SERVICE_URLS": "analysis",
         "NOTIFICATION_SERVICE_URLS": "notification",
     }
     for variable, service in expected.items():
@@ -86,6 +91,14 @@ def test_dockerfile_uses_the_designed_base_image_and_installs_the_project() -> N
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "FROM python:3.11-slim" in dockerfile
     assert "pip install ." in dockerfile
-    for package in ("shared", "migrations", "gateway", "market_service", "user_service",
-                    "trading_engine", "analysis_service", "notification_service"):
+    for package in (
+        "shared",
+        "migrations",
+        "gateway",
+        "market_service",
+        "user_service",
+        "trading_engine",
+        "analysis_service",
+        "notification_service",
+    ):
         assert f"COPY {package} " in dockerfile

@@ -20,8 +20,11 @@ pytestmark = pytest.mark.e2e
 
 
 def _env_without_servers() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"DATABASE_URL", "REDIS_URL"} and not k.endswith("_SERVICE_URLS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL"} and not k.endswith("_SERVICE_URLS")
+    }
     env["LOG_LEVEL"] = "WARNING"
     return env
 
@@ -45,7 +48,10 @@ def test_up_brings_all_six_services_to_healthy_and_stops_them_all_on_sigint(
         pytest.skip(f"service ports already in use on this machine: {busy}")
     proc = subprocess.Popen(
         [sys.executable, "-m", "shared.cli.main", "up", "--data-dir", str(tmp_path / "data")],
-        env=_env_without_servers(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=_env_without_servers(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     parent = psutil.Process(proc.pid)
     try:
@@ -86,7 +92,10 @@ def test_up_refuses_a_taken_port_with_a_clear_message(tmp_path: Path) -> None:
         sock.listen()
         result = subprocess.run(
             [sys.executable, "-m", "shared.cli.main", "up", "--data-dir", str(tmp_path)],
-            env=_env_without_servers(), capture_output=True, text=True, timeout=60,
+            env=_env_without_servers(),
+            capture_output=True,
+            text=True,
+            timeout=60,
             check=False,
         )
     assert result.returncode == 2

@@ -31,10 +31,14 @@ def lean_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
+async def connect(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = url.removeprefix("http://").split(":")
+    return await asyncio.open_connection(host, int(port))
+
+
 async def raw_exchange(url: str, request: bytes, *, until_closed: bool = False) -> bytes:
     """Send raw bytes; read until the peer closes, or until the reads go quiet."""
-    host, port = url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await connect(url)
     writer.write(request)
     await writer.drain()
     data = b""
@@ -114,8 +118,7 @@ async def test_a_client_that_leaves_mid_request_does_not_disturb_the_next(
     gateway: GatewayFactory, upstream: UvicornThread, lean_runs: list[str]
 ) -> None:
     async with gateway(**all_upstreams(upstream.url)) as gw:
-        host, port = gw.url.removeprefix("http://").split(":")
-        _, writer = await asyncio.open_connection(host, int(port))
+        _, writer = await connect(gw.url)
         writer.write(b"GET /trading/slow?seconds=0.3 HTTP/1.1\r\nHost: t\r\n\r\n")
         await writer.drain()
         await asyncio.sleep(0.05)
@@ -153,8 +156,7 @@ async def test_a_keep_alive_connection_serves_many_and_shutdown_does_not_wait_on
     gateway: GatewayFactory, upstream: UvicornThread, lean_runs: list[str]
 ) -> None:
     async with gateway(**all_upstreams(upstream.url)) as gw:
-        host, port = gw.url.removeprefix("http://").split(":")
-        reader, writer = await asyncio.open_connection(host, int(port))
+        reader, writer = await connect(gw.url)
         for i in range(20):
             writer.write(f"GET /market/echo?i={i} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
             head = await reader.readuntil(b"\r\n\r\n")

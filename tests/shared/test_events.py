@@ -39,8 +39,9 @@ async def count_pairs(session: AsyncSession) -> int:
 
 def consumer(redis: Redis, sessionmaker, handler=record_pair, **kwargs) -> EventConsumer:
     kwargs.setdefault("block_ms", 50)
-    return EventConsumer(redis, sessionmaker, group="test-service", handlers={STREAM: handler},
-                         **kwargs)
+    return EventConsumer(
+        redis, sessionmaker, group="test-service", handlers={STREAM: handler}, **kwargs
+    )
 
 
 async def test_an_event_staged_in_a_transaction_is_published_after_commit_and_applied(

@@ -7,14 +7,12 @@ import base64
 import json
 import os
 import socket
-import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-import uvicorn
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -32,29 +30,14 @@ FEED_PROTOCOL = WS_PROTOCOLS["market"]
 PROTOCOLS = pytest.mark.parametrize("protocol", [FEED_PROTOCOL, "auto"])
 
 
-class MarketServer(UvicornThread):
-    def __init__(self, app: Any, *, ws: str, ping_interval: float = 20.0) -> None:
-        super().__init__(app)
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            ws=ws,
-            ws_per_message_deflate=False,
-            ws_ping_interval=ping_interval,
-            ws_ping_timeout=ping_interval,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-
 @asynccontextmanager
 async def market_server(
     *, ws: str = FEED_PROTOCOL, ping_interval: float = 20.0, **overrides: Any
 ) -> AsyncIterator[UvicornThread]:
     app = create_app(market_settings(**overrides))
-    async with MarketServer(app, ws=ws, ping_interval=ping_interval) as server:
+    async with UvicornThread(
+        app, ws=ws, ws_ping_interval=ping_interval, ws_ping_timeout=ping_interval
+    ) as server:
         yield server
 
 
@@ -190,7 +173,9 @@ async def test_a_client_that_never_reads_is_dropped_and_does_not_slow_the_others
         # Room for ~1.5 s of ticks: a reader slowed by a busy machine (it shares this
         # process with the server) is not mistaken for the stuck client, which passes the
         # limit a few seconds in.
-        ws=protocol, sim_tick_interval=0.005, ws_client_max_unsent=65_536
+        ws=protocol,
+        sim_tick_interval=0.005,
+        ws_client_max_unsent=65_536,
     ) as server:
         feed = server.server.config.app.state.feed
         readers = await asyncio.gather(*(open_client(server) for _ in range(3)))
