@@ -37,8 +37,6 @@ class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self.outgoing: list[bytes] = []
-        self.flush_scheduled = False
         # hiredis (C) parses the replies; error replies come back as ResponseError values.
         self.reader = hiredis.Reader(replyError=ResponseError)
         self.pending: deque[tuple[asyncio.Future[Any], float]] = deque()
@@ -79,19 +77,11 @@ class _Protocol(asyncio.Protocol):
             raise RedisConnectionError("connection to Redis is closed")
         future: asyncio.Future[Any] = self.loop.create_future()
         self.pending.append((future, time.monotonic()))
-        # Commands issued in the same turn of the event loop leave in one write (one
-        # syscall for many concurrent requests instead of one each).
-        self.outgoing.append(frame)
-        if not self.flush_scheduled:
-            self.flush_scheduled = True
-            self.loop.call_soon(self.flush)
+        # Written at once: uvloop gathers a transport's writes of one loop turn into one
+        # send, so concurrent requests still share a syscall. (Holding frames back for a
+        # call_soon flush cost a loop turn of latency: 13.3-14.2k vs 14.4-15.3k req/s.)
+        self.transport.write(frame)
         return future
-
-    def flush(self) -> None:
-        self.flush_scheduled = False
-        if self.outgoing and self.transport is not None and not self.closed:
-            self.transport.write(b"".join(self.outgoing))
-        self.outgoing.clear()
 
 
 class ScriptChannel:
