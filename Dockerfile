@@ -14,6 +14,7 @@ COPY user_service ./user_service
 COPY trading_engine ./trading_engine
 COPY analysis_service ./analysis_service
 COPY notification_service ./notification_service
+COPY tradebot ./tradebot
 RUN pip install . && useradd --create-home --uid 10001 tradebot
 USER tradebot
 

@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from shared.backtest import run_backtest, simulate_signals  # noqa: E402
 from shared.candles import Candles  # noqa: E402
-from shared.cli.backtest import sim_candles  # noqa: E402
 from shared.strategies import create_strategy  # noqa: E402
+from tradebot.backtest import sim_candles  # noqa: E402
 
 START_MS = 1_672_531_200_000  # 2023-01-01
 FEE, CAPITAL = 0.001, 10_000.0

@@ -45,12 +45,12 @@ from bench.stores import ScratchStores
 from shared.db import create_engine, create_sessionmaker
 from shared.events import MARKET_DATA_UPDATED, Event, publish
 from shared.redis import create_redis
-from tests.conftest import (
+from tests.factories import create_user
+from tests.servers import ServiceProcess, UvicornThread
+from tests.stores import (
     TEST_ENCRYPTION_KEY,
     TEST_JWT_SECRET,
 )
-from tests.factories import create_user
-from tests.servers import ServiceProcess, UvicornThread
 from tests.trading_engine.stubs import MarketStub, UserStub
 from trading_engine.models import Balance, Bot, Order, Strategy
 
@@ -310,10 +310,7 @@ async def run_one(
         per_candle = func.split_part(Order.client_order_id, "-", 3)
         burst = await session.scalar(
             select(func.max(text("n"))).select_from(
-                select(func.count().label("n"))
-                .select_from(Order)
-                .group_by(per_candle)
-                .subquery()
+                select(func.count().label("n")).select_from(Order).group_by(per_candle).subquery()
             )
         )
         errors = await session.scalar(

@@ -38,12 +38,12 @@ from bench.stores import ScratchStores
 from shared.db import create_engine, create_sessionmaker
 from shared.events import Event
 from shared.redis import create_redis
-from tests.conftest import (
+from tests.factories import create_user
+from tests.servers import ServiceProcess, free_port
+from tests.stores import (
     TEST_ENCRYPTION_KEY,
     TEST_JWT_SECRET,
 )
-from tests.factories import create_user
-from tests.servers import ServiceProcess, free_port
 
 STREAM = "events:trade.executed"
 

@@ -32,11 +32,11 @@ import orjson
 
 from bench.stores import ScratchStores
 from shared.redis import create_redis
-from tests.conftest import (
+from tests.servers import ServiceProcess, free_port
+from tests.stores import (
     TEST_ENCRYPTION_KEY,
     TEST_JWT_SECRET,
 )
-from tests.servers import ServiceProcess, free_port
 
 SYMBOL = "BTC/USDT"
 CLIENT_PROCESSES = 4  # more than the cores: a burst is parsed by all of them at once

@@ -25,7 +25,7 @@ import time
 import uuid
 from pathlib import Path
 
-from shared.cli.stack import HTTP_PROTOCOLS
+from tradebot.stack import HTTP_PROTOCOLS
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-secret-that-is-long-enough-for-hs256"  # noqa: S105 - a throwaway bench key

@@ -1,95 +1,42 @@
-"""Test harness: real PostgreSQL and Redis, isolated per run.
+"""Test fixtures: real PostgreSQL and Redis, isolated per run and per test.
 
-Each run creates its own database (``tradebot_test_<random>``) on the server named by
-``TEST_DATABASE_URL`` / ``DATABASE_URL`` (default: 127.0.0.1:5432, user postgres), migrates
-it to head with Alembic, and drops it at the end. Redis gets a database index of its own,
-held by a lock key in db 0 for the length of the run, so concurrent runs never collide.
-Between tests every table is truncated and the Redis database flushed.
+Each run gets a scratch database migrated to head and a Redis database index of its own
+(tests/stores.py); between tests every table is truncated and the Redis database flushed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-import redis as sync_redis
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.db import create_engine, create_sessionmaker
-from shared.migrate import upgrade
 from shared.redis import create_redis
-from shared.settings import normalise_database_url
-
-TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256"
-TEST_ENCRYPTION_KEY = "uV8o2m7cOq5Vt4y7V0X2w9b3bW1tYxkzS1r3mZq8a0E="  # Fernet key, tests only
-
-
-def _server_url() -> str:
-    raw = (
-        os.environ.get("TEST_DATABASE_URL")
-        or os.environ.get("DATABASE_URL")
-        or ("postgresql://postgres@127.0.0.1:5432/test")
-    )
-    return normalise_database_url(raw)
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def _redis_base() -> str:
-    raw = (
-        os.environ.get("TEST_REDIS_URL")
-        or os.environ.get("REDIS_URL")
-        or "redis://127.0.0.1:6379/0"
-    )
-    parts = urlsplit(raw)
-    return urlunsplit(parts._replace(path=""))
-
-
-async def _admin(url: str, statement: str) -> None:
-    engine = create_engine(
-        _with_database(url, "postgres"), pool_size=1, isolation_level="AUTOCOMMIT"
-    )
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
+from tests.stores import (
+    TEST_ENCRYPTION_KEY,
+    TEST_JWT_SECRET,
+    RedisIndexLock,
+    create_database,
+    drop_database,
+)
 
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    server = _server_url()
-    name = f"tradebot_test_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
-    url = _with_database(server, name)
-    upgrade(url)
+    url = create_database("tradebot_test")
     yield url
-    asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    drop_database(url)
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    base = _redis_base()
-    lock = sync_redis.Redis.from_url(base + "/0")
-    token = uuid.uuid4().hex
-    for index in range(15, 0, -1):
-        if lock.set(f"tradebot:test-db-lock:{index}", token, nx=True, ex=3 * 3600):
-            break
-    else:
-        pytest.fail("every Redis database index is held by another test run")
-    yield f"{base}/{index}"
-    if lock.get(f"tradebot:test-db-lock:{index}") == token.encode():
-        lock.delete(f"tradebot:test-db-lock:{index}")
-    lock.close()
+    lock = RedisIndexLock()
+    yield lock.url
+    lock.release()
 
 
 @pytest.fixture(scope="session", autouse=True)

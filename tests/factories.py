@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import session_key
-from tests.conftest import TEST_JWT_SECRET
+from tests.stores import TEST_JWT_SECRET
 
 
 @dataclass(frozen=True)

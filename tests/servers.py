@@ -19,7 +19,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from shared.cli.stack import serve_command
+from tradebot.stack import serve_command
 
 
 def free_port() -> int:

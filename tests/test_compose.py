@@ -100,5 +100,6 @@ def test_dockerfile_uses_the_designed_base_image_and_installs_the_project() -> N
         "trading_engine",
         "analysis_service",
         "notification_service",
+        "tradebot",
     ):
         assert f"COPY {package} " in dockerfile

@@ -14,10 +14,10 @@ from analysis_service.settings import AnalysisSettings
 from market_service.main import create_app as create_market_app
 from market_service.settings import MarketSettings
 from shared.backtest import run_backtest
-from shared.cli.backtest import parse_time, sim_candles
 from shared.strategies import create_strategy
 from tests.analysis_service.conftest import eventually
 from tests.servers import UvicornThread, app_client
+from tradebot.backtest import parse_time, sim_candles
 
 pytestmark = pytest.mark.e2e
 
@@ -98,7 +98,7 @@ async def test_indicators_and_signals_read_the_live_market(real_client, user):
 
 
 def test_the_cli_reads_a_real_exchange_through_the_market_service(market_service, monkeypatch):
-    from shared.cli.backtest import market_candles
+    from tradebot.backtest import market_candles
 
     monkeypatch.setenv("MARKET_SERVICE_URLS", market_service)
     start, end = parse_time("2025-02-01"), parse_time("2025-02-10")

@@ -8,9 +8,9 @@ import pytest
 
 from gateway.main import create_app
 from gateway.settings import GatewaySettings
-from shared.cli.stack import HTTP_PROTOCOLS
 from tests.gateway.upstream_app import create_upstream
 from tests.servers import UvicornThread
+from tradebot.stack import HTTP_PROTOCOLS
 
 DEAD = "http://127.0.0.1:1"
 

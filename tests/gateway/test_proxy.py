@@ -12,10 +12,10 @@ import httpx
 import jwt
 from redis.asyncio import Redis
 
-from tests.conftest import TEST_JWT_SECRET
 from tests.factories import issue_access_token
 from tests.gateway.conftest import GatewayFactory, all_upstreams
 from tests.servers import UvicornThread
+from tests.stores import TEST_JWT_SECRET
 
 
 async def bearer(redis: Redis) -> dict[str, str]:

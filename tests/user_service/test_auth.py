@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import session_key
-from tests.conftest import TEST_JWT_SECRET
+from tests.stores import TEST_JWT_SECRET
 from tests.user_service.conftest import PASSWORD, bearer, login, register
 
 

@@ -17,10 +17,10 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
 from market_service.main import create_app
-from shared.cli.stack import WS_PROTOCOLS
 from shared.events import stream_for
 from tests.market_service.conftest import market_settings
 from tests.servers import UvicornThread, app_client
+from tradebot.stack import WS_PROTOCOLS
 
 pytestmark = pytest.mark.e2e
 

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-import httpx
-from fastapi import FastAPI
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
 from market_service.exchanges.sim import SimExchange
-from shared.cli.main import app as cli
-from tests.market_service.conftest import count_calls
+from market_service.main import create_app
+from market_service.settings import MarketSettings
+from tests.servers import app_client
+from tradebot.cli import app as cli
 
 SINCE = 1_735_689_600_000  # 2025-01-01
 
 
 async def test_backfill_stores_the_range_and_the_service_serves_it_without_the_exchange(
-    engine: AsyncEngine, market_app: FastAPI, client: httpx.AsyncClient
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     result = await asyncio.to_thread(
         CliRunner().invoke,
@@ -44,12 +46,22 @@ async def test_backfill_stores_the_range_and_the_service_serves_it_without_the_e
         )
     assert count == 240  # 2.5 days of 15 m candles, 1 000 per page
 
-    calls = count_calls(market_app)
-    response = await client.get(
-        "/market/ohlcv",
-        params={"symbol": "BTC/USDT", "timeframe": "15m", "since": str(SINCE), "limit": 240},
-    )
-    assert calls["fetch_ohlcv"] == 0
+    market_app = create_app(MarketSettings())
+    async with app_client(market_app) as client:
+        exchange_reads: list[tuple[Any, ...]] = []
+        sim = market_app.state.exchanges.get("sim")
+        read = sim.fetch_ohlcv
+
+        async def counted_read(*args: Any, **kwargs: Any) -> Any:
+            exchange_reads.append(args)
+            return await read(*args, **kwargs)
+
+        monkeypatch.setattr(sim, "fetch_ohlcv", counted_read)
+        response = await client.get(
+            "/market/ohlcv",
+            params={"symbol": "BTC/USDT", "timeframe": "15m", "since": str(SINCE), "limit": 240},
+        )
+    assert exchange_reads == []
     assert response.json()["candles"] == SimExchange(seed=42).ohlcv("BTC/USDT", "15m", SINCE, 240)
 
 

@@ -13,8 +13,8 @@ import httpx
 import psutil
 import pytest
 
-from shared.cli.stack import port_in_use
 from shared.settings import SERVICE_PORTS
+from tradebot.stack import port_in_use
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +47,7 @@ def test_up_brings_all_six_services_to_healthy_and_stops_them_all_on_sigint(
     if busy:
         pytest.skip(f"service ports already in use on this machine: {busy}")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli.main", "up", "--data-dir", str(tmp_path / "data")],
+        [sys.executable, "-m", "tradebot", "up", "--data-dir", str(tmp_path / "data")],
         env=_env_without_servers(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -91,7 +91,7 @@ def test_up_refuses_a_taken_port_with_a_clear_message(tmp_path: Path) -> None:
         sock.bind(("127.0.0.1", port))
         sock.listen()
         result = subprocess.run(
-            [sys.executable, "-m", "shared.cli.main", "up", "--data-dir", str(tmp_path)],
+            [sys.executable, "-m", "tradebot", "up", "--data-dir", str(tmp_path)],
             env=_env_without_servers(),
             capture_output=True,
             text=True,

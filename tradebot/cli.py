@@ -1,4 +1,4 @@
-"""The `tradebot` command line (DESIGN 7)."""
+"""The `tradebot` command line: one typer app holding every operator command."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def up(
     ),
 ) -> None:
     """Start the whole stack (embedded PostgreSQL/Redis when DATABASE_URL/REDIS_URL are unset)."""
-    from shared.cli.stack import run_stack
+    from tradebot.stack import run_stack
 
     raise typer.Exit(run_stack(data_dir=data_dir.resolve(), console=console))
 
@@ -34,7 +34,7 @@ def status(
     host: Annotated[str, typer.Option(help="Host the services listen on.")] = "127.0.0.1",
 ) -> None:
     """Print the health of each service."""
-    from shared.cli.stack import health_table, service_urls
+    from tradebot.stack import health_table, service_urls
 
     table, ok = health_table(service_urls(host))
     console.print(table)
@@ -48,7 +48,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
 ) -> None:
     """Run one service, as the containers run it."""
-    from shared.cli.stack import FACTORIES, serve_command
+    from tradebot.stack import FACTORIES, serve_command
 
     if service not in FACTORIES:
         console.print(f"[red]Unknown service {service!r}; choose one of {', '.join(FACTORIES)}.[/]")
@@ -63,23 +63,19 @@ def migrate(
     down: Annotated[bool, typer.Option("--down", help="Downgrade to REVISION instead.")] = False,
 ) -> None:
     """Apply the database migrations (DATABASE_URL)."""
-    from shared.migrate import downgrade, upgrade
     from shared.settings import ServiceSettings
+    from tradebot.migrate import downgrade, upgrade
 
     url = ServiceSettings().database_url
     (downgrade if down else upgrade)(url, revision if not (down and revision == "head") else "base")
     console.print(f"[green]Database at {'base' if down else revision}.[/]")
 
 
-from shared.cli.backfill import backfill  # noqa: E402 - registered after the core commands
+from tradebot.backfill import backfill  # noqa: E402 - registered after the core commands
 
 app.command()(backfill)
 
-from shared.cli.backtest import backtest, lookahead  # noqa: E402 - the analysis commands
+from tradebot.backtest import backtest, lookahead  # noqa: E402 - the analysis commands
 
 app.command()(backtest)
 app.command()(lookahead)
-
-
-if __name__ == "__main__":
-    app()

@@ -143,8 +143,8 @@ def local_encryption_key(data_dir: Path) -> str:
 
 def run_stack(*, data_dir: Path, console: Console, wait_timeout: float = 90.0) -> int:
     """Start everything, wait for health, stream logs until SIGINT/SIGTERM; exit code."""
-    from shared.cli.embedded import EmbeddedServers
-    from shared.migrate import upgrade
+    from tradebot.embedded import EmbeddedServers
+    from tradebot.migrate import upgrade
 
     urls = service_urls()
     taken = [f"{name} ({port})" for name, port in SERVICE_PORTS.items() if port_in_use(port)]

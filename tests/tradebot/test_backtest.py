@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 import shared.strategies as registry
 from shared.backtest import run_backtest
-from shared.cli.backtest import sim_candles
-from shared.cli.main import app
 from shared.strategies import create_strategy
 from tests.shared.sample_candles import random_candles
+from tradebot.backtest import sim_candles
+from tradebot.cli import app
 
 runner = CliRunner()
 C = random_candles(2000, seed=31)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 from sqlalchemy import text
 
 from shared.db import create_engine
-from shared.migrate import downgrade, upgrade
-from tests.conftest import _admin, _server_url, _with_database
+from tests.stores import create_database, drop_database
+from tradebot.migrate import downgrade, upgrade
 
 DESIGN_TABLES = {"users", "trading_pairs", "ohlcv_data", "trades", "strategies"}
 
@@ -44,10 +43,7 @@ async def _primary_key(url: str, table: str) -> list[str]:
 
 
 def test_migrations_upgrade_to_head_and_downgrade_to_base() -> None:
-    server = _server_url()
-    name = f"tradebot_migr_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
-    url = _with_database(server, name)
+    url = create_database("tradebot_migr", migrate=False)
     try:
         upgrade(url)
         tables = asyncio.run(_tables(url))
@@ -69,4 +65,4 @@ def test_migrations_upgrade_to_head_and_downgrade_to_base() -> None:
         upgrade(url)  # and up again: downgrade left nothing behind
         assert asyncio.run(_tables(url)) >= DESIGN_TABLES
     finally:
-        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database(url)
