@@ -16,8 +16,8 @@ from market_service.settings import MarketSettings
 from shared.backtest import run_backtest
 from shared.cli.backtest import parse_time, sim_candles
 from shared.strategies import create_strategy
-from tests.analysis_service.conftest import eventually
 from tests.servers import UvicornThread, app_client
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.gateway.conftest import GatewayFactory
+from tests.gateway.stack import GatewayFactory
 from tests.servers import UvicornThread
 from user_service.main import create_app as create_user_app
 from user_service.settings import UserSettings

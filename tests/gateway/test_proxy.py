@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from tests.conftest import TEST_JWT_SECRET
 from tests.factories import issue_access_token
-from tests.gateway.conftest import GatewayFactory, all_upstreams
+from tests.gateway.stack import GatewayFactory, all_upstreams
 from tests.servers import UvicornThread
 
 

@@ -1,4 +1,4 @@
-"""Breakers, round-robin and the aggregated /health, with upstreams stopped and restarted."""
+"""Breakers and round-robin over upstream instances, with upstreams stopped and restarted."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import httpx
 from redis.asyncio import Redis
 
 from tests.factories import issue_access_token
-from tests.gateway.conftest import GatewayFactory, all_upstreams
+from tests.gateway.stack import GatewayFactory, all_upstreams
 from tests.gateway.upstream_app import create_upstream
 from tests.servers import UvicornThread
 
@@ -97,25 +97,3 @@ async def test_round_robin_spreads_over_two_instances_and_skips_a_dead_one(
     finally:
         await first.__aexit__()
         await second.__aexit__()
-
-
-async def test_health_aggregates_every_upstream(
-    gateway: GatewayFactory, upstream: UvicornThread
-) -> None:
-    async with gateway(**all_upstreams(upstream.url)) as gw, httpx.AsyncClient() as client:
-        healthy = await client.get(f"{gw.url}/health")
-    assert healthy.status_code == 200
-    assert healthy.json()["services"] == {
-        "redis": "up",
-        "market": "up",
-        "user": "up",
-        "trading": "up",
-        "analysis": "up",
-        "notification": "up",
-    }
-    async with gateway(market_service_urls=upstream.url) as gw, httpx.AsyncClient() as client:
-        partial = await client.get(f"{gw.url}/health")
-    assert partial.status_code == 503
-    assert partial.json()["status"] == "unhealthy"
-    assert partial.json()["services"]["market"] == "up"
-    assert partial.json()["services"]["trading"] == "down"

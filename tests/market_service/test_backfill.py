@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from market_service.exchanges.sim import SimExchange
 from shared.cli.main import app as cli
-from tests.market_service.conftest import count_calls
+from tests.market_service.exchange_calls import count_calls
 
 SINCE = 1_735_689_600_000  # 2025-01-01
 

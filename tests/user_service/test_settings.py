@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests.servers import app_client
-from tests.user_service.conftest import signed_up
+from tests.user_service.sign_up import signed_up
 from user_service.main import create_app
 from user_service.settings import UserSettings
 

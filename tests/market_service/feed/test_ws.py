@@ -17,10 +17,11 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
 from market_service.main import create_app
+from market_service.settings import MarketSettings
 from shared.cli.stack import WS_PROTOCOLS
 from shared.events import stream_for
-from tests.market_service.conftest import market_settings
 from tests.servers import UvicornThread, app_client
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +35,7 @@ PROTOCOLS = pytest.mark.parametrize("protocol", [FEED_PROTOCOL, "auto"])
 async def market_server(
     *, ws: str = FEED_PROTOCOL, ping_interval: float = 20.0, **overrides: Any
 ) -> AsyncIterator[UvicornThread]:
-    app = create_app(market_settings(**overrides))
+    app = create_app(MarketSettings(**overrides))
     async with UvicornThread(
         app, ws=ws, ws_ping_interval=ping_interval, ws_ping_timeout=ping_interval
     ) as server:
@@ -181,11 +182,11 @@ async def test_a_client_that_never_reads_is_dropped_and_does_not_slow_the_others
         readers = await asyncio.gather(*(open_client(server) for _ in range(3)))
         await asyncio.gather(*(subscribe(ws, "BTC/USDT") for ws in readers))
         stuck = await asyncio.to_thread(_never_reading_client, server.port)
-        for _ in range(50):
-            if feed.local_subscribers("sim", "BTC/USDT") == 4:
-                break
-            await asyncio.sleep(0.02)
-        assert feed.local_subscribers("sim", "BTC/USDT") == 4
+
+        async def all_four_subscribed() -> bool:
+            return bool(feed.local_subscribers("sim", "BTC/USDT") == 4)
+
+        await eventually(all_four_subscribed)
         # 200 ticks/s. The feed's protocol caps the kernel's send buffer, so the stuck
         # client's unsent bytes soon pass the limit and it is dropped; under uvicorn's
         # default the kernel first buffers megabytes (the keepalive catches it, see below),
@@ -215,16 +216,15 @@ async def test_a_client_that_stops_answering_pings_is_dropped_by_the_keepalive()
     async with market_server(ping_interval=0.3) as server:
         feed = server.server.config.app.state.feed
         stuck = await asyncio.to_thread(_never_reading_client, server.port)
-        for _ in range(100):
-            if feed.local_subscribers("sim", "BTC/USDT") == 1:
-                break
-            await asyncio.sleep(0.02)
-        assert feed.local_subscribers("sim", "BTC/USDT") == 1
-        for _ in range(100):
-            if not feed.connected:
-                break
-            await asyncio.sleep(0.05)
-        assert not feed.connected
+
+        async def subscribed() -> bool:
+            return bool(feed.local_subscribers("sim", "BTC/USDT") == 1)
+
+        async def dropped() -> bool:
+            return not feed.connected
+
+        await eventually(subscribed)
+        await eventually(dropped)
         assert feed.local_subscribers("sim", "BTC/USDT") == 0
         stuck.close()
 
@@ -252,19 +252,16 @@ async def test_candle_registry_members_get_market_data_updated_per_closed_candle
     redis: Redis,
 ) -> None:
     await redis.sadd("subscriptions:candles", "sim|ETH/USDT|1m", "sim|BTC/USDT|5m", "bogus")
-    app = create_app(market_settings(sim_speed=600, candle_registry_interval=0.1))
+    app = create_app(MarketSettings(sim_speed=600, candle_registry_interval=0.1))
     async with app_client(app):
-        deadline = time.monotonic() + 10
-        entries: list[Any] = []
-        while time.monotonic() < deadline:
+
+        async def both_updated() -> list[dict[str, Any]] | None:
             entries = await redis.xrange(stream_for("market.data.updated"))
             datas = [json.loads(fields["data"]) for _, fields in entries]
-            if {("ETH/USDT", "1m"), ("BTC/USDT", "5m")} <= {
-                (d["symbol"], d["timeframe"]) for d in datas
-            }:
-                break
-            await asyncio.sleep(0.1)
-        datas = [json.loads(fields["data"]) for _, fields in entries]
+            seen = {(d["symbol"], d["timeframe"]) for d in datas}
+            return datas if {("ETH/USDT", "1m"), ("BTC/USDT", "5m")} <= seen else None
+
+        datas = await eventually(both_updated)
         eth = [d for d in datas if d["symbol"] == "ETH/USDT" and d["timeframe"] == "1m"]
         assert eth, datas
         event = eth[0]
@@ -321,19 +318,19 @@ async def test_the_last_unsubscribe_stops_the_watcher_and_a_resubscribe_starts_o
             await ws.send(json.dumps({"op": "unsubscribe", "symbols": ["BNB/USDT"]}))
             while json.loads(await ws.recv())["type"] != "unsubscribed":
                 pass
-        pubsub = redis.pubsub()
-        await pubsub.subscribe("channel:market:sim:BNB/USDT")
-        await asyncio.sleep(0.5)
-        published = 0
-        while (message := await pubsub.get_message(timeout=0.05)) is not None:
-            published += message["type"] == "message"
-        assert published == 0  # no watcher left behind
-        assert await redis.exists("market:feed:lease:sim:BNB/USDT") == 0
+        watchers = server.server.config.app.state.watchers
+
+        # No watcher left behind: a watcher releases its lease only once its upstream loop
+        # (the one publishing ticks) has ended.
+        async def lease_released() -> bool:
+            return await redis.exists("market:feed:lease:sim:BNB/USDT") == 0
+
+        await eventually(lease_released)
+        assert ("sim", "BNB/USDT") not in watchers.tasks
 
         await subscribe(ws, "BNB/USDT")
         ticks = await ticks_for(ws, 1.0)
         stamps = [t["timestamp"] for t in ticks]
         assert len(stamps) == len(set(stamps))
         assert 5 <= len(stamps) <= 11  # one publisher at 10 ticks/s
-        await pubsub.aclose()
         await ws.close()

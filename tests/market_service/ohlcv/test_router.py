@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from market_service.exchanges.sim import SimExchange
-from tests.market_service.conftest import count_calls
+from tests.market_service.exchange_calls import count_calls
 
 HOUR = 3_600_000
 SINCE = 1_735_689_600_000  # 2025-01-01T00:00:00Z
