@@ -81,7 +81,7 @@ async def test_round_robin_spreads_over_two_instances_and_skips_a_dead_one(
             gateway(trading_service_urls=f"{first.url},{second.url}") as gw,
             httpx.AsyncClient() as client,
         ):
-            served = Counter()
+            served: Counter[str] = Counter()
             for _ in range(10):
                 response = await client.get(f"{gw.url}/trading/echo", headers=headers)
                 served[response.json()["instance"]] += 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
@@ -10,7 +12,7 @@ from tests.user_service.sign_up import signed_up
 from user_service.main import create_app
 from user_service.settings import UserSettings
 
-PRODUCTION = {
+PRODUCTION: dict[str, Any] = {
     "environment": "production",
     "jwt_secret": "a-real-production-secret-0123456789",
     "internal_api_token": "a-real-internal-token-0123456789",

@@ -9,9 +9,10 @@ import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from fastapi import FastAPI
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -41,6 +42,11 @@ async def market_server(
         yield server
 
 
+def app_state(server: UvicornThread) -> Any:
+    """The running app's ``state`` (feed, watchers), read from the test's thread."""
+    return cast(FastAPI, server.server.config.app).state
+
+
 def ws_url(server: UvicornThread) -> str:
     return server.url.replace("http", "ws") + "/market/ws"
 
@@ -52,7 +58,7 @@ async def open_client(server: UvicornThread) -> ClientConnection:
 async def subscribe(ws: ClientConnection, *symbols: str, exchange: str = "sim") -> dict[str, Any]:
     await ws.send(json.dumps({"op": "subscribe", "symbols": list(symbols), "exchange": exchange}))
     while True:
-        frame = json.loads(await ws.recv())
+        frame: dict[str, Any] = json.loads(await ws.recv())
         if frame["type"] != "ticker":
             return frame
 
@@ -167,7 +173,7 @@ async def test_two_hundred_clients_on_one_symbol_all_receive_every_tick(protocol
     async with market_server(ws=protocol) as server:
         clients = await asyncio.gather(*(open_client(server) for _ in range(200)))
         await asyncio.gather(*(subscribe(ws, "ETH/USDT") for ws in clients))
-        feed = server.server.config.app.state.feed
+        feed = app_state(server).feed
         # The feed's own protocol writes frames straight to the transport; elsewhere ASGI.
         assert {c.direct for c in feed.connected} == {protocol == FEED_PROTOCOL}
         # Over the stretch every client was subscribed, everybody saw the same ticks.
@@ -211,7 +217,7 @@ async def test_a_client_that_never_reads_is_dropped_and_does_not_slow_the_others
         sim_tick_interval=0.005,
         ws_client_max_unsent=65_536,
     ) as server:
-        feed = server.server.config.app.state.feed
+        feed = app_state(server).feed
         readers = await asyncio.gather(*(open_client(server) for _ in range(3)))
         await asyncio.gather(*(subscribe(ws, "BTC/USDT") for ws in readers))
         stuck = await asyncio.to_thread(_never_reading_client, server.port)
@@ -239,7 +245,7 @@ async def test_a_client_that_stops_answering_pings_is_dropped_by_the_keepalive()
     # A stuck client with room left in the buffers is still caught: it misses uvicorn's
     # keepalive ping (every 20 s, 20 s to answer, as `tradebot up` runs it; 0.3 s here).
     async with market_server(ping_interval=0.3) as server:
-        feed = server.server.config.app.state.feed
+        feed = app_state(server).feed
         stuck = await asyncio.to_thread(_never_reading_client, server.port)
 
         async def subscribed() -> bool:
@@ -275,7 +281,7 @@ async def test_candle_registry_members_get_market_data_updated_per_closed_candle
     async with app_client(app):
 
         async def both_updated() -> list[dict[str, Any]] | None:
-            entries = await redis.xrange(stream_for("market.data.updated"))
+            entries: Any = await redis.xrange(stream_for("market.data.updated"))
             datas = [json.loads(fields["data"]) for _, fields in entries]
             seen = {(d["symbol"], d["timeframe"]) for d in datas}
             return datas if {("ETH/USDT", "1m"), ("BTC/USDT", "5m")} <= seen else None
@@ -336,7 +342,7 @@ async def test_the_last_unsubscribe_stops_the_watcher_and_a_resubscribe_starts_o
             await ws.send(json.dumps({"op": "unsubscribe", "symbols": ["BNB/USDT"]}))
             while json.loads(await ws.recv())["type"] != "unsubscribed":
                 pass
-        watchers = server.server.config.app.state.watchers
+        watchers = app_state(server).watchers
 
         # No watcher left behind: a watcher releases its lease only once its upstream loop
         # (the one publishing ticks) has ended.
