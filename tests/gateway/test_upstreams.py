@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 import httpx
 from redis.asyncio import Redis
@@ -13,11 +13,23 @@ from tests.factories import issue_access_token
 from tests.gateway.stack import GatewayFactory, all_upstreams
 from tests.gateway.upstream_app import create_upstream
 from tests.servers import UvicornThread
+from tests.waiting import eventually
 
 
 async def _headers(redis: Redis) -> dict[str, str]:
     token, _ = await issue_access_token(redis, uuid.uuid4())
     return {"Authorization": f"Bearer {token}"}
+
+
+def answers_200(
+    client: httpx.AsyncClient, url: str, headers: dict[str, str]
+) -> Callable[[], Awaitable[bool]]:
+    """A check for `eventually`: does ``url`` answer 200 now?"""
+
+    async def check() -> bool:
+        return (await client.get(url, headers=headers)).status_code == 200
+
+    return check
 
 
 def _trading_breakers(health: httpx.Response) -> list[str]:
@@ -50,9 +62,8 @@ async def test_a_killed_upstream_opens_the_breaker_and_a_restart_closes_it(
         assert 'gateway_breaker_rejected_total{upstream="trading"}' in metrics
 
         async with UvicornThread(create_upstream("a"), port=port):
-            await asyncio.sleep(0.6)  # the breaker's cool-down in these tests is 0.5 s
-            probe = await client.get(f"{gw.url}/trading/echo", headers=headers)
-            assert probe.status_code == 200
+            # Rejected until the breaker's cool-down lets a probe through; that one passes.
+            await eventually(answers_200(client, f"{gw.url}/trading/echo", headers), interval=0.25)
             health = await client.get(f"{gw.url}/health")
             assert _trading_breakers(health) == ["closed"]
 
@@ -66,8 +77,7 @@ async def test_upstream_5xx_answers_are_passed_through_and_count_against_the_bre
         assert [r.status_code for r in answers] == [500, 500, 500]
         assert answers[0].content == b"upstream broke"
         assert (await client.get(f"{gw.url}/trading/echo", headers=headers)).status_code == 503
-        await asyncio.sleep(0.6)
-        assert (await client.get(f"{gw.url}/trading/echo", headers=headers)).status_code == 200
+        await eventually(answers_200(client, f"{gw.url}/trading/echo", headers), interval=0.25)
 
 
 async def test_round_robin_spreads_over_two_instances_and_skips_a_dead_one(
