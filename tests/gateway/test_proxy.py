@@ -13,7 +13,7 @@ import jwt
 from redis.asyncio import Redis
 
 from tests.factories import issue_access_token
-from tests.gateway.conftest import GatewayFactory, all_upstreams
+from tests.gateway.stack import GatewayFactory, all_upstreams
 from tests.servers import UvicornThread
 from tests.stores import TEST_JWT_SECRET
 

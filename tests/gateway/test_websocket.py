@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import pytest
@@ -11,9 +10,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.factories import issue_access_token
-from tests.gateway.conftest import GatewayFactory, all_upstreams
+from tests.gateway.stack import GatewayFactory, all_upstreams
 from tests.gateway.upstream_app import DISCONNECTS
 from tests.servers import UvicornThread
+from tests.waiting import eventually
 
 
 def ws_url(server: UvicornThread, path: str) -> str:
@@ -71,8 +71,9 @@ async def test_a_client_going_away_closes_the_upstream_socket(
             await socket.send("hello")
             await socket.recv()
             await socket.close(code=1001)
-        for _ in range(100):
-            if DISCONNECTS:
-                break
-            await asyncio.sleep(0.02)
+
+        async def upstream_saw_it_go() -> list[int]:
+            return DISCONNECTS
+
+        await eventually(upstream_saw_it_go)
     assert DISCONNECTS == [1001]

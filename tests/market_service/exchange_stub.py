@@ -190,7 +190,9 @@ class ExchangeStub:
             "count": 2,
         }
 
-    def _candles(self, q: Any, start_key: str, scale: int) -> list[tuple[int, ...]]:
+    def _candles(
+        self, q: Any, start_key: str, scale: int
+    ) -> list[tuple[int, float, float, float, float, float]]:
         limit = int(q.get("limit", 500))
         start = int(q.get(start_key, CANDLE_START_MS // scale)) * scale
         first = max(0, (start - CANDLE_START_MS) // 60_000)

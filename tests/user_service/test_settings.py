@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
 from tests.servers import app_client
-from tests.user_service.conftest import signed_up
+from tests.user_service.sign_up import signed_up
 from user_service.main import create_app
 from user_service.settings import UserSettings
 
-PRODUCTION = {
+PRODUCTION: dict[str, Any] = {
     "environment": "production",
     "jwt_secret": "a-real-production-secret-0123456789",
     "internal_api_token": "a-real-internal-token-0123456789",

@@ -8,6 +8,7 @@ from typing import Any
 from market_service.feed.clients import FeedClient
 from market_service.feed.protocol import RAW_FRAMES, encode_text_frame
 from market_service.feed.stream import MarketDataStream
+from tests.waiting import eventually
 
 CHANNEL = "channel:market:sim:BTC/USDT"
 
@@ -66,8 +67,11 @@ async def test_a_blocked_client_is_dropped_and_the_others_receive_every_frame(re
     for i in range(200):
         stream.fan_out(CHANNEL, f"tick {i:03}")
         await asyncio.sleep(0.001)
-    await asyncio.sleep(0.05)
 
+    async def all_delivered() -> bool:
+        return clients[0].dropped and all(len(sock.sent) == 200 for sock in sockets[1:])
+
+    await eventually(all_delivered)
     assert clients[0].dropped
     assert clients[0].closed.is_set()
     await clients[0].close()

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from market_service.exchanges.sim import SimExchange
-from tests.market_service.conftest import count_calls
+from tests.market_service.exchange_calls import count_calls
 
 HOUR = 3_600_000
 SINCE = 1_735_689_600_000  # 2025-01-01T00:00:00Z
@@ -48,7 +48,12 @@ async def test_a_range_matches_the_sim_history_a_backtest_reads(client: httpx.As
 async def test_range_is_served_from_postgresql_after_it_was_fetched_once(
     market_app: FastAPI, client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
-    params = {"symbol": "BTC/USDT", "timeframe": "1h", "limit": 48, "since": str(SINCE)}
+    params: dict[str, str | int] = {
+        "symbol": "BTC/USDT",
+        "timeframe": "1h",
+        "limit": 48,
+        "since": str(SINCE),
+    }
     first = await client.get("/market/ohlcv", params=params)
     async with engine.connect() as conn:
         stored = await conn.scalar(
@@ -64,7 +69,12 @@ async def test_range_is_served_from_postgresql_after_it_was_fetched_once(
 async def test_numeric_precision_is_kept_in_the_history(
     client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
-    params = {"symbol": "XRP/USDT", "timeframe": "1d", "limit": 3, "since": str(SINCE)}
+    params: dict[str, str | int] = {
+        "symbol": "XRP/USDT",
+        "timeframe": "1d",
+        "limit": 3,
+        "since": str(SINCE),
+    }
     candles = (await client.get("/market/ohlcv", params=params)).json()["candles"]
     async with engine.connect() as conn:
         row = (
@@ -82,7 +92,12 @@ async def test_numeric_precision_is_kept_in_the_history(
 async def test_a_gap_in_the_history_is_filled_from_the_exchange(
     market_app: FastAPI, client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
-    params = {"symbol": "SOL/USDT", "timeframe": "1h", "limit": 10, "since": str(SINCE)}
+    params: dict[str, str | int] = {
+        "symbol": "SOL/USDT",
+        "timeframe": "1h",
+        "limit": 10,
+        "since": str(SINCE),
+    }
     full = (await client.get("/market/ohlcv", params=params)).json()["candles"]
     async with engine.begin() as conn:
         await conn.execute(

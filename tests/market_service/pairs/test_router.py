@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
+
+from tests.waiting import eventually
 
 
 async def test_exchanges_lists_the_sim_as_default(client: httpx.AsyncClient) -> None:
@@ -25,11 +25,11 @@ async def test_markets_report_precision_limits_and_fees(client: httpx.AsyncClien
 
 
 async def test_pairs_table_mirrors_the_markets(client: httpx.AsyncClient) -> None:
-    for _ in range(50):  # the sync runs in the background at start-up
-        pairs = (await client.get("/market/pairs")).json()["pairs"]
-        if pairs:
-            break
-        await asyncio.sleep(0.05)
+    async def synced() -> list[dict[str, str]]:  # the sync runs in the background at start-up
+        pairs: list[dict[str, str]] = (await client.get("/market/pairs")).json()["pairs"]
+        return pairs
+
+    pairs = await eventually(synced)
     symbols = {p["symbol"] for p in pairs}
     assert {"BTC/USDT", "ETH/USDT", "ETH/BTC"} <= symbols
     eth_btc = next(p for p in pairs if p["symbol"] == "ETH/BTC")

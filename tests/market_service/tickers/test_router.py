@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
-from tests.market_service.conftest import count_calls
+from tests.market_service.exchange_calls import count_calls
 
 
 async def test_ticker_has_the_design_shape_with_numbers(client: httpx.AsyncClient) -> None:
@@ -49,12 +51,24 @@ async def test_fifty_concurrent_misses_make_one_exchange_call(
     calls = count_calls(market_app)
     exchange = market_app.state.exchanges.get("sim")
     original = exchange.fetch_ticker
+    flights = market_app.state.flights
+    do = flights.do
+    misses = 0
+    all_missed = asyncio.Event()
 
-    async def slow(symbol: str):  # keep the flight open while the others arrive
-        await asyncio.sleep(0.2)
+    async def counted_do(key: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        nonlocal misses
+        misses += 1
+        if misses == 50:
+            all_missed.set()
+        return await do(key, call)
+
+    async def held(symbol: str) -> Any:  # the flight stays open until every request missed
+        await all_missed.wait()
         return await original(symbol)
 
-    exchange.fetch_ticker = slow
+    flights.do = counted_do
+    exchange.fetch_ticker = held
     responses = await asyncio.gather(
         *(client.get("/market/ticker", params={"symbol": "SOL/USDT"}) for _ in range(50))
     )

@@ -1,7 +1,9 @@
+"""`/analysis/signals`: every default strategy on closed market candles, cached."""
+
 import json
 
 from shared.strategies import create_strategy
-from tests.analysis_service.conftest import MARKET_CANDLES
+from tests.analysis_service.fake_market import MARKET_CANDLES
 from tests.shared.sample_candles import window
 
 

@@ -1,3 +1,6 @@
+"""`/analysis/indicators`: TA-Lib's numbers over posted or market candles, cached, and
+422s that say what to fix."""
+
 import json
 import math
 
@@ -6,7 +9,7 @@ import pytest
 import talib
 from talib._ta_lib import MA_Type
 
-from tests.analysis_service.conftest import MARKET_CANDLES
+from tests.analysis_service.fake_market import MARKET_CANDLES
 from tests.shared.sample_candles import random_candles
 
 SMA = MA_Type.SMA

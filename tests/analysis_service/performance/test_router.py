@@ -1,3 +1,6 @@
+"""`/analysis/performance` over the trades the trade consumer recorded from
+`trade.executed` events."""
+
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -5,8 +8,8 @@ from sqlalchemy import func, select
 
 from analysis_service.models import PerformanceTrade
 from shared.events import TRADE_EXECUTED, Event, publish
-from tests.analysis_service.conftest import eventually
 from tests.factories import create_user
+from tests.waiting import eventually
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

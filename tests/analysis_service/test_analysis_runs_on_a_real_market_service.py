@@ -15,9 +15,12 @@ from market_service.main import create_app as create_market_app
 from market_service.settings import MarketSettings
 from shared.backtest import run_backtest
 from shared.strategies import create_strategy
-from tests.analysis_service.conftest import eventually
 from tests.servers import UvicornThread, app_client
+<<<<<<< HEAD:tests/analysis_service/test_end_to_end.py
 from tradebot.backtest import parse_time, sim_candles
+=======
+from tests.waiting import eventually
+>>>>>>> wip-tests:tests/analysis_service/test_analysis_runs_on_a_real_market_service.py
 
 pytestmark = pytest.mark.e2e
 

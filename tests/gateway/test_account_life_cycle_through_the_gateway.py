@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import httpx
 
-from tests.gateway.conftest import GatewayFactory
+from tests.gateway.stack import GatewayFactory
 from tests.servers import UvicornThread
+from tests.user_service.sign_up import PASSWORD
 from user_service.main import create_app as create_user_app
 from user_service.settings import UserSettings
-
-PASSWORD = "correct horse 42 battery"
 
 
 async def test_account_life_cycle_through_the_gateway_and_logout_is_immediate(

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import session_key
 from tests.stores import TEST_JWT_SECRET
-from tests.user_service.conftest import PASSWORD, bearer, login, register
+from tests.user_service.sign_up import PASSWORD, bearer, login, register
 
 
 async def test_account_life_cycle_register_login_me_refresh_logout(

@@ -1,18 +1,19 @@
-import asyncio
+"""`/analysis/backtests`: jobs queued, run by the worker to the engine's result, each
+user's own; bad requests refused before anything is stored."""
+
 import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
-from analysis_service.backtests.worker import BacktestWorker
 from analysis_service.models import Backtest
 from shared.backtest import run_backtest
-from shared.events import Event, publish
 from shared.strategies import create_strategy
-from tests.analysis_service.conftest import MARKET_CANDLES, eventually
+from tests.analysis_service.fake_market import MARKET_CANDLES
 from tests.factories import create_user
 from tests.shared.sample_candles import random_candles, window
+from tests.waiting import eventually
 
 C = random_candles(1500, seed=12)
 ROWS = C.to_rows()
@@ -191,74 +192,6 @@ async def test_a_failing_job_ends_with_a_clear_error(client, user, market):
     body = await finished(client, user, response.json()["id"])
     assert body["status"] == "failed"
     assert "market service is unavailable" in body["error"]
-
-
-async def test_a_job_left_by_a_dead_replica_is_taken_over(
-    settings, market, sessionmaker, redis, session, user
-):
-    import httpx
-
-    from analysis_service.market import MarketClient
-
-    # The job row and its stream entry, read by a replica that then died (never acked).
-    row = Backtest(
-        user_id=user.id,
-        status="running",
-        progress=0.2,
-        strategy="ma_crossover",
-        parameters=MA["params"],
-        request={"candles": ROWS, "fee": 0.001},
-    )
-    session.add(row)
-    await session.commit()
-    await publish(
-        redis,
-        Event(type="backtest.requested", data={"backtest_id": str(row.id)}, source="test"),
-        stream=settings.backtest_stream,
-    )
-    await redis.xgroup_create(settings.backtest_stream, settings.backtest_group, id="0")
-    await redis.xreadgroup(
-        settings.backtest_group, "dead-replica", {settings.backtest_stream: ">"}, count=1
-    )
-    async with httpx.AsyncClient(transport=httpx.MockTransport(market)) as http:
-        worker = BacktestWorker(
-            redis,
-            sessionmaker,
-            MarketClient(http, ["http://market.test"]),
-            settings,
-            consumer="survivor",
-        )
-        assert await worker.process_once(block_ms=10) == 0  # not idle long enough yet
-        await asyncio.sleep(settings.backtest_claim_idle_ms / 1000 + 0.1)
-        assert await worker.process_once(block_ms=10) == 1
-    await session.refresh(row)
-    assert row.status == "done"
-    assert row.result is not None
-    assert row.result["metrics"]["n_trades"] > 0
-    pending = await redis.xpending(settings.backtest_stream, settings.backtest_group)
-    assert pending["pending"] == 0
-
-
-async def test_a_finished_job_delivered_again_is_not_rerun(
-    settings, sessionmaker, session, user, redis
-):
-    row = Backtest(
-        user_id=user.id,
-        status="done",
-        progress=1.0,
-        strategy="ma_crossover",
-        parameters=MA["params"],
-        request={"candles": ROWS},
-        result={"metrics": {"n_trades": 42}},
-    )
-    session.add(row)
-    await session.commit()
-    worker = BacktestWorker(redis, sessionmaker, None, settings)  # type: ignore[arg-type]
-    await worker.execute(row.id)
-    await session.refresh(row)
-    assert row.result == {"metrics": {"n_trades": 42}}
-    count = await session.scalar(text("SELECT count(*) FROM backtests"))
-    assert count == 1
 
 
 async def test_backtests_list_the_same_catalog_as_the_registry(client, user):

@@ -9,7 +9,7 @@ import httpx
 from redis.asyncio import Redis
 
 from tests.factories import issue_access_token
-from tests.gateway.conftest import GatewayFactory, all_upstreams
+from tests.gateway.stack import GatewayFactory, all_upstreams
 from tests.servers import UvicornThread
 
 

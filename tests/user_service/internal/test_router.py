@@ -1,4 +1,4 @@
-"""The internal API of contract 1: X-Internal-Token required; decrypted keys for services."""
+"""`/user/internal`, for other services only: X-Internal-Token required; decrypted keys."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 import httpx
 
 from shared.settings import DEFAULT_INTERNAL_TOKEN
-from tests.user_service.conftest import register, signed_up
+from tests.user_service.sign_up import register, signed_up
 
 INTERNAL = {"X-Internal-Token": DEFAULT_INTERNAL_TOKEN}
 
