@@ -16,11 +16,8 @@ from market_service.settings import MarketSettings
 from shared.backtest import run_backtest
 from shared.strategies import create_strategy
 from tests.servers import UvicornThread, app_client
-<<<<<<< HEAD:tests/analysis_service/test_end_to_end.py
-from tradebot.backtest import parse_time, sim_candles
-=======
 from tests.waiting import eventually
->>>>>>> wip-tests:tests/analysis_service/test_analysis_runs_on_a_real_market_service.py
+from tradebot.backtest import parse_time, sim_candles
 
 pytestmark = pytest.mark.e2e
 

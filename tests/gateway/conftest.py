@@ -9,12 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.main import create_app
-<<<<<<< HEAD
-from gateway.settings import GatewaySettings
-=======
-from tradebot.stack import HTTP_PROTOCOLS
 from tests.gateway.stack import GatewayFactory, gateway_settings
->>>>>>> wip-tests
 from tests.gateway.upstream_app import create_upstream
 from tests.servers import UvicornThread
 from tradebot.stack import HTTP_PROTOCOLS

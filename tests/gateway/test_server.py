@@ -13,10 +13,10 @@ from redis.asyncio import Redis
 from gateway import server
 from gateway.main import create_app
 from gateway.proxy import GatewayProxy
-from tradebot.stack import HTTP_PROTOCOLS
 from tests.factories import issue_access_token
 from tests.gateway.stack import GatewayFactory, all_upstreams, gateway_settings
 from tests.servers import UvicornThread
+from tradebot.stack import HTTP_PROTOCOLS
 
 
 @pytest.fixture

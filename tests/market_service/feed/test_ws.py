@@ -17,18 +17,11 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
 from market_service.main import create_app
-<<<<<<< HEAD
-=======
 from market_service.settings import MarketSettings
-from tradebot.stack import WS_PROTOCOLS
->>>>>>> wip-tests
 from shared.events import stream_for
 from tests.servers import UvicornThread, app_client
-<<<<<<< HEAD
-from tradebot.stack import WS_PROTOCOLS
-=======
 from tests.waiting import eventually
->>>>>>> wip-tests
+from tradebot.stack import WS_PROTOCOLS
 
 pytestmark = pytest.mark.e2e
 
