@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.db import create_sessionmaker
+from shared.db import commit, create_sessionmaker
 from shared.events import (
     DEAD_LETTER_STREAM,
     Event,
@@ -52,10 +52,7 @@ async def test_an_event_staged_in_a_transaction_is_published_after_commit_and_ap
     async with sessionmaker() as tx:
         stage(tx, Event(type="pair.listed", data={"symbol": "BTC/USDT"}, source="test"))
         assert await redis.xlen(STREAM) == 0  # nothing leaves before the commit
-        await tx.commit()
-    from shared.events import publish_staged
-
-    await publish_staged(tx)
+        await commit(tx)
     assert await redis.xlen(STREAM) == 1
     assert await worker.process_once() == 1
     assert await count_pairs(session) == 1
