@@ -18,9 +18,11 @@ from market_service.settings import MarketSettings
 from notification_service.main import create_app as create_notification_app
 from notification_service.webhooks.signing import SIGNATURE_HEADER, verify
 from tests.factories import create_user
-from tests.notification_service.conftest import WebhookReceiver, eventually, make_settings
+from tests.notification_service.fakes import WebhookReceiver
 from tests.notification_service.live_client import live
+from tests.notification_service.settings import make_settings
 from tests.servers import UvicornThread
+from tests.waiting import eventually
 from trading_engine.main import create_app as create_trading_app
 from trading_engine.settings import TradingSettings
 from user_service.main import create_app as create_user_app

@@ -22,15 +22,12 @@ from notification_service.webhooks.signing import (
 )
 from shared.events import DEAD_LETTER_STREAM, NOTIFICATION_QUEUE, Event, publish
 from tests.factories import create_user
-from tests.notification_service.conftest import (
-    FakeUserService,
-    WebhookReceiver,
-    eventually,
-    make_settings,
-    trade_event,
-)
+from tests.notification_service.events import trade_event
+from tests.notification_service.fakes import FakeUserService, WebhookReceiver
 from tests.notification_service.live_client import live
+from tests.notification_service.settings import make_settings
 from tests.servers import UvicornThread, free_port
+from tests.waiting import eventually
 
 
 async def add_webhook(

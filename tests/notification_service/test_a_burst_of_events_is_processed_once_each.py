@@ -16,13 +16,11 @@ from notification_service.main import create_app
 from notification_service.models import Notification
 from shared.redis import create_redis
 from tests.factories import create_user
-from tests.notification_service.conftest import (
-    FakeUserService,
-    eventually,
-    make_settings,
-    trade_event,
-)
+from tests.notification_service.events import trade_event
+from tests.notification_service.fakes import FakeUserService
+from tests.notification_service.settings import make_settings
 from tests.servers import UvicornThread
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -40,7 +38,7 @@ async def test_ten_thousand_events_in_a_burst_are_all_processed_none_twice(
     people = [await create_user(session, redis) for _ in range(10)]
     for person in people:
         users.preferences[str(person.id)] = {}
-    settings = make_settings(users.url, preferences_cache_ttl_s=60.0)  # type: ignore[attr-defined]
+    settings = make_settings(users.url, preferences_cache_ttl_s=60.0)
 
     pushes: Counter[str] = Counter()
     channels = {f"channel:notifications:{p.id}" for p in people}
