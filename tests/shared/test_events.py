@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 
@@ -23,6 +22,7 @@ from shared.events import (
     stream_for,
 )
 from tests.servers import free_port
+from tests.waiting import eventually
 
 STREAM = stream_for("pair.listed")
 
@@ -66,15 +66,15 @@ async def test_an_event_staged_in_a_transaction_is_published_after_commit_and_ap
 async def test_an_entry_left_unacked_by_a_dead_consumer_is_reclaimed_and_applied_once(
     sessionmaker, redis: Redis, session: AsyncSession
 ) -> None:
+    patient = consumer(redis, sessionmaker, claim_idle_ms=60_000)
     worker = consumer(redis, sessionmaker, claim_idle_ms=100)
     await worker.ensure_groups()
     await publish(redis, Event(type="pair.listed", data={"symbol": "ETH/USDT"}, source="test"))
     # A consumer reads the entry and dies before acking it.
     taken = await redis.xreadgroup("test-service", "dead-consumer", {STREAM: ">"}, count=10)
     assert len(taken[0][1]) == 1
-    assert await worker.process_once(block_ms=10) == 0  # not idle long enough yet
-    await asyncio.sleep(0.15)
-    assert await worker.process_once(block_ms=10) == 1
+    assert await patient.process_once(block_ms=10) == 0  # not idle long enough for it
+    assert await eventually(lambda: worker.process_once(block_ms=10)) == 1
     assert await count_pairs(session) == 1
     assert (await redis.xpending(STREAM, "test-service"))["pending"] == 0
 

@@ -20,6 +20,7 @@ from tests.notification_service.events import trade_event
 from tests.notification_service.fakes import FakeUserService
 from tests.notification_service.live_client import live, ws_url
 from tests.notification_service.settings import make_settings
+from tests.notification_service.settled import entries_handled, pushed_so_far
 from tests.servers import UvicornThread, free_port
 from tests.waiting import eventually
 
@@ -74,8 +75,8 @@ async def test_the_token_may_come_in_the_query_and_pushes_reach_only_their_owner
             return len(first.notifications) == 1 and len(second.notifications) == 1
 
         await eventually(both_got_it)
-        await asyncio.sleep(0.3)
-        assert stranger.notifications == []
+        await entries_handled(redis, "events:trade.executed")
+        assert await pushed_so_far(stranger, redis, other.id) == []
         assert first.notifications == second.notifications
         note = first.notifications[0]
         assert note["title"] == "Sold 0.01 ETH/USDT at 50000"
