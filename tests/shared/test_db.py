@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -126,7 +127,7 @@ async def test_an_event_staged_in_a_rolled_back_transaction_is_never_published(
         await failed_unit_of_work(sessionmaker, stage_and_flush)
 
     # Publishing is part of commit(): what it sent is in the stream when it returns.
-    entries = await redis.xrange(STREAM)
+    entries: Any = await redis.xrange(STREAM)
     assert [Event.from_fields(fields).data["symbol"] for _, fields in entries] == ["COMMITTED/ONE"]
     assert await session.scalar(select(func.count()).select_from(OutboxEntry)) == 0
 
