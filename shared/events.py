@@ -147,6 +147,9 @@ async def publish(
     return _text(entry_id)
 
 
+_STAGED = "staged_events"  # session.info key of the session's _StagedEvents
+
+
 def stage(session: AsyncSession, event: Event, *, stream: str | None = None) -> None:
     """Add an event to the session's transaction; it is published after the commit."""
     entry = OutboxEntry(stream=stream or stream_for(event.type), fields=event.to_fields())
@@ -156,9 +159,6 @@ def stage(session: AsyncSession, event: Event, *, stream: str | None = None) -> 
         outbox = session.info[_STAGED] = _StagedEvents(session)
     outbox.entries.append(entry)
     after_commit(session, outbox.publish)  # once per transaction however many are staged
-
-
-_STAGED = "staged_events"
 
 
 class _StagedEvents:
