@@ -41,7 +41,6 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from notification_service import event_payloads as payloads
-from notification_service.commit_hooks import after_commit
 from notification_service.live.hub import LivePublisher
 from notification_service.notifications import service as notifications
 from notification_service.notifications.repository import BatchItem
@@ -55,7 +54,7 @@ from notification_service.preferences import (
 from notification_service.settings import NotificationSettings
 from notification_service.webhooks import service as webhooks
 from shared.cancellation import cancel_and_wait
-from shared.db import create_sessionmaker
+from shared.db import after_commit, create_sessionmaker
 from shared.events import (
     BOT_FAILED,
     EVENTS_HANDLED,
@@ -65,7 +64,7 @@ from shared.events import (
     Event,
     EventConsumer,
     Handler,
-    _text,
+    StreamEntry,
     stream_for,
 )
 
@@ -283,68 +282,35 @@ class BatchingConsumer(EventConsumer):
         super().__init__(*args, **kwargs)
         self.intake = intake
         self.engine = engine
-        self._reclaim_due: dict[str, float] = {}
-
-    async def _reclaim(self, stream: str) -> int:
         # XAUTOCLAIM only finds entries idle for claim_idle_ms; asking on every loop (one
         # round trip per stream before each read) buys nothing, so ask every half of that.
-        now = asyncio.get_running_loop().time()
-        if now < self._reclaim_due.get(stream, 0.0):
-            return 0
-        self._reclaim_due[stream] = now + self.claim_idle_ms / 2000
-        return await super()._reclaim(stream)
+        self.reclaim_interval_s = self.claim_idle_ms / 2000
 
-    async def _read(self, streams: dict[str, str], *, block_ms: int | None) -> int:
-        response: Any = await self.redis.xreadgroup(
-            self.group,
-            self.consumer,
-            streams,  # type: ignore[arg-type]
-            count=self.batch,
-            block=block_ms,
-        )
-        # RESP2 answers a list of [stream, entries]; RESP3 a mapping (as the base class).
-        pairs = response.items() if isinstance(response, dict) else (response or [])
-        entries = [
-            (_text(stream), _text(entry_id), fields)
-            for stream, stream_entries in pairs
-            for entry_id, fields in stream_entries
-        ]
-        if entries:
-            try:
-                await self._apply_batch(entries)
-                return len(entries)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.info("batch_fell_back_to_single_entries", error=repr(exc), size=len(entries))
-        for stream, entry_id, fields in entries:
-            await self._handle(stream, entry_id, fields)
-        return len(entries)
+    async def handle_batch(self, entries: Sequence[StreamEntry]) -> None:
+        try:
+            await self._apply_batch(entries)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.info("batch_fell_back_to_single_entries", error=repr(exc), size=len(entries))
+        await super().handle_batch(entries)
 
-    async def _apply_batch(self, entries: list[tuple[str, str, Any]]) -> None:
-        parsed = [
-            (stream, entry_id, Event.from_fields(fields)) for stream, entry_id, fields in entries
-        ]
+    async def _apply_batch(self, entries: Sequence[StreamEntry]) -> None:
+        parsed = [(entry, Event.from_fields(entry.fields)) for entry in entries]
         async with self.engine.connect() as conn:
             autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
             fresh_ids = await self.intake.apply_batch(
-                autocommit, self.group, [(stream, event) for stream, _, event in parsed]
+                autocommit, self.group, [(entry.stream, event) for entry, event in parsed]
             )
         fresh: list[tuple[str, Event]] = []
-        for stream, _entry_id, event in parsed:
+        for entry, event in parsed:
             if event.id in fresh_ids:
                 fresh_ids.discard(event.id)  # a repeat within the batch is a duplicate too
-                fresh.append((stream, event))
-        async with self.redis.pipeline(transaction=False) as pipe:
-            by_stream: dict[str, list[str]] = {}
-            for stream, entry_id, _event in parsed:
-                by_stream.setdefault(stream, []).append(entry_id)
-            for stream, ids in by_stream.items():
-                pipe.xack(stream, self.group, *ids)
-            pipe.hdel(self._failures_key, *(f"{s}:{i}" for s, i, _ in parsed))
-            await pipe.execute()
+                fresh.append((entry.stream, event))
+        await self.ack(entries)
         applied = Counter(stream for stream, _event in fresh)
-        seen = Counter(stream for stream, _entry_id, _event in parsed)
+        seen = Counter(entry.stream for entry in entries)
         for stream, n in seen.items():
             if applied[stream]:
                 EVENTS_HANDLED.labels(self.group, stream, "applied").inc(applied[stream])

@@ -1,18 +1,24 @@
-"""Async SQLAlchemy 2: the engine, the session factory and the request's unit of work.
+"""Async SQLAlchemy 2: the engine, the session factory, the unit of work and after-commit
+hooks.
 
 A request gets one session; the dependency commits when the route returns and rolls back
-when it raises, then publishes the events the request staged in the outbox
-(see :mod:`shared.events`), so an event never leaves before the commit that made it true.
+when it raises. Side effects that must not leave before the commit that made them true
+(the events staged in the outbox, a live push, a worker's wake-up) are registered with
+:func:`after_commit` and run by :func:`commit` once the transaction has committed; a
+transaction that rolls back runs none of them.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import structlog
 from redis.asyncio import Redis
 from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import (
@@ -21,7 +27,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, SessionTransaction
+
+log = structlog.get_logger("db")
 
 # Stable constraint names so Alembic migrations can refer to them.
 NAMING_CONVENTION = {
@@ -70,27 +78,74 @@ def create_sessionmaker(
     return async_sessionmaker(engine, expire_on_commit=False, info={"redis": redis})
 
 
-# session.info key: the event loop's time of the unit of work's commit (before the outbox
-# is published), for latency figures.
+# session.info key: the event loop's time of the session's last commit (before its
+# after-commit hooks ran, so before its staged events were published), for latency figures.
 COMMITTED_AT = "committed_at"
+
+# What runs once a transaction has committed: a coroutine function (awaited) or a quick
+# synchronous callable.
+AfterCommitHook = Callable[[], Awaitable[None] | None]
+
+_AFTER_COMMIT = "after_commit_hooks"
+
+
+@dataclass(slots=True)
+class _Hooks:
+    """The hooks of one transaction: they belong to it and die with it."""
+
+    transaction: SessionTransaction
+    hooks: dict[AfterCommitHook, None] = field(default_factory=dict)  # an ordered set
+
+
+def after_commit(session: AsyncSession, hook: AfterCommitHook) -> None:
+    """Run ``hook`` once the session's current transaction has committed (by :func:`commit`
+    or :func:`unit_of_work`); if the transaction rolls back instead, the hook never runs.
+
+    Hooks run in the order registered, a hook registered twice in one transaction once.
+    """
+    sync_session = session.sync_session
+    transaction = sync_session.get_transaction() or sync_session.begin()
+    pending: _Hooks | None = session.info.get(_AFTER_COMMIT)
+    if pending is None or pending.transaction is not transaction:
+        # The first hook of this transaction; any left over belong to one that rolled back.
+        pending = session.info[_AFTER_COMMIT] = _Hooks(transaction)
+    pending.hooks[hook] = None
+
+
+async def commit(session: AsyncSession) -> None:
+    """Commit the session's transaction, then run the hooks registered on it.
+
+    A hook that fails is logged and the others still run: the data is committed, so the
+    caller's work has succeeded.
+    """
+    transaction = session.sync_session.get_transaction()
+    await session.commit()
+    session.info[COMMITTED_AT] = asyncio.get_running_loop().time()
+    pending: _Hooks | None = session.info.pop(_AFTER_COMMIT, None)
+    if pending is None or pending.transaction is not transaction:
+        return
+    for hook in pending.hooks:
+        try:
+            result = hook()
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("after_commit_hook_failed", hook=repr(hook))
 
 
 @asynccontextmanager
 async def unit_of_work(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
-    """A session that commits on success, rolls back on error, then flushes the outbox."""
-    from shared.events import publish_staged  # local: events imports db
-
+    """A session that commits on success (then runs its after-commit hooks, e.g. publishes
+    its staged events) and rolls back on error."""
     async with sessionmaker() as session:
         try:
             yield session
-            await session.commit()
-            session.info[COMMITTED_AT] = asyncio.get_running_loop().time()
+            await commit(session)
         except BaseException:
             await session.rollback()
             raise
-    await publish_staged(session)
 
 
 async def ping_database(engine: AsyncEngine) -> None:

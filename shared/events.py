@@ -1,17 +1,20 @@
 """The event bus of DESIGN section 4, on Redis Streams.
 
 Publishing: a service stages an event in the ``event_outbox`` table inside the transaction
-that makes it true (:func:`stage`); after the commit the unit of work XADDs it to
-``events:{type}`` and deletes the row (:func:`publish_staged`). If Redis is down at that
-moment the row stays and :func:`relay_outbox` (a loop every service with a database runs)
-publishes it later, so an event is never lost, only possibly sent twice; consumers are
-idempotent by event id. Code with no transaction publishes directly (:func:`publish`).
+that makes it true (:func:`stage`); once that transaction has committed (an after-commit
+hook, :func:`shared.db.after_commit`) it is XADDed to ``events:{type}`` and its row
+deleted; a transaction that rolls back sends nothing. If Redis is down at that moment the
+row stays and :func:`relay_outbox` (a loop every service with a database runs) publishes it
+later, so an event is never lost, only possibly sent twice; consumers are idempotent by
+event id. Code with no transaction publishes directly (:func:`publish`).
 
 Consuming (:class:`EventConsumer`): one consumer group per consuming service; the handler
 runs in a database transaction that also records ``(group, event id)`` in
 ``processed_events``, so a duplicate id has no second effect; the entry is acked after that
-commit. Entries pending on a dead consumer are taken over with XAUTOCLAIM; an entry whose
-handler failed ``max_failures`` times moves to ``events:dead-letter`` with its error.
+commit. What one read returns goes to :meth:`EventConsumer.handle_batch`, which a subclass
+may override to apply a batch at once. Entries pending on a dead consumer are taken over
+with XAUTOCLAIM; an entry whose handler failed ``max_failures`` times moves to
+``events:dead-letter`` with its error.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import structlog
@@ -31,7 +34,7 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy import BigInteger, DateTime, String, delete, func, select, text
+from sqlalchemy import BigInteger, DateTime, String, delete, func, inspect, select, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.exc import DBAPIError, InterfaceError
@@ -39,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.cancellation import raise_if_cancelling
-from shared.db import Base
+from shared.db import Base, after_commit, commit
 
 log = structlog.get_logger("events")
 
@@ -144,38 +147,57 @@ async def publish(
     return _text(entry_id)
 
 
+_STAGED = "staged_events"  # session.info key of the session's _StagedEvents
+
+
 def stage(session: AsyncSession, event: Event, *, stream: str | None = None) -> None:
     """Add an event to the session's transaction; it is published after the commit."""
     entry = OutboxEntry(stream=stream or stream_for(event.type), fields=event.to_fields())
     session.add(entry)
-    session.info.setdefault("staged_events", []).append(entry)
+    outbox: _StagedEvents | None = session.info.get(_STAGED)
+    if outbox is None:
+        outbox = session.info[_STAGED] = _StagedEvents(session)
+    outbox.entries.append(entry)
+    after_commit(session, outbox.publish)  # once per transaction however many are staged
 
 
-async def publish_staged(session: AsyncSession) -> None:
-    """After a commit: XADD what the transaction staged and drop it from the outbox.
+class _StagedEvents:
+    """A session's outbox entries waiting for their transaction's commit."""
 
-    A Redis failure leaves the rows for :func:`relay_outbox`; it never fails the request,
-    whose data is already committed.
-    """
-    staged: list[OutboxEntry] = session.info.pop("staged_events", [])
-    redis: Redis | None = session.info.get("redis")
-    if not staged or redis is None:
-        return
-    try:
-        async with redis.pipeline(transaction=False) as pipe:
-            for entry in staged:
-                pipe.xadd(entry.stream, entry.fields, maxlen=DEFAULT_MAXLEN, approximate=True)  # type: ignore[arg-type]
-            await pipe.execute()
-        # Losing this delete in a crash only makes the relay send the events again
-        # (consumers are idempotent), so it need not wait for the WAL flush.
-        await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-        await session.execute(
-            delete(OutboxEntry).where(OutboxEntry.seq.in_([e.seq for e in staged]))
-        )
-        await session.commit()
-    except Exception as exc:
-        log.warning("outbox_publish_deferred", error=repr(exc), count=len(staged))
-        await session.rollback()
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.entries: list[OutboxEntry] = []
+
+    async def publish(self) -> None:
+        """XADD what the committed transaction staged and drop it from the outbox.
+
+        A Redis failure leaves the rows for :func:`relay_outbox`; it never fails the caller,
+        whose data is already committed.
+        """
+        # Entries of a transaction that rolled back are no longer persistent: not sent.
+        staged = [entry for entry in self.entries if inspect(entry).persistent]
+        self.entries.clear()
+        session = self.session
+        redis: Redis | None = session.info.get("redis")
+        if not staged or redis is None:
+            return
+        try:
+            async with redis.pipeline(transaction=False) as pipe:
+                for entry in staged:
+                    pipe.xadd(entry.stream, entry.fields, maxlen=DEFAULT_MAXLEN, approximate=True)  # type: ignore[arg-type]
+                await pipe.execute()
+            # Losing this delete in a crash only makes the relay send the events again
+            # (consumers are idempotent), so it need not wait for the WAL flush.
+            await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            await session.execute(
+                delete(OutboxEntry).where(OutboxEntry.seq.in_([e.seq for e in staged]))
+            )
+            # Plain commit: the outbox's own bookkeeping, not the caller's commit (whose
+            # time COMMITTED_AT keeps).
+            await session.commit()
+        except Exception as exc:
+            log.warning("outbox_publish_deferred", error=repr(exc), count=len(staged))
+            await session.rollback()
 
 
 async def relay_outbox(
@@ -206,7 +228,7 @@ async def relay_outbox(
                 pipe.xadd(row.stream, row.fields, maxlen=DEFAULT_MAXLEN, approximate=True)  # type: ignore[arg-type]
             await pipe.execute()
         await session.execute(delete(OutboxEntry).where(OutboxEntry.seq.in_([r.seq for r in rows])))
-        await session.commit()
+        await commit(session)
         return len(rows)
 
 
@@ -244,7 +266,7 @@ async def prune_processed_events(
                 ),
                 {"age": keep_days * 86_400, "batch": batch},
             )
-            await session.commit()
+            await commit(session)
         count = int(getattr(result, "rowcount", 0) or 0)
         deleted += count
         if count < batch:
@@ -270,6 +292,14 @@ async def run_processed_events_pruner(
 
 
 Handler = Callable[[Event, AsyncSession], Awaitable[None]]
+
+
+class StreamEntry(NamedTuple):
+    """One entry as read from a stream: the fields are still raw (see Event.from_fields)."""
+
+    stream: str
+    id: str
+    fields: Mapping[Any, Any]
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -298,6 +328,7 @@ class EventConsumer:
         retry_delay_s: float = 1.0,
         block_ms: int = 1000,
         batch: int = 100,
+        reclaim_interval_s: float = 0.0,
     ) -> None:
         self.redis = redis
         self.sessionmaker = sessionmaker
@@ -309,8 +340,12 @@ class EventConsumer:
         self.retry_delay_s = retry_delay_s
         self.block_ms = block_ms
         self.batch = batch
+        # How often to ask XAUTOCLAIM for entries idle on dead consumers (per stream); 0 is
+        # before every read.
+        self.reclaim_interval_s = reclaim_interval_s
         self._failures_key = f"events:failures:{group}"
         self._retry_at: float | None = None
+        self._reclaim_due: dict[str, float] = {}
 
     async def ensure_groups(self) -> None:
         for stream in self.handlers:
@@ -349,7 +384,32 @@ class EventConsumer:
         )
         return handled
 
+    async def handle_batch(self, entries: Sequence[StreamEntry]) -> None:
+        """Apply what one read returned, each entry in a transaction of its own.
+
+        A subclass may apply a batch at once (then :meth:`ack` it) and call this for the
+        entries when that fails: failure counting, retries and dead letters stay these.
+        """
+        for entry in entries:
+            await self._handle(entry)
+
+    async def ack(self, entries: Sequence[StreamEntry]) -> None:
+        """Ack entries whose effects have committed and forget their failures, in one trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            by_stream: dict[str, list[str]] = {}
+            for entry in entries:
+                by_stream.setdefault(entry.stream, []).append(entry.id)
+            for stream, ids in by_stream.items():
+                pipe.xack(stream, self.group, *ids)
+            pipe.hdel(self._failures_key, *(f"{e.stream}:{e.id}" for e in entries))
+            await pipe.execute()
+
     async def _reclaim(self, stream: str) -> int:
+        if self.reclaim_interval_s:
+            now = asyncio.get_running_loop().time()
+            if now < self._reclaim_due.get(stream, 0.0):
+                return 0
+            self._reclaim_due[stream] = now + self.reclaim_interval_s
         result = await self.redis.xautoclaim(
             stream,
             self.group,
@@ -361,7 +421,7 @@ class EventConsumer:
         entries = result[1] if result else []
         for entry_id, fields in entries:
             if fields:  # a trimmed entry comes back empty
-                await self._handle(stream, _text(entry_id), fields)
+                await self._handle(StreamEntry(stream, _text(entry_id), fields))
             else:
                 await self.redis.xack(stream, self.group, entry_id)
         return len(entries)
@@ -374,16 +434,19 @@ class EventConsumer:
             count=self.batch,
             block=block_ms,
         )
-        handled = 0
         # RESP2 answers a list of [stream, entries]; RESP3 a mapping.
         pairs = response.items() if isinstance(response, dict) else (response or [])
-        for stream_name, entries in pairs:
-            for entry_id, fields in entries:
-                await self._handle(_text(stream_name), _text(entry_id), fields)
-                handled += 1
-        return handled
+        entries = [
+            StreamEntry(_text(stream_name), _text(entry_id), fields)
+            for stream_name, stream_entries in pairs
+            for entry_id, fields in stream_entries
+        ]
+        if entries:
+            await self.handle_batch(entries)
+        return len(entries)
 
-    async def _handle(self, stream: str, entry_id: str, fields: Mapping[Any, Any]) -> None:
+    async def _handle(self, entry: StreamEntry) -> None:
+        stream, entry_id, fields = entry
         handler = self.handlers[stream]
         try:
             event = Event.from_fields(fields)
@@ -403,8 +466,7 @@ class EventConsumer:
                 else:
                     await handler(event, session)
                     outcome = "applied"
-                await session.commit()
-            await publish_staged(session)
+                await commit(session)  # then its staged events and hooks
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -417,8 +479,7 @@ class EventConsumer:
                 return
             await self._failed(stream, entry_id, fields, exc)
             return
-        await self.redis.xack(stream, self.group, entry_id)
-        await self.redis.hdel(self._failures_key, f"{stream}:{entry_id}")
+        await self.ack([entry])
         EVENTS_HANDLED.labels(self.group, stream, outcome).inc()
 
     async def _failed(

@@ -1,7 +1,7 @@
 """Live push through Redis pub/sub, so a socket on any replica gets its user's notifications.
 
 :class:`LivePublisher` PUBLISHes to ``channel:notifications:{userId}`` (only after the commit
-that stored the notification; see :mod:`notification_service.commit_hooks`), batching what
+that stored the notification; see :func:`shared.db.after_commit`), batching what
 arrives together into one pipeline. :class:`LiveHub` holds one pattern subscription per
 replica and hands each message to the queues of that user's sockets on this replica; a
 socket whose queue is full is dropped, never allowed to stall the others.

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
+import uuid
 
 from redis.asyncio import Redis
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.db import create_sessionmaker
+from shared.db import commit, create_engine, create_sessionmaker
 from shared.events import (
     DEAD_LETTER_STREAM,
     Event,
@@ -21,6 +21,8 @@ from shared.events import (
     stage,
     stream_for,
 )
+from tests.servers import free_port
+from tests.waiting import eventually
 
 STREAM = stream_for("pair.listed")
 
@@ -52,10 +54,7 @@ async def test_an_event_staged_in_a_transaction_is_published_after_commit_and_ap
     async with sessionmaker() as tx:
         stage(tx, Event(type="pair.listed", data={"symbol": "BTC/USDT"}, source="test"))
         assert await redis.xlen(STREAM) == 0  # nothing leaves before the commit
-        await tx.commit()
-    from shared.events import publish_staged
-
-    await publish_staged(tx)
+        await commit(tx)
     assert await redis.xlen(STREAM) == 1
     assert await worker.process_once() == 1
     assert await count_pairs(session) == 1
@@ -67,15 +66,15 @@ async def test_an_event_staged_in_a_transaction_is_published_after_commit_and_ap
 async def test_an_entry_left_unacked_by_a_dead_consumer_is_reclaimed_and_applied_once(
     sessionmaker, redis: Redis, session: AsyncSession
 ) -> None:
+    patient = consumer(redis, sessionmaker, claim_idle_ms=60_000)
     worker = consumer(redis, sessionmaker, claim_idle_ms=100)
     await worker.ensure_groups()
     await publish(redis, Event(type="pair.listed", data={"symbol": "ETH/USDT"}, source="test"))
     # A consumer reads the entry and dies before acking it.
     taken = await redis.xreadgroup("test-service", "dead-consumer", {STREAM: ">"}, count=10)
     assert len(taken[0][1]) == 1
-    assert await worker.process_once(block_ms=10) == 0  # not idle long enough yet
-    await asyncio.sleep(0.15)
-    assert await worker.process_once(block_ms=10) == 1
+    assert await patient.process_once(block_ms=10) == 0  # not idle long enough for it
+    assert await eventually(lambda: worker.process_once(block_ms=10)) == 1
     assert await count_pairs(session) == 1
     assert (await redis.xpending(STREAM, "test-service"))["pending"] == 0
 
@@ -185,3 +184,46 @@ async def test_ids_of_events_applied_long_ago_are_forgotten_and_recent_ones_kept
     await publish(redis, recent)  # a late duplicate of a recent event is still a no-op
     assert await worker.process_once() == 1
     assert await count_pairs(session) == 2
+
+
+OUTAGE_STREAM = "events:test.outage"
+
+
+async def test_a_database_outage_does_not_dead_letter_entries_they_apply_once_it_is_back(
+    redis: Redis, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    # A handler that cannot reach the database is not the entry's fault: it is retried
+    # after the outage, never dead-lettered for it.
+    down_engine = create_engine(
+        f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nowhere", pool_size=1
+    )
+    applied: list[uuid.UUID] = []
+
+    async def handler(event: Event, session: AsyncSession) -> None:
+        applied.append(event.id)
+
+    consumer = EventConsumer(
+        redis,
+        create_sessionmaker(down_engine, redis),
+        group="outage-test",
+        handlers={OUTAGE_STREAM: handler},
+        retry_delay_s=0.0,
+    )
+    await consumer.ensure_groups()
+    event = Event(type="test.outage", data={}, source="test")
+    await publish(redis, event, stream=OUTAGE_STREAM)
+    try:
+        for _ in range(3 * consumer.max_failures):
+            await consumer.process_once(block_ms=10)
+    finally:
+        await down_engine.dispose()
+
+    assert await redis.xlen(DEAD_LETTER_STREAM) == 0
+    assert applied == []
+
+    consumer.sessionmaker = sessionmaker  # the database is back
+    for _ in range(3):
+        await consumer.process_once(block_ms=10)
+    assert applied == [event.id]
+    assert (await redis.xpending(OUTAGE_STREAM, "outage-test"))["pending"] == 0
+    assert await redis.hlen("events:failures:outage-test") == 0

@@ -13,9 +13,10 @@ from gateway.main import create_app as create_gateway_app
 from gateway.settings import GatewaySettings
 from shared.events import publish
 from tests.factories import create_user
-from tests.notification_service.conftest import eventually, trade_event
+from tests.notification_service.events import trade_event
 from tests.notification_service.live_client import live, ws_url
 from tests.servers import UvicornThread
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 

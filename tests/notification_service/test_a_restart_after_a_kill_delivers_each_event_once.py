@@ -17,14 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notification_service.models import Notification, WebhookDelivery, WebhookDispatch
 from shared.events import DEAD_LETTER_STREAM
 from tests.factories import create_user
-from tests.notification_service.conftest import (
-    INTERNAL_TOKEN,
-    FakeUserService,
-    WebhookReceiver,
-    eventually,
-    trade_event,
-)
+from tests.notification_service.events import trade_event
+from tests.notification_service.fakes import INTERNAL_TOKEN, FakeUserService, WebhookReceiver
 from tests.servers import ServiceProcess
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -51,7 +47,7 @@ async def test_killing_the_service_with_events_pending_then_restarting_delivers_
     for user in (alice, bob):
         users.preferences[str(user.id)] = {}
     env = {
-        "USER_SERVICE_URLS": users.url,  # type: ignore[attr-defined]
+        "USER_SERVICE_URLS": users.url,
         "INTERNAL_API_TOKEN": INTERNAL_TOKEN,
         "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
         "WEBHOOK_TIMEOUT_S": "1",

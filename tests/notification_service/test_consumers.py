@@ -21,7 +21,7 @@ from notification_service.preferences import ChannelPreferences, PreferenceDirec
 from shared.db import create_engine, create_sessionmaker
 from shared.events import DEAD_LETTER_STREAM, NOTIFICATION_QUEUE, Event, publish
 from tests.factories import create_user
-from tests.notification_service.conftest import trade_event
+from tests.notification_service.events import trade_event
 from tests.servers import free_port
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Sequence
@@ -22,15 +21,18 @@ from notification_service.webhooks.signing import (
 )
 from shared.events import DEAD_LETTER_STREAM, NOTIFICATION_QUEUE, Event, publish
 from tests.factories import create_user
-from tests.notification_service.conftest import (
-    FakeUserService,
-    WebhookReceiver,
-    eventually,
-    make_settings,
-    trade_event,
-)
+from tests.notification_service.events import trade_event
+from tests.notification_service.fakes import FakeUserService, WebhookReceiver
 from tests.notification_service.live_client import live
+from tests.notification_service.settings import make_settings
+from tests.notification_service.settled import (
+    MARKER_KIND,
+    entries_handled,
+    pushed_so_far,
+    webhooks_settled,
+)
 from tests.servers import UvicornThread, free_port
+from tests.waiting import eventually
 
 
 async def add_webhook(
@@ -62,8 +64,8 @@ async def test_a_trade_is_stored_once_pushed_to_its_owner_only_and_posted_signed
 ) -> None:
     owner = await create_user(session, redis)
     other = await create_user(session, redis)
-    users.preferences[str(owner.id)] = {}
-    users.preferences[str(other.id)] = {}
+    users.preferences[str(owner.id)] = {"notifications": {MARKER_KIND: ["ws"]}}
+    users.preferences[str(other.id)] = {"notifications": {MARKER_KIND: ["ws"]}}
     hook = await add_webhook(client, owner.headers, f"{receiver.url}/hooks/owner")
     await add_webhook(client, other.headers, f"{receiver.url}/hooks/other")
 
@@ -88,25 +90,23 @@ async def test_a_trade_is_stored_once_pushed_to_its_owner_only_and_posted_signed
             source="trading",
         )
         await publish(redis, request, stream=NOTIFICATION_QUEUE)
+        await entries_handled(redis, "events:trade.executed", NOTIFICATION_QUEUE)
 
-        await eventually(lambda: _push_count(owner_ws.notifications, 1))
-        await eventually(lambda: _len_at_least(receiver.accepted, 1))
-        await _all_three_handled(redis)
-        await asyncio.sleep(0.3)  # time for any duplicate to show up
+        assert await stored_count(session, owner.id) == 1
+        assert await stored_count(session, other.id) == 0
+        listed = (await client.get("/notifications", headers=owner.headers)).json()
+        assert (await client.get("/notifications", headers=other.headers)).json()["items"] == []
+        owner_pushes = await pushed_so_far(owner_ws, redis, owner.id)
+        assert await pushed_so_far(other_ws, redis, other.id) == []
+    await webhooks_settled(session)
 
-        assert len(owner_ws.notifications) == 1
-        assert other_ws.notifications == []
-    pushed = owner_ws.notifications[0]
+    assert len(owner_pushes) == 1
+    pushed = owner_pushes[0]
     assert pushed["kind"] == "trade.executed"
     assert pushed["event_id"] == str(event.id)
     assert pushed["title"] == "Bought 0.01 BTC/USDT at 50000"
     assert pushed["data"]["price"] == "50000.00000000"
-
-    assert await stored_count(session, owner.id) == 1
-    assert await stored_count(session, other.id) == 0
-    listed = (await client.get("/notifications", headers=owner.headers)).json()
     assert [n["id"] for n in listed["items"]] == [pushed["id"]]
-    assert (await client.get("/notifications", headers=other.headers)).json()["items"] == []
 
     assert len(receiver.calls) == 1
     call = receiver.calls[0]
@@ -126,20 +126,6 @@ async def _len_at_least(items: Sequence[object], n: int) -> bool:
     return len(items) >= n
 
 
-async def _all_three_handled(redis: Redis) -> None:
-    async def pending_zero() -> bool:
-        for stream in ("events:trade.executed", NOTIFICATION_QUEUE):
-            info = await redis.xpending(stream, "notification")
-            if info["pending"]:
-                return False
-            groups = await redis.xinfo_groups(stream)
-            if groups[0]["lag"] not in (0, None):
-                return False
-        return True
-
-    await eventually(pending_zero)
-
-
 async def test_preferences_choose_the_channels_per_kind(
     client: httpx.AsyncClient,
     service: UvicornThread,
@@ -150,7 +136,7 @@ async def test_preferences_choose_the_channels_per_kind(
 ) -> None:
     user = await create_user(session, redis)
     users.preferences[str(user.id)] = {
-        "notifications": {"trade.executed": ["webhook"], "bot.failed": []}
+        "notifications": {"trade.executed": ["webhook"], "bot.failed": [], MARKER_KIND: ["ws"]}
     }
     await add_webhook(client, user.headers, f"{receiver.url}/hooks/prefs")
 
@@ -178,25 +164,22 @@ async def test_preferences_choose_the_channels_per_kind(
                 source="trading",
             ),
         )
-        await eventually(lambda: stored_count(session, user.id), timeout=10)
-        await eventually(lambda: _stored_exactly(session, user.id, 3))
-        await eventually(lambda: _len_at_least(receiver.accepted, 2))
-        await eventually(lambda: _push_count(ws.notifications, 1))
-        await asyncio.sleep(0.3)
+        await entries_handled(
+            redis, "events:trade.executed", "events:bot.failed", "events:risk.limit.exceeded"
+        )
+        assert await stored_count(session, user.id) == 3
+        pushes = await pushed_so_far(ws, redis, user.id)
+    await webhooks_settled(session)
 
     # trade.executed: webhook only; bot.failed: stored only; risk (absent): everywhere.
-    assert [n["kind"] for n in ws.notifications] == ["risk.limit.exceeded"]
+    assert [n["kind"] for n in pushes] == ["risk.limit.exceeded"]
     assert sorted(c.json["notification"]["kind"] for c in receiver.accepted) == [
         "risk.limit.exceeded",
         "trade.executed",
     ]
-    risk = ws.notifications[0]
+    risk = pushes[0]
     assert risk["title"] == "Risk limit hit: daily_loss_limit"
     assert "paused" in risk["body"]
-
-
-async def _stored_exactly(session: AsyncSession, user_id: uuid.UUID, n: int) -> bool:
-    return await stored_count(session, user_id) == n
 
 
 async def test_when_the_user_service_is_down_the_notification_is_stored_and_sent_everywhere(
@@ -220,20 +203,9 @@ async def test_a_notification_for_a_user_nobody_knows_is_dropped_not_retried(
 ) -> None:
     ghost = uuid.uuid4()  # no row, and the user service answers 404
     await publish(redis, trade_event(ghost))
-    await _handled(redis, "events:trade.executed")
+    await entries_handled(redis, "events:trade.executed")
     assert await stored_count(session) == 0
     assert await redis.xlen(DEAD_LETTER_STREAM) == 0
-
-
-async def _handled(redis: Redis, stream: str) -> None:
-    async def done() -> bool:
-        groups = await redis.xinfo_groups(stream)
-        if not groups:
-            return False
-        pending = await redis.xpending(stream, "notification")
-        return bool(groups[0]["lag"] == 0 and pending["pending"] == 0)
-
-    await eventually(done)
 
 
 async def test_a_poison_entry_is_dead_lettered_with_its_error_and_counted_in_metrics(

@@ -4,7 +4,6 @@ and none to another user, and one signed webhook call to a local receiver."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from decimal import ROUND_UP, Decimal
 
@@ -17,10 +16,14 @@ from market_service.main import create_app as create_market_app
 from market_service.settings import MarketSettings
 from notification_service.main import create_app as create_notification_app
 from notification_service.webhooks.signing import SIGNATURE_HEADER, verify
+from shared.events import NOTIFICATION_QUEUE
 from tests.factories import create_user
-from tests.notification_service.conftest import WebhookReceiver, eventually, make_settings
+from tests.notification_service.fakes import WebhookReceiver
 from tests.notification_service.live_client import live
+from tests.notification_service.settings import make_settings
+from tests.notification_service.settled import entries_handled, pushed_so_far, webhooks_settled
 from tests.servers import UvicornThread
+from tests.waiting import eventually
 from trading_engine.main import create_app as create_trading_app
 from trading_engine.settings import TradingSettings
 from user_service.main import create_app as create_user_app
@@ -101,20 +104,25 @@ async def test_a_paper_trade_makes_one_notification_one_push_to_its_owner_and_on
 
             await eventually(pushed)
             await eventually(lambda: _received(receiver, 1))
-            await asyncio.sleep(0.5)  # a duplicate (e.g. from the notification request) would show
+            # A duplicate (e.g. from the notification request about the fill) would be
+            # stored, pushed and posted by the time both entries are handled and a later
+            # push has come through.
+            await entries_handled(redis, "events:trade.executed", NOTIFICATION_QUEUE)
+            listed = (await notes.get("/notifications", headers=owner.headers)).json()
+            theirs_listed = (await notes.get("/notifications", headers=other.headers)).json()
+            my_pushes = await pushed_so_far(mine, redis, owner.id)
+            assert await pushed_so_far(theirs, redis, other.id) == []
+        await webhooks_settled(session)
 
-            assert len(mine.notifications) == 1
-            assert theirs.notifications == []
-
-        note = mine.notifications[0]
+        assert len(my_pushes) == 1
+        note = my_pushes[0]
         assert note["kind"] == "trade.executed"
         assert note["data"]["trade_id"] == trades[0]["id"]
         # Stored from whichever of trade.executed / the trading engine's notification request
         # about it came first: one notification either way.
         assert "BTC/USDT" in note["title"]
-        listed = (await notes.get("/notifications", headers=owner.headers)).json()
         assert [n["id"] for n in listed["items"]] == [note["id"]]
-        assert (await notes.get("/notifications", headers=other.headers)).json()["total"] == 0
+        assert theirs_listed["total"] == 0
 
         assert len(receiver.calls) == 1
         call = receiver.calls[0]

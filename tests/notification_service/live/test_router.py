@@ -16,14 +16,13 @@ from notification_service.settings import NotificationSettings
 from shared.auth import session_key
 from shared.events import publish
 from tests.factories import create_user
-from tests.notification_service.conftest import (
-    FakeUserService,
-    eventually,
-    make_settings,
-    trade_event,
-)
+from tests.notification_service.events import trade_event
+from tests.notification_service.fakes import FakeUserService
 from tests.notification_service.live_client import live, ws_url
+from tests.notification_service.settings import make_settings
+from tests.notification_service.settled import entries_handled, pushed_so_far
 from tests.servers import UvicornThread, free_port
+from tests.waiting import eventually
 
 
 async def closed_with(url: str, **kwargs: object) -> int | None:
@@ -76,8 +75,8 @@ async def test_the_token_may_come_in_the_query_and_pushes_reach_only_their_owner
             return len(first.notifications) == 1 and len(second.notifications) == 1
 
         await eventually(both_got_it)
-        await asyncio.sleep(0.3)
-        assert stranger.notifications == []
+        await entries_handled(redis, "events:trade.executed")
+        assert await pushed_so_far(stranger, redis, other.id) == []
         assert first.notifications == second.notifications
         note = first.notifications[0]
         assert note["title"] == "Sold 0.01 ETH/USDT at 50000"
@@ -103,7 +102,7 @@ async def test_a_ping_gets_a_pong(
 async def test_a_socket_is_closed_4401_when_its_session_ends(
     session: AsyncSession, redis: Redis, users: FakeUserService
 ) -> None:
-    settings: NotificationSettings = make_settings(users.url, ws_session_check_s=0.2)  # type: ignore[attr-defined]
+    settings: NotificationSettings = make_settings(users.url, ws_session_check_s=0.2)
     async with UvicornThread(create_app(settings)) as service:
         user = await create_user(session, redis)
         async with connect(f"{ws_url(service.url)}?token={user.token}") as ws:
@@ -118,7 +117,7 @@ async def test_a_socket_on_one_replica_gets_what_another_replica_consumed(
     service: UvicornThread, session: AsyncSession, redis: Redis, users: FakeUserService
 ) -> None:
     # `service` consumes; this replica only holds sockets (no consumers at all).
-    sockets_only = make_settings(users.url, consumer_concurrency=0)  # type: ignore[attr-defined]
+    sockets_only = make_settings(users.url, consumer_concurrency=0)
     async with UvicornThread(create_app(sockets_only)) as other_replica:
         user = await create_user(session, redis)
         async with live(other_replica.url, user.token) as client:
@@ -134,7 +133,7 @@ async def test_a_socket_on_one_replica_gets_what_another_replica_consumed(
 async def test_with_redis_down_a_socket_is_told_to_come_back_later(
     session: AsyncSession, redis: Redis, users: FakeUserService
 ) -> None:
-    no_redis = make_settings(users.url, redis_url=f"redis://127.0.0.1:{free_port()}/0")  # type: ignore[attr-defined]
+    no_redis = make_settings(users.url, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     user = await create_user(session, redis)
     async with UvicornThread(create_app(no_redis)) as service:
         assert await closed_with(f"{ws_url(service.url)}?token={user.token}") == 1013
