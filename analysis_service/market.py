@@ -28,11 +28,11 @@ _REJECTED: StatusErrors = dict.fromkeys((400, 404, 422), MarketRejected)
 
 class MarketClient:
     def __init__(self, http: ServiceClient, *, page_limit: int = 1000) -> None:
-        self.http = http
+        self._http = http
         self.page_limit = page_limit
 
     async def _get(self, path: str, params: dict[str, Any]) -> Any:
-        return await self.http.get(path, params=params, errors=_REJECTED)
+        return await self._http.get(path, params=params, errors=_REJECTED)
 
     async def latest(
         self, *, exchange: str | None, symbol: str, timeframe: str, limit: int

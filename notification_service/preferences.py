@@ -69,7 +69,7 @@ class PreferenceDirectory:
     """Cached reader of users' notification preferences."""
 
     def __init__(self, http: ServiceClient, *, ttl_s: float) -> None:
-        self.http = http
+        self._http = http
         self.ttl_s = ttl_s
         self._cache: dict[uuid.UUID, tuple[float, ChannelPreferences | None]] = {}
 
@@ -93,7 +93,7 @@ class PreferenceDirectory:
         if cached is not None and cached[0] > now:
             return cached[1]
         try:
-            body = await self.http.get(f"/user/internal/users/{user_id}")
+            body = await self._http.get(f"/user/internal/users/{user_id}")
             prefs: ChannelPreferences | None = ChannelPreferences.from_preferences(
                 body.get("preferences") or {}
             )

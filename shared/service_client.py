@@ -50,7 +50,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -122,7 +121,7 @@ class ServiceClient:
             _Replica(
                 url,
                 CircuitBreaker(
-                    f"{caller}->{service}@{urlsplit(url).netloc or url}",
+                    f"{caller}->{service}@{url.partition('://')[2] or url}",
                     failure_threshold=breaker_failures,
                     reset_timeout=breaker_reset_s,
                 ),
@@ -187,7 +186,7 @@ class ServiceClient:
         """Send ``method path`` to a replica (see the module docstring for which, how
         often, and the errors raised); the answer when it is not an error."""
         method = method.upper()
-        if method not in _IDEMPOTENT:
+        if method not in _IDEMPOTENT or self._read_attempts == 1:
             return self._checked(await self._pass(method, path, params, json), errors)
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(self._read_attempts),
