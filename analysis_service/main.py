@@ -25,29 +25,25 @@ from analysis_service.performance.service import record_trade
 from analysis_service.settings import AnalysisSettings, get_settings
 from analysis_service.signals.router import router as signals_router
 from shared.app import Component, create_service_app
-from shared.breaker import CircuitBreaker
 from shared.cancellation import cancel_and_wait
 from shared.events import TRADE_EXECUTED, EventConsumer, stream_for
-from shared.settings import split_urls
+from shared.service_client import ServiceClient
 
 
 def market_component(transport: httpx.AsyncBaseTransport | None = None) -> Component:
     @contextlib.asynccontextmanager
     async def _market(app: FastAPI) -> AsyncIterator[None]:
         settings: AnalysisSettings = app.state.settings
-        async with httpx.AsyncClient(
-            transport=transport, timeout=settings.market_timeout_s, trust_env=False
-        ) as client:
-            app.state.market = MarketClient(
-                client,
-                split_urls(settings.market_service_urls),
-                page_limit=settings.market_page_limit,
-                breaker=CircuitBreaker(
-                    "analysis->market",
-                    failure_threshold=settings.market_breaker_failures,
-                    reset_timeout=settings.market_breaker_reset_s,
-                ),
-            )
+        async with ServiceClient(
+            "market",
+            settings.market_service_urls,
+            caller="analysis",
+            timeout_s=settings.market_timeout_s,
+            breaker_failures=settings.market_breaker_failures,
+            breaker_reset_s=settings.market_breaker_reset_s,
+            transport=transport,
+        ) as http:
+            app.state.market = MarketClient(http, page_limit=settings.market_page_limit)
             yield
 
     return _market

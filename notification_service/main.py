@@ -27,7 +27,7 @@ from notification_service.webhooks.dispatcher import WebhookDispatcher
 from notification_service.webhooks.router import router as webhooks_router
 from shared.app import create_service_app
 from shared.cancellation import cancel_and_wait
-from shared.settings import split_urls
+from shared.service_client import ServiceClient
 
 
 @contextlib.asynccontextmanager
@@ -39,16 +39,20 @@ async def _background(app: FastAPI) -> AsyncIterator[None]:
     publisher = LivePublisher(redis)
     async with (
         httpx.AsyncClient(follow_redirects=False, trust_env=False) as webhook_client,
-        httpx.AsyncClient(trust_env=False) as user_client,
+        ServiceClient(
+            "user",
+            settings.user_service_urls,
+            caller="notification",
+            internal_token=settings.internal_api_token,
+            timeout_s=settings.user_service_timeout_s,
+            # No retries: a notification falls back to every channel at once instead.
+            read_attempts=1,
+            breaker_failures=3,
+            breaker_reset_s=5.0,
+        ) as user_http,
     ):
         dispatcher = WebhookDispatcher(app.state.sessionmaker, settings, webhook_client)
-        directory = PreferenceDirectory(
-            user_client,
-            split_urls(settings.user_service_urls),
-            internal_token=settings.internal_api_token,
-            ttl_s=settings.preferences_cache_ttl_s,
-            timeout_s=settings.user_service_timeout_s,
-        )
+        directory = PreferenceDirectory(user_http, ttl_s=settings.preferences_cache_ttl_s)
         intake = NotificationIntake(directory, publisher, dispatcher.wake)
         app.state.live_hub = hub
         app.state.dispatcher = dispatcher

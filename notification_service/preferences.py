@@ -1,4 +1,5 @@
-"""Which channels a user wants per notification kind, from the user service (contract 1).
+"""Which channels a user wants per notification kind, from the user service (docs/, internal
+API), through the shared :class:`~shared.service_client.ServiceClient`.
 
 ``GET /user/internal/users/{id}`` (with ``X-Internal-Token``) returns the user's
 ``preferences``; its ``"notifications"`` map names the channels per kind
@@ -19,11 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import structlog
 
 from notification_service.notifications.schemas import CHANNELS
-from shared.breaker import CircuitBreaker, CircuitOpenError
+from shared.errors import AppError, NotFound, ServiceUnavailable
+from shared.service_client import ServiceClient
 
 log = structlog.get_logger("preferences")
 
@@ -67,26 +68,10 @@ MISSING = _Missing.MISSING
 class PreferenceDirectory:
     """Cached reader of users' notification preferences."""
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        base_urls: list[str],
-        *,
-        internal_token: str,
-        ttl_s: float,
-        timeout_s: float,
-        breaker: CircuitBreaker | None = None,
-    ) -> None:
-        self.client = client
-        self.base_urls = base_urls
-        self.internal_token = internal_token
+    def __init__(self, http: ServiceClient, *, ttl_s: float) -> None:
+        self._http = http
         self.ttl_s = ttl_s
-        self.timeout_s = timeout_s
-        self.breaker = breaker or CircuitBreaker(
-            "notification->user", failure_threshold=3, reset_timeout=5.0
-        )
         self._cache: dict[uuid.UUID, tuple[float, ChannelPreferences | None]] = {}
-        self._next = 0
 
     async def channels_for(self, user_id: uuid.UUID, kind: str) -> frozenset[str]:
         """The channels to send this kind on; raises UnknownUser for a user who is gone."""
@@ -108,34 +93,21 @@ class PreferenceDirectory:
         if cached is not None and cached[0] > now:
             return cached[1]
         try:
-            prefs = await self.breaker.call(
-                lambda: self._fetch(user_id), is_failure=lambda e: not isinstance(e, UnknownUser)
+            body = await self._http.get(f"/user/internal/users/{user_id}")
+            prefs: ChannelPreferences | None = ChannelPreferences.from_preferences(
+                body.get("preferences") or {}
             )
-        except UnknownUser:
+        except NotFound:
             prefs = None
-        except CircuitOpenError:
-            # Known to be down (the breaker's gauge says so): no log line per notification;
-            # the fallback is remembered briefly so an outage does not cost a call per event.
-            self._cache[user_id] = (now + min(self.ttl_s, FALLBACK_TTL_S), EVERY_CHANNEL)
-            return EVERY_CHANNEL
-        except (httpx.HTTPError, ValueError) as exc:
-            log.warning("preferences_unavailable", user_id=str(user_id), error=repr(exc))
+        except AppError as exc:
+            # Down, failing or refusing us: every channel (see the module docstring). Known
+            # down (breakers open, their gauge says so): no log line per notification.
+            if not (isinstance(exc, ServiceUnavailable) and exc.circuit_open):
+                log.warning("preferences_unavailable", user_id=str(user_id), error=exc.detail)
+            # Remembered briefly so an outage does not cost a call per event.
             self._cache[user_id] = (now + min(self.ttl_s, FALLBACK_TTL_S), EVERY_CHANNEL)
             return EVERY_CHANNEL
         if len(self._cache) > 100_000:
             self._cache.clear()
         self._cache[user_id] = (now + self.ttl_s, prefs)
         return prefs
-
-    async def _fetch(self, user_id: uuid.UUID) -> ChannelPreferences:
-        base = self.base_urls[self._next % len(self.base_urls)]
-        self._next += 1
-        response = await self.client.get(
-            f"{base}/user/internal/users/{user_id}",
-            headers={"X-Internal-Token": self.internal_token},
-            timeout=self.timeout_s,
-        )
-        if response.status_code == 404:
-            raise UnknownUser(str(user_id))
-        response.raise_for_status()
-        return ChannelPreferences.from_preferences(response.json().get("preferences") or {})

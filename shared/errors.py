@@ -11,10 +11,12 @@ Hierarchy::
     ├── Conflict                  409
     ├── RateLimited               429  with Retry-After
     └── DependencyUnavailable     503  with Retry-After (database, Redis, an upstream, an exchange)
+        └── ServiceUnavailable    503  another TradeBot service, named (shared.service_client)
 
 Routes and services raise these; :func:`install_error_handlers` renders them. A database
 or Redis connection failure anywhere becomes a 503, and anything unexpected a 500 problem
-without a trace (the trace goes to the log).
+without a trace (the trace goes to the log). Exchange errors build on these classes in
+:mod:`shared.exchange_errors`.
 """
 
 from __future__ import annotations
@@ -95,6 +97,26 @@ class DependencyUnavailable(AppError):
     def __init__(self, detail: str | None = None, *, retry_after: int = 5, **kwargs: Any) -> None:
         super().__init__(detail, **kwargs)
         self.headers["Retry-After"] = str(retry_after)
+
+
+class ServiceUnavailable(DependencyUnavailable):
+    """No replica of another TradeBot service answered: refused, timed out, answered 5xx,
+    or its circuit breaker is open (``circuit_open``: known down, nothing was tried)."""
+
+    def __init__(
+        self,
+        service: str,
+        detail: str | None = None,
+        *,
+        retry_after: int = 5,
+        circuit_open: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            detail or f"The {service} service is unavailable.", retry_after=retry_after, **kwargs
+        )
+        self.service = service
+        self.circuit_open = circuit_open
 
 
 def problem_response(

@@ -184,18 +184,16 @@ def market_candles(
     """Candles through the market service (stored history, gaps fetched by it)."""
     import asyncio
 
-    import httpx
-
     from analysis_service.market import MarketClient
     from shared.errors import AppError
+    from shared.service_client import ServiceClient
     from shared.settings import ServiceSettings, split_urls
 
     urls = split_urls(ServiceSettings().market_service_urls)
 
     async def fetch() -> Candles:
-        async with httpx.AsyncClient(timeout=30, trust_env=False) as client:
-            market = MarketClient(client, urls, page_limit=1000)
-            return await market.fetch_range(
+        async with ServiceClient("market", urls, caller="backtest", timeout_s=30) as http:
+            return await MarketClient(http, page_limit=1000).fetch_range(
                 exchange=exchange,
                 symbol=symbol,
                 timeframe=timeframe,

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from shared.app import create_service_app
+from shared.service_client import ServiceClient
 from trading_engine.bots.router import router as bots_router
 from trading_engine.bots.runner import bot_runner
 from trading_engine.brokers.live import LiveBroker
@@ -24,32 +25,34 @@ from trading_engine.user_client import UserClient
 async def trading_clients(app: FastAPI) -> AsyncIterator[None]:
     """The market and user service clients, the live broker and the order service."""
     settings: TradingSettings = app.state.settings
-    market = MarketClient(
-        settings.market_service_urls,
-        timeout_s=settings.http_timeout_s,
-        book_ttl_s=settings.order_book_ttl_s,
-    )
-    users = UserClient(
-        settings.user_service_urls,
-        settings.internal_api_token,
-        timeout_s=settings.http_timeout_s,
-        account_ttl_s=settings.account_cache_ttl_s,
-    )
     live = LiveBroker(settings.live_exchange_urls)
-    app.state.order_service = OrderService(
-        sessionmaker=app.state.sessionmaker,
-        redis=app.state.redis,
-        market=market,
-        users=users,
-        live=live,
-        settings=settings,
-    )
-    try:
-        yield
-    finally:
-        await live.aclose()
-        await users.aclose()
-        await market.aclose()
+    async with (
+        ServiceClient(
+            "market",
+            settings.market_service_urls,
+            caller="trading",
+            timeout_s=settings.http_timeout_s,
+        ) as market_http,
+        ServiceClient(
+            "user",
+            settings.user_service_urls,
+            caller="trading",
+            internal_token=settings.internal_api_token,
+            timeout_s=settings.http_timeout_s,
+        ) as user_http,
+    ):
+        app.state.order_service = OrderService(
+            sessionmaker=app.state.sessionmaker,
+            redis=app.state.redis,
+            market=MarketClient(market_http, book_ttl_s=settings.order_book_ttl_s),
+            users=UserClient(user_http, account_ttl_s=settings.account_cache_ttl_s),
+            live=live,
+            settings=settings,
+        )
+        try:
+            yield
+        finally:
+            await live.aclose()
 
 
 def create_app(settings: TradingSettings | None = None) -> FastAPI:

@@ -1,7 +1,8 @@
-"""The market service over HTTP (contract 4): order books, candles, market rules.
+"""The market service over HTTP (see docs/, market data): order books, candles, market rules.
 
-Reads are retried with tenacity on connection errors and guarded by a circuit breaker;
-a market service that stays down surfaces as :class:`MarketUnavailable` (a 503).
+Calls go through the shared :class:`~shared.service_client.ServiceClient` (every replica in
+``MARKET_SERVICE_URLS``, retried reads, a breaker per replica); a market service that stays
+down surfaces as :class:`~shared.errors.ServiceUnavailable` (a 503 with Retry-After).
 """
 
 from __future__ import annotations
@@ -12,22 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import httpx
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
-
-from shared.breaker import CircuitBreaker, CircuitOpenError
-from shared.errors import DependencyUnavailable, NotFound, ValidationFailed
-from shared.settings import split_urls
-
-
-class MarketUnavailable(DependencyUnavailable):
-    """The market service (or the exchange behind it) cannot answer now."""
-
+from shared.errors import ValidationFailed
+from shared.service_client import ServiceClient
 
 Level = tuple[Decimal, Decimal]
 
@@ -91,59 +78,17 @@ class MarketClient:
 
     def __init__(
         self,
-        base_urls: str,
+        http: ServiceClient,
         *,
-        timeout_s: float = 5.0,
-        transport: httpx.AsyncBaseTransport | None = None,
         rules_ttl_s: float = 300.0,
         book_ttl_s: float = 0.0,
     ) -> None:
-        urls = split_urls(base_urls)
-        self._client = httpx.AsyncClient(
-            base_url=urls[0] if urls else "http://127.0.0.1:5001",
-            timeout=timeout_s,
-            transport=transport,
-        )
-        self._breaker = CircuitBreaker("trading->market", failure_threshold=5, reset_timeout=10)
+        self._http = http
         self._rules: dict[str, tuple[float, dict[str, MarketRules]]] = {}
         self._rules_ttl_s = rules_ttl_s
         self._book_ttl_s = book_ttl_s
         self._books: dict[tuple[str, str, int], tuple[float, OrderBook]] = {}
         self._book_locks: dict[tuple[str, str, int], asyncio.Lock] = {}
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-    async def _get(self, path: str, params: dict[str, Any]) -> Any:
-        async def call() -> httpx.Response:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(3),
-                wait=wait_exponential(multiplier=0.2, min=0.2, max=1.0),
-                retry=retry_if_exception_type(httpx.TransportError),
-                reraise=True,
-            ):
-                with attempt:
-                    response = await self._client.get(path, params=params)
-                    if response.status_code >= 500:
-                        raise httpx.TransportError(f"market service {response.status_code}")
-                    return response
-            raise AssertionError("unreachable")  # pragma: no cover
-
-        try:
-            response = await self._breaker.call(
-                call, is_failure=lambda exc: isinstance(exc, httpx.TransportError)
-            )
-        except CircuitOpenError as exc:
-            raise MarketUnavailable(
-                "The market service is unavailable.", retry_after=max(1, int(exc.retry_after))
-            ) from exc
-        except httpx.TransportError as exc:
-            raise MarketUnavailable(f"The market service is unavailable: {exc}") from exc
-        if response.status_code == 404:
-            raise NotFound(_detail(response, f"Unknown market for {params}."))
-        if response.status_code >= 400:
-            raise ValidationFailed(_detail(response, "The market service refused the request."))
-        return response.json()
 
     async def order_book(self, exchange: str, symbol: str, depth: int = 50) -> OrderBook:
         """The current book; with ``book_ttl_s`` one snapshot serves every order of a
@@ -161,8 +106,8 @@ class MarketClient:
             return book
 
     async def _fetch_book(self, exchange: str, symbol: str, depth: int) -> OrderBook:
-        body = await self._get(
-            "/market/orderbook", {"exchange": exchange, "symbol": symbol, "depth": depth}
+        body = await self._http.get(
+            "/market/orderbook", params={"exchange": exchange, "symbol": symbol, "depth": depth}
         )
 
         def levels(rows: list[list[Any]]) -> list[Level]:
@@ -175,16 +120,16 @@ class MarketClient:
     async def ohlcv(
         self, exchange: str, symbol: str, timeframe: str, limit: int
     ) -> list[list[float]]:
-        body = await self._get(
+        body = await self._http.get(
             "/market/ohlcv",
-            {"exchange": exchange, "symbol": symbol, "timeframe": timeframe, "limit": limit},
+            params={"exchange": exchange, "symbol": symbol, "timeframe": timeframe, "limit": limit},
         )
         return [list(map(float, row[:6])) for row in body.get("candles", [])]
 
     async def rules(self, exchange: str, symbol: str) -> MarketRules:
         cached = self._rules.get(exchange)
         if cached is None or time.monotonic() - cached[0] > self._rules_ttl_s:
-            body = await self._get("/market/markets", {"exchange": exchange})
+            body = await self._http.get("/market/markets", params={"exchange": exchange})
             entries = body.get("markets", body) if isinstance(body, dict) else body
             if isinstance(entries, dict):
                 entries = [{"symbol": key, **value} for key, value in entries.items()]
@@ -195,10 +140,3 @@ class MarketClient:
             return cached[1][symbol]
         except KeyError:
             raise ValidationFailed(f"{symbol} is not traded on {exchange}.") from None
-
-
-def _detail(response: httpx.Response, fallback: str) -> str:
-    try:
-        return str(response.json().get("detail") or fallback)
-    except ValueError:
-        return fallback

@@ -1,4 +1,6 @@
-"""The user service's internal API (contract 1): permissions, limits, decrypted keys."""
+"""The user service's internal API (see docs/, internal API): permissions, limits, decrypted
+keys, through the shared :class:`~shared.service_client.ServiceClient` (which sends the
+internal token)."""
 
 from __future__ import annotations
 
@@ -8,11 +10,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import httpx
-
-from shared.breaker import CircuitBreaker, CircuitOpenError
-from shared.errors import AppError, DependencyUnavailable, Forbidden, NotFound
-from shared.settings import split_urls
+from shared.errors import AppError, Forbidden, NotFound
+from shared.service_client import ServiceClient
 
 
 @dataclass(frozen=True)
@@ -56,41 +55,10 @@ class ExchangeCredentials:
 
 
 class UserClient:
-    def __init__(
-        self,
-        base_urls: str,
-        internal_token: str,
-        *,
-        timeout_s: float = 5.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-        account_ttl_s: float = 0.0,
-    ) -> None:
+    def __init__(self, http: ServiceClient, *, account_ttl_s: float = 0.0) -> None:
+        self._http = http
         self._account_ttl_s = account_ttl_s
         self._accounts: dict[uuid.UUID, tuple[float, UserAccount]] = {}
-        urls = split_urls(base_urls)
-        self._client = httpx.AsyncClient(
-            base_url=urls[0] if urls else "http://127.0.0.1:5002",
-            timeout=timeout_s,
-            headers={"X-Internal-Token": internal_token},
-            transport=transport,
-        )
-        self._breaker = CircuitBreaker("trading->user", failure_threshold=5, reset_timeout=10)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-    async def _get(self, path: str) -> httpx.Response:
-        try:
-            return await self._breaker.call(
-                lambda: self._client.get(path),
-                is_failure=lambda exc: isinstance(exc, httpx.TransportError),
-            )
-        except CircuitOpenError as exc:
-            raise DependencyUnavailable(
-                "The user service is unavailable.", retry_after=max(1, int(exc.retry_after))
-            ) from exc
-        except httpx.TransportError as exc:
-            raise DependencyUnavailable(f"The user service is unavailable: {exc}") from exc
 
     async def account(self, user_id: uuid.UUID) -> UserAccount:
         """Permissions and trading limits; fails closed (503) when the service is down.
@@ -118,12 +86,9 @@ class UserClient:
                     continue  # the order path asks again (and fails closed)
 
     async def _fetch_account(self, user_id: uuid.UUID) -> UserAccount:
-        response = await self._get(f"/user/internal/users/{user_id}")
-        if response.status_code == 404:
-            raise NotFound("Unknown user.")
-        if response.status_code != 200:
-            raise DependencyUnavailable(f"The user service answered {response.status_code}.")
-        body = response.json()
+        body = await self._http.get(
+            f"/user/internal/users/{user_id}", errors={404: lambda _: NotFound("Unknown user.")}
+        )
         return UserAccount(
             id=user_id,
             permissions=frozenset(body.get("permissions") or ()),
@@ -131,12 +96,15 @@ class UserClient:
         )
 
     async def credentials(self, user_id: uuid.UUID, exchange: str) -> ExchangeCredentials:
-        response = await self._get(f"/user/internal/users/{user_id}/exchange-keys/{exchange}")
-        if response.status_code == 404:
-            raise Forbidden(f"No API key for {exchange} is stored; add one to trade live.")
-        if response.status_code != 200:
-            raise DependencyUnavailable(f"The user service answered {response.status_code}.")
-        body = response.json()
+        body = await self._http.get(
+            f"/user/internal/users/{user_id}/exchange-keys/{exchange}",
+            # No key stored is the user's to fix, not a missing resource.
+            errors={
+                404: lambda _: Forbidden(
+                    f"No API key for {exchange} is stored; add one to trade live."
+                )
+            },
+        )
         return ExchangeCredentials(
             exchange=exchange,
             api_key=str(body["api_key"]),

@@ -8,16 +8,9 @@ from market_service.exchanges.base import (
     Ticker,
     Trade,
 )
-from market_service.exchanges.errors import (
-    BadSymbol,
-    BadTimeframe,
-    ExchangeError,
-    ExchangeUnavailable,
-    RateLimited,
-    TemporaryError,
-    UnknownExchange,
-)
+from market_service.exchanges.errors import BadSymbol, BadTimeframe, UnknownExchange
 from market_service.exchanges.registry import ExchangeRegistry, build_exchange, build_registry
+from shared.exchange_errors import ExchangeError, ExchangeUnavailable
 
 __all__ = [
     "TIMEFRAME_MS",
@@ -29,8 +22,6 @@ __all__ = [
     "ExchangeUnavailable",
     "MarketExchange",
     "OrderBook",
-    "RateLimited",
-    "TemporaryError",
     "Ticker",
     "Trade",
     "UnknownExchange",

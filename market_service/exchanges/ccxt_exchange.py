@@ -1,9 +1,10 @@
 """ccxt-backed exchanges (binance, gate, mexc) through ccxt's async API.
 
 Every read goes through the same three layers: ccxt errors are translated into
-:mod:`market_service.exchanges.errors` here at the boundary; temporary ones (network,
-timeout, 429) are retried with tenacity (exponential back-off, bounded); and a circuit
-breaker per exchange counts what is left, so a dead exchange answers 503 at once.
+:mod:`shared.exchange_errors` and :mod:`market_service.exchanges.errors` here at the
+boundary; temporary ones (network, timeout, 429) are retried with tenacity (exponential
+back-off, bounded); and a circuit breaker per exchange counts what is left, so a dead
+exchange answers 503 at once.
 """
 
 from __future__ import annotations
@@ -26,16 +27,9 @@ from tenacity import (
 )
 
 from market_service.exchanges.base import Candle, OrderBook, Ticker, Trade
-from market_service.exchanges.errors import (
-    BadRequestToExchange,
-    BadSymbol,
-    BadTimeframe,
-    ExchangeError,
-    ExchangeUnavailable,
-    RateLimited,
-    TemporaryError,
-)
+from market_service.exchanges.errors import BadRequestToExchange, BadSymbol, BadTimeframe
 from shared.breaker import BreakerState, CircuitBreaker, CircuitOpenError
+from shared.exchange_errors import ExchangeError, ExchangeRateLimited, ExchangeUnavailable
 
 T = TypeVar("T")
 log = structlog.get_logger("exchange")
@@ -55,9 +49,9 @@ def translate(exc: Exception, exchange: str) -> ExchangeError:
     if isinstance(exc, ccxt.BadSymbol):
         return BadSymbol(f"Unknown symbol on exchange {exchange!r}: {text}")
     if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
-        return RateLimited(f"Exchange {exchange!r} is rate limiting us; retry later.")
+        return ExchangeRateLimited(f"Exchange {exchange!r} is rate limiting us; retry later.")
     if isinstance(exc, ccxt.NetworkError):  # timeouts, maintenance, connection errors
-        return TemporaryError(f"Exchange {exchange!r} is unreachable: {type(exc).__name__}.")
+        return ExchangeUnavailable(f"Exchange {exchange!r} is unreachable: {type(exc).__name__}.")
     if isinstance(exc, ccxt.BadRequest | ccxt.ArgumentsRequired):
         return BadRequestToExchange(f"Exchange {exchange!r} refused the request: {text}")
     return ExchangeError(f"Exchange {exchange!r} failed: {type(exc).__name__}.")
@@ -144,7 +138,7 @@ class CcxtExchange:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self._retry_attempts),
                 wait=wait_exponential(multiplier=1, min=self._wait_min, max=self._wait_max),
-                retry=retry_if_exception_type(TemporaryError),
+                retry=retry_if_exception_type(ExchangeUnavailable),
                 reraise=True,
             ):
                 with attempt:
@@ -155,7 +149,7 @@ class CcxtExchange:
             return await self.breaker.call(
                 retried,
                 is_failure=lambda exc: (
-                    isinstance(exc, TemporaryError | ExchangeError)
+                    isinstance(exc, ExchangeError)
                     and not isinstance(exc, BadSymbol | BadTimeframe | BadRequestToExchange)
                 ),
             )
@@ -199,7 +193,7 @@ class CcxtExchange:
     def _ticker(self, symbol: str, raw: dict[str, Any]) -> Ticker:
         price = raw.get("last") or raw.get("close")
         if price is None:
-            raise TemporaryError(f"Exchange {self.id!r} sent a ticker without a price.")
+            raise ExchangeUnavailable(f"Exchange {self.id!r} sent a ticker without a price.")
         return Ticker(
             exchange=self.id,
             symbol=symbol,

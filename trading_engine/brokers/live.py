@@ -3,7 +3,7 @@
 Order creation is sent exactly once, never retried automatically (a timeout leaves the
 order ``open`` and the poller asks the venue by client order id). Reads (markets, order
 status, tickers) are retried with tenacity on network errors. ccxt's error classes are
-translated here into :mod:`trading_engine.brokers.errors`.
+translated here into :mod:`shared.exchange_errors`.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import ccxt.async_support as ccxt
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from shared.breaker import CircuitBreaker, CircuitOpenError
-from shared.errors import AppError
-from trading_engine.brokers.errors import (
+from shared.exchange_errors import (
     ExchangeAuthError,
+    ExchangeError,
     ExchangeInsufficientFunds,
+    ExchangeUnavailable,
     InvalidOrder,
-    TemporaryError,
 )
 from trading_engine.market_client import MarketRules, parse_market
 from trading_engine.models import Order
@@ -31,19 +31,19 @@ from trading_engine.user_client import ExchangeCredentials
 T = TypeVar("T")
 
 
-def translate(exc: Exception) -> AppError:
+def translate(exc: Exception) -> ExchangeError:
     """A ccxt error as the engine's own (4xx for the order, 503 for the venue)."""
     if isinstance(exc, ccxt.InsufficientFunds):
         return ExchangeInsufficientFunds(f"The exchange refused the order: {exc}")
     if isinstance(exc, ccxt.AuthenticationError | ccxt.PermissionDenied | ccxt.AccountSuspended):
         return ExchangeAuthError(f"The exchange refused the API key: {exc}")
+    if isinstance(exc, ccxt.OrderNotFound):  # before its base class, ccxt.InvalidOrder
+        return InvalidOrder(f"The exchange does not know the order: {exc}")
     if isinstance(exc, ccxt.InvalidOrder | ccxt.BadSymbol | ccxt.BadRequest):
         return InvalidOrder(f"The exchange refused the order: {exc}")
-    if isinstance(exc, ccxt.OrderNotFound):
-        return InvalidOrder(f"The exchange does not know the order: {exc}")
     # Network trouble, "operation failed", exchange-side errors we cannot attribute to
     # the order: the venue is the problem, so a 503 the caller may retry later.
-    return TemporaryError(f"The exchange is unavailable: {exc}", retry_after=5)
+    return ExchangeUnavailable(f"The exchange is unavailable: {exc}", retry_after=5)
 
 
 class LiveBroker:
@@ -119,7 +119,7 @@ class LiveBroker:
         try:
             return await self._breaker(exchange).call(attempt_all, is_failure=is_failure)
         except CircuitOpenError as exc:
-            raise TemporaryError(
+            raise ExchangeUnavailable(
                 f"{exchange} is failing; retry later.", retry_after=max(1, int(exc.retry_after))
             ) from exc
         except ccxt.BaseError as exc:
@@ -130,7 +130,7 @@ class LiveBroker:
         client = await self._client(credentials)
         try:
             await self._call(credentials.exchange, client.fetch_balance, retry=True)
-        except (TemporaryError, ExchangeAuthError):
+        except (ExchangeUnavailable, ExchangeAuthError):
             return False
         return True
 

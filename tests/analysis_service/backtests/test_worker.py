@@ -21,6 +21,7 @@ async def test_a_job_left_by_a_dead_replica_is_taken_over(
     import httpx
 
     from analysis_service.market import MarketClient
+    from shared.service_client import ServiceClient
 
     # The job row and its stream entry, read by a replica that then died (never acked).
     row = Backtest(
@@ -42,11 +43,13 @@ async def test_a_job_left_by_a_dead_replica_is_taken_over(
     await redis.xreadgroup(
         settings.backtest_group, "dead-replica", {settings.backtest_stream: ">"}, count=1
     )
-    async with httpx.AsyncClient(transport=httpx.MockTransport(market)) as http:
+    async with ServiceClient(
+        "market", "http://market.test", caller="analysis", transport=httpx.MockTransport(market)
+    ) as http:
         worker = BacktestWorker(
             redis,
             sessionmaker,
-            MarketClient(http, ["http://market.test"]),
+            MarketClient(http),
             settings,
             consumer="survivor",
         )
