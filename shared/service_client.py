@@ -28,7 +28,9 @@ timeout, a dropped connection or a 5xx, after which it may have been applied, en
 ``detail``::
 
     400, 422           ValidationFailed
-    401                Unauthorized
+    401                ServiceUnavailable   our credentials were refused: a wrong internal
+                                        token is a fault of this deployment, never the
+                                        end user's login (logged as an error)
     403                Forbidden
     404                NotFound
     409                Conflict
@@ -64,7 +66,6 @@ from shared.errors import (
     NotFound,
     RateLimited,
     ServiceUnavailable,
-    Unauthorized,
     ValidationFailed,
 )
 from shared.settings import split_urls
@@ -76,7 +77,6 @@ StatusErrors = Mapping[int, Callable[[str], AppError]]
 
 _DEFAULT_ERRORS: dict[int, Callable[[str], AppError]] = {
     400: ValidationFailed,
-    401: Unauthorized,
     403: Forbidden,
     404: NotFound,
     409: Conflict,
@@ -200,8 +200,8 @@ class ServiceClient:
             reraise=True,
         ):
             with attempt:
-                return self._checked(await self._pass(method, path, params, json), errors)
-        raise AssertionError("unreachable")  # pragma: no cover - reraise=True
+                response = await self._pass(method, path, params, json)
+        return self._checked(response, errors)  # an answer, even an error, is not retried
 
     async def _pass(
         self, method: str, path: str, params: Mapping[str, Any] | None, json: Any
@@ -280,6 +280,12 @@ class ServiceClient:
         make = (errors or {}).get(status) or _DEFAULT_ERRORS.get(status)
         if make is not None:
             raise make(detail)
+        if status == 401:
+            # Passed on as a 401 it would send the end user to log in again, for nothing.
+            log.error("service_credentials_refused", service=self.service, detail=detail)
+            raise ServiceUnavailable(
+                self.service, f"The {self.service} service refused this service's credentials."
+            )
         if status == 429:
             raise RateLimited(detail, retry_after=_retry_after(response) or 1)
         raise BadRequest(detail)

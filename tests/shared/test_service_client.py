@@ -20,7 +20,6 @@ from shared.errors import (
     NotFound,
     RateLimited,
     ServiceUnavailable,
-    Unauthorized,
     ValidationFailed,
 )
 from shared.service_client import ServiceClient
@@ -197,7 +196,6 @@ def problem(status: int, detail: str, **headers: str) -> Behaviour:
     ("status", "error"),
     [
         (400, ValidationFailed),
-        (401, Unauthorized),
         (403, Forbidden),
         (404, NotFound),
         (409, Conflict),
@@ -216,6 +214,14 @@ async def test_problem_details_become_typed_errors_with_the_upstream_detail(
     assert type(caught.value) is error
     assert caught.value.detail == "Unknown symbol 'NOPE/USDT'."
     assert replicas.hits == {"a": 1}  # an answer, not a failure: never retried
+
+
+async def test_a_refused_internal_token_is_an_outage_not_the_users_401() -> None:
+    replicas = Replicas(a=problem(401, "Invalid internal token."))
+    async with client(replicas, [A]) as users:
+        with pytest.raises(ServiceUnavailable, match="refused this service's credentials"):
+            await users.get("/user/internal/users/1")
+    assert replicas.hits == {"a": 1}  # an answer: not retried, the replica is alive
 
 
 async def test_a_429_is_rate_limited_with_the_upstreams_retry_after() -> None:
