@@ -3,9 +3,6 @@ services on real uvicorn servers, and the engine app pointed at them."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -99,21 +96,3 @@ def new_user(session: AsyncSession, redis: Redis, users: UserStub) -> Callable[.
         return user
 
     return make
-
-
-async def eventually(
-    check: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.05
-) -> Any:
-    """Poll an async check until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
-        await asyncio.sleep(interval)
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
