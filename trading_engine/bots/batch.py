@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class CandleOutcome:
+    """What one bot's candle did, and when (the runner's latency figures)."""
+
     processed: bool
     result: TradeResult | None = None
     paused: bool = False
