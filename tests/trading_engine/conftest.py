@@ -3,6 +3,7 @@ services on real uvicorn servers, and the engine app pointed at them."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -51,11 +52,19 @@ def users(user_stub_server: tuple[UserStub, str]) -> UserStub:
     return stub
 
 
+@pytest.fixture(scope="session")
+def candle_channel() -> str:
+    """This run's candle fan-out channel: pub/sub is shared by every Redis database, so
+    concurrent test runs would otherwise wake each other's bots."""
+    return f"channel:trading:candles:{uuid.uuid4().hex[:12]}"
+
+
 @pytest.fixture
 def engine_settings(
     market_stub_server: tuple[MarketStub, str],
     user_stub_server: tuple[UserStub, str],
     service_env: dict[str, str],
+    candle_channel: str,
 ) -> Callable[..., TradingSettings]:
     def make(**overrides: Any) -> TradingSettings:
         values: dict[str, Any] = {
@@ -65,6 +74,7 @@ def engine_settings(
             "bot_sync_interval_s": 0.2,
             "bot_lease_ms": 3000,
             "log_json": False,
+            "candle_channel": candle_channel,
             # Tests change books and limits between requests: no caching of either.
             "order_book_ttl_s": 0,
             "account_cache_ttl_s": 0,

@@ -1,7 +1,8 @@
 """Closed candles into the replica: the ``trading`` consumer group reads
 ``events:market.data.updated``; each candle is recorded as the latest of its market
 (``trading:candles:latest``), fills resting paper limit orders it traded through, and is
-fanned out on ``channel:trading:candles`` so every replica wakes the bots it owns."""
+fanned out on the ``CANDLE_CHANNEL`` setting (``channel:trading:candles``) so every
+replica wakes the bots it owns."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from trading_engine.orders.service import OrderService
 
 log = structlog.get_logger("trading.runner")
 
-CANDLE_CHANNEL = "channel:trading:candles"
 LATEST_CANDLES_KEY = "trading:candles:latest"
 CONSUMER_GROUP = "trading"
 
@@ -32,12 +32,14 @@ class CandleIntake:
         redis: Redis,
         orders: OrderService,
         claim_idle_ms: int,
+        channel: str,
         wake: Callable[[CandleKey, list[float]], object],
     ) -> None:
         self.sessionmaker = sessionmaker
         self.redis = redis
         self.orders = orders
         self.claim_idle_ms = claim_idle_ms
+        self.channel = channel
         self.wake = wake
 
     async def consume(self) -> None:
@@ -62,7 +64,7 @@ class CandleIntake:
             await self.redis.hset(LATEST_CANDLES_KEY, key.member, message)
         # Bots first: resting limit orders need the market service, which may be down
         # (the entry is then retried, waking the bots again harmlessly).
-        await self.redis.publish(CANDLE_CHANNEL, message)
+        await self.redis.publish(self.channel, message)
         await self.orders.fill_resting(
             key.exchange, key.symbol, candle, timeframe_ms(key.timeframe) / 60_000
         )
@@ -72,7 +74,7 @@ class CandleIntake:
         while True:
             try:
                 async with self.redis.pubsub() as pubsub:
-                    await pubsub.subscribe(CANDLE_CHANNEL)
+                    await pubsub.subscribe(self.channel)
                     async for message in pubsub.listen():
                         if message.get("type") != "message":
                             continue

@@ -85,6 +85,7 @@ class BotRunner:
             redis=redis,
             orders=orders,
             claim_idle_ms=settings.event_claim_idle_ms,
+            channel=settings.candle_channel,
             wake=self.wake,
         )
         self.ownership = BotOwnership(

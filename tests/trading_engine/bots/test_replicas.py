@@ -49,8 +49,10 @@ async def test_a_killed_engine_resumes_its_bot_on_restart_without_doubling_or_lo
     user_stub_server: tuple[UserStub, str],
     new_user,
     redis: Redis,
+    candle_channel: str,
 ) -> None:
     env = {
+        "CANDLE_CHANNEL": candle_channel,
         "MARKET_SERVICE_URLS": market_stub_server[1],
         "USER_SERVICE_URLS": user_stub_server[1],
         "INTERNAL_API_TOKEN": UserStub.TOKEN,
