@@ -84,6 +84,10 @@ class Balance(Base):
     updated_at: Mapped[datetime] = _now()
 
 
+# An order in one of these never changes again.
+ORDER_FINAL_STATUSES = frozenset({"filled", "canceled", "rejected"})
+
+
 class Order(Base):
     __tablename__ = "orders"
 

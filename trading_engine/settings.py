@@ -36,6 +36,10 @@ class TradingSettings(ServiceSettings):
     bot_concurrency: int = Field(default=4, ge=1)
     # Bots of one market that act on the same candle are booked this many per transaction.
     bot_batch_size: int = Field(default=100, ge=1)
+    # Closed candles are fanned out to every replica on this pub/sub channel. Redis
+    # pub/sub ignores the database index: deployments (or test runs) sharing one Redis
+    # server need channels of their own.
+    candle_channel: str = "channel:trading:candles"
 
     # Live trading: ccxt with the user's keys. The URL override points an exchange's REST
     # API elsewhere (a testnet, or the local stub the tests run): {"binance": "http://..."}.

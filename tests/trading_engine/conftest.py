@@ -3,8 +3,6 @@ services on real uvicorn servers, and the engine app pointed at them."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -54,11 +52,19 @@ def users(user_stub_server: tuple[UserStub, str]) -> UserStub:
     return stub
 
 
+@pytest.fixture(scope="session")
+def candle_channel() -> str:
+    """This run's candle fan-out channel: pub/sub is shared by every Redis database, so
+    concurrent test runs would otherwise wake each other's bots."""
+    return f"channel:trading:candles:{uuid.uuid4().hex[:12]}"
+
+
 @pytest.fixture
 def engine_settings(
     market_stub_server: tuple[MarketStub, str],
     user_stub_server: tuple[UserStub, str],
     service_env: dict[str, str],
+    candle_channel: str,
 ) -> Callable[..., TradingSettings]:
     def make(**overrides: Any) -> TradingSettings:
         values: dict[str, Any] = {
@@ -68,6 +74,7 @@ def engine_settings(
             "bot_sync_interval_s": 0.2,
             "bot_lease_ms": 3000,
             "log_json": False,
+            "candle_channel": candle_channel,
             # Tests change books and limits between requests: no caching of either.
             "order_book_ttl_s": 0,
             "account_cache_ttl_s": 0,
@@ -99,21 +106,3 @@ def new_user(session: AsyncSession, redis: Redis, users: UserStub) -> Callable[.
         return user
 
     return make
-
-
-async def eventually(
-    check: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.05
-) -> Any:
-    """Poll an async check until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
-        await asyncio.sleep(interval)
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex

@@ -13,7 +13,7 @@ import pytest
 from market_service.main import create_app as create_market_app
 from market_service.settings import MarketSettings
 from tests.servers import UvicornThread, app_client
-from tests.trading_engine.conftest import eventually
+from tests.waiting import eventually
 from trading_engine.main import create_app
 from trading_engine.settings import TradingSettings
 

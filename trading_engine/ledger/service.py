@@ -93,79 +93,102 @@ async def record_fill(
     """Book one fill of ``order``; raises :class:`InsufficientFunds` on a paper overdraft."""
     if fill.quantity <= 0:
         raise ValueError("a fill has a positive quantity")
-    paper = order.mode == "paper"
-    buying = order.side == "buy"
-    fill_notional = notional(fill.quantity, fill.price)
-    fee_quote = (
-        fill.fee
-        if fill.fee_currency == quote
-        else money(fill.fee * fill.price)
-        if fill.fee_currency == base
-        else ZERO
-    )
+    fee_quote = _fee_in_quote(fill, base=base, quote=quote)
+    # What the buyer receives: a fee charged in the base asset comes out of it.
     base_delta = fill.quantity - (fill.fee if fill.fee_currency == base else ZERO)
+    if order.mode == "paper":
+        await _move_paper_balances(
+            session,
+            order,
+            fill,
+            base=base,
+            quote=quote,
+            fee_quote=fee_quote,
+            base_delta=base_delta,
+            from_reserve=from_reserve,
+        )
+    pnl = await _update_position(session, order, fill, fee_quote=fee_quote, base_delta=base_delta)
+    _add_fill_to_order(order, fill)
+    trade = _trade_row(order, fill, strategy_name, pnl)
+    session.add(trade)
+    _stage_trade_events(session, trade, strategy_name)
+    return trade
+
+
+def _fee_in_quote(fill: Fill, *, base: str, quote: str) -> Decimal:
+    """The fill's fee in the quote asset (a fee in another asset counts as none)."""
+    if fill.fee_currency == quote:
+        return fill.fee
+    if fill.fee_currency == base:
+        return money(fill.fee * fill.price)
+    return ZERO
+
+
+async def _move_paper_balances(
+    session: AsyncSession,
+    order: Order,
+    fill: Fill,
+    *,
+    base: str,
+    quote: str,
+    fee_quote: Decimal,
+    base_delta: Decimal,
+    from_reserve: bool,
+) -> None:
+    """Quote and base move between the bot's (or wallet's) balances; a resting limit
+    order pays from what it had locked."""
+    fill_notional = notional(fill.quantity, fill.price)
     remaining_before = order.quantity - order.filled_quantity
-
-    if paper:
-        quote_row = await repository.lock_balance(session, order.user_id, order.bot_id, quote)
-        base_row = await repository.lock_balance(session, order.user_id, order.bot_id, base)
-        if buying:
-            cost = fill_notional + fee_quote
-            if from_reserve:
-                released = limit_reserve(order, remaining_before) - limit_reserve(
-                    order, remaining_before - fill.quantity
-                )
-                quote_row.locked -= released
-                quote_row.free += released - cost
-            else:
-                if quote_row.free < cost:
-                    raise InsufficientFunds(
-                        f"Insufficient {quote}: the order costs {as_text(cost)} "
-                        f"(fee included), {as_text(quote_row.free)} is free."
-                    )
-                quote_row.free -= cost
-            base_row.free += base_delta
+    quote_row = await repository.lock_balance(session, order.user_id, order.bot_id, quote)
+    base_row = await repository.lock_balance(session, order.user_id, order.bot_id, base)
+    if order.side == "buy":
+        cost = fill_notional + fee_quote
+        if from_reserve:
+            released = limit_reserve(order, remaining_before) - limit_reserve(
+                order, remaining_before - fill.quantity
+            )
+            quote_row.locked -= released
+            quote_row.free += released - cost
         else:
-            if from_reserve:
-                base_row.locked -= fill.quantity
-            else:
-                if base_row.free < fill.quantity:
-                    raise InsufficientFunds(
-                        f"Insufficient {base}: selling {as_text(fill.quantity)}, "
-                        f"{as_text(base_row.free)} is free."
-                    )
-                base_row.free -= fill.quantity
-            quote_row.free += fill_notional - fee_quote
-        if quote_row.free < 0 or base_row.free < 0:
-            raise InsufficientFunds(f"Insufficient funds for this {order.side}.")
+            if quote_row.free < cost:
+                raise InsufficientFunds(
+                    f"Insufficient {quote}: the order costs {as_text(cost)} "
+                    f"(fee included), {as_text(quote_row.free)} is free."
+                )
+            quote_row.free -= cost
+        base_row.free += base_delta
+    else:
+        if from_reserve:
+            base_row.locked -= fill.quantity
+        else:
+            if base_row.free < fill.quantity:
+                raise InsufficientFunds(
+                    f"Insufficient {base}: selling {as_text(fill.quantity)}, "
+                    f"{as_text(base_row.free)} is free."
+                )
+            base_row.free -= fill.quantity
+        quote_row.free += fill_notional - fee_quote
+    if quote_row.free < 0 or base_row.free < 0:
+        raise InsufficientFunds(f"Insufficient funds for this {order.side}.")
 
+
+async def _update_position(
+    session: AsyncSession,
+    order: Order,
+    fill: Fill,
+    *,
+    fee_quote: Decimal,
+    base_delta: Decimal,
+) -> Decimal | None:
+    """A buy opens or adds to the open position, a sell reduces or closes it; returns
+    the PnL a sell realised (None for a buy)."""
     position = await repository.lock_open_position(
         session, order.user_id, order.bot_id, order.exchange, order.symbol, order.mode
     )
     pnl: Decimal | None = None
-    if buying:
+    if order.side == "buy":
         if position is None:
-            position = Position(
-                # Ids and stamps made here: rows with nothing to read back are inserted
-                # many to one statement when a batch of bots flushes together.
-                id=uuid.uuid4(),
-                opened_at=fill.executed_at,
-                user_id=order.user_id,
-                bot_id=order.bot_id,
-                exchange=order.exchange,
-                symbol=order.symbol,
-                mode=order.mode,
-                quantity=ZERO,
-                average_entry_price=ZERO,
-                realized_pnl=ZERO,
-                fees=ZERO,
-                cost_basis=ZERO,
-                status="open",
-                highest_price=fill.price,
-            )
-            # Flushed with the rest of the transaction (its parents already exist).
-            session.add(position)
-            repository.remember_position(session, position)
+            position = _open_position(session, order, fill)
         state = apply_buy(_state(position), base_delta, fill.price, fee_quote)
         _store(position, state)
         position.highest_price = max(position.highest_price or fill.price, fill.price)
@@ -177,7 +200,35 @@ async def record_fill(
             position.closed_at = fill.executed_at
     if position is not None:
         position.updated_at = fill.executed_at
+    return pnl
 
+
+def _open_position(session: AsyncSession, order: Order, fill: Fill) -> Position:
+    position = Position(
+        # Ids and stamps made here: rows with nothing to read back are inserted
+        # many to one statement when a batch of bots flushes together.
+        id=uuid.uuid4(),
+        opened_at=fill.executed_at,
+        user_id=order.user_id,
+        bot_id=order.bot_id,
+        exchange=order.exchange,
+        symbol=order.symbol,
+        mode=order.mode,
+        quantity=ZERO,
+        average_entry_price=ZERO,
+        realized_pnl=ZERO,
+        fees=ZERO,
+        cost_basis=ZERO,
+        status="open",
+        highest_price=fill.price,
+    )
+    # Flushed with the rest of the transaction (its parents already exist).
+    session.add(position)
+    repository.remember_position(session, position)
+    return position
+
+
+def _add_fill_to_order(order: Order, fill: Fill) -> None:
     filled = order.filled_quantity + fill.quantity
     order.average_price = money(
         ((order.average_price or ZERO) * order.filled_quantity + fill.price * fill.quantity)
@@ -189,11 +240,13 @@ async def record_fill(
     order.status = "filled" if filled >= order.quantity else "partially_filled"
     order.updated_at = fill.executed_at
 
-    trade = Trade(
+
+def _trade_row(order: Order, fill: Fill, strategy_name: str | None, pnl: Decimal | None) -> Trade:
+    return Trade(
         id=uuid.uuid4(),
         user_id=order.user_id,
         symbol=order.symbol,
-        side="BUY" if buying else "SELL",
+        side="BUY" if order.side == "buy" else "SELL",
         price=fill.price,
         quantity=fill.quantity,
         timestamp=fill.executed_at,
@@ -207,9 +260,6 @@ async def record_fill(
         fee_currency=fill.fee_currency,
         liquidity=fill.liquidity,
     )
-    session.add(trade)
-    _stage_trade_events(session, trade, strategy_name)
-    return trade
 
 
 def _state(position: Position) -> PositionState:

@@ -3,114 +3,49 @@
 Paper orders are booked in one transaction: the order row (idempotent on
 ``client_order_id``), every fill as a ``trades`` row, balances and the position. Live
 orders are committed as ``open`` before they are sent (a crash never loses one), sent
-once (order creation is never retried), then polled until final; each newly filled
-amount is booked like a paper fill.
+once (order creation is never retried), then followed by
+:class:`~trading_engine.orders.live_tracking.LiveOrderTracker` until final.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
+from decimal import Decimal
 
-import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db import unit_of_work
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from shared.events import RISK_LIMIT_EXCEEDED, Event, stage
-from trading_engine.brokers.errors import InvalidOrder
 from trading_engine.brokers.live import LiveBroker
 from trading_engine.brokers.paper import crosses, walk_book
 from trading_engine.ledger import repository as ledger_repository
 from trading_engine.ledger.service import (
-    SOURCE,
     Fill,
     record_fill,
     release_reserve,
-    request_notification,
     reserve_for_limit,
 )
-from trading_engine.market_client import MarketClient, MarketRules, OrderBook
-from trading_engine.models import Order
-from trading_engine.money import ZERO, as_text, floor_to_step, money
+from trading_engine.market_client import MarketClient
+from trading_engine.models import ORDER_FINAL_STATUSES, Order
+from trading_engine.money import ZERO, money
 from trading_engine.orders import repository
+from trading_engine.orders.live_tracking import LiveOrderTracker
 from trading_engine.orders.schemas import OrderCreate
-from trading_engine.portfolio.mirror import refresh_mirror
-from trading_engine.risk.rules import (
-    EntryContext,
-    RiskLimitExceeded,
-    RiskSettings,
-    check_entry,
+from trading_engine.orders.venue import (
+    Venue,
+    check_minimums,
+    normalise_price,
+    normalise_quantity,
+    reference_price,
 )
+from trading_engine.portfolio.mirror import refresh_mirror
+from trading_engine.risk.entry import guard_entry
+from trading_engine.risk.events import report_block
+from trading_engine.risk.rules import RiskLimitExceeded
 from trading_engine.settings import TradingSettings
-from trading_engine.user_client import TradingLimits, UserAccount, UserClient
-
-log = structlog.get_logger("trading.orders")
-FINAL_STATUSES = {"filled", "canceled", "rejected"}
-
-
-@dataclass(frozen=True)
-class Venue:
-    """What an order needs to know of its market before it is booked."""
-
-    rules: MarketRules
-    book: OrderBook | None
-    taker_fee: Decimal
-    maker_fee: Decimal
-
-
-def start_of_day() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def normalise_quantity(quantity: Decimal, rules: MarketRules) -> Decimal:
-    """The quantity at the exchange's amount precision; a clear 422 if nothing is left."""
-    rounded = floor_to_step(quantity, rules.amount_step)
-    if rounded <= 0:
-        raise InvalidOrder(
-            f"Quantity {as_text(quantity)} is below the amount precision "
-            f"{as_text(rules.amount_step)} of {rules.symbol}."
-        )
-    return rounded
-
-
-def normalise_price(price: Decimal, rules: MarketRules) -> Decimal:
-    if rules.price_step <= 0:
-        return money(price)
-    ticks = (price / rules.price_step).to_integral_value(rounding=ROUND_HALF_EVEN)
-    rounded = money(ticks * rules.price_step)
-    if rounded <= 0:
-        raise InvalidOrder(f"Price {as_text(price)} is below the tick size of {rules.symbol}.")
-    return rounded
-
-
-def check_minimums(quantity: Decimal, price: Decimal | None, rules: MarketRules) -> None:
-    if rules.min_amount > 0 and quantity < rules.min_amount:
-        raise InvalidOrder(
-            f"Quantity {as_text(quantity)} is below the minimum amount "
-            f"{as_text(rules.min_amount)} for {rules.symbol}."
-        )
-    if price is not None and rules.min_cost > 0 and quantity * price < rules.min_cost:
-        raise InvalidOrder(
-            f"Order value {as_text(money(quantity * price))} is below the minimum cost "
-            f"{as_text(rules.min_cost)} for {rules.symbol}."
-        )
-
-
-def reference_price(side: str, book: OrderBook | None, limit: Decimal | None) -> Decimal | None:
-    if limit is not None:
-        return limit
-    if book is None:
-        return None
-    levels = book.asks if side == "buy" else book.bids
-    return levels[0][0] if levels else None
+from trading_engine.user_client import UserAccount, UserClient
 
 
 class OrderService:
@@ -132,6 +67,9 @@ class OrderService:
         self.users = users
         self.live = live
         self.settings = settings
+        self.live_orders = LiveOrderTracker(
+            sessionmaker=sessionmaker, users=users, live=live, settings=settings
+        )
 
     # --- shared with bots ---------------------------------------------------------------
 
@@ -161,60 +99,6 @@ class OrderService:
             None,
             self.settings.paper_wallet_asset,
             self.settings.paper_wallet_amount,
-        )
-
-    async def entry_context(
-        self,
-        session: AsyncSession,
-        *,
-        user_id: uuid.UUID,
-        bot_id: uuid.UUID | None,
-        exchange: str,
-        symbol: str,
-        mode: str,
-        side: str,
-        quantity: Decimal,
-        price: Decimal,
-        lock: bool = True,
-        limits: TradingLimits | None = None,
-        risk: RiskSettings | None = None,
-    ) -> EntryContext:
-        """What the entry limits look at; with ``limits``/``risk`` given, only the figures
-        a configured limit needs are queried (a bot without limits costs no queries)."""
-        everything = limits is None and risk is None
-        user = limits or TradingLimits()
-        own = risk or RiskSettings()
-        position = await ledger_repository.lock_open_position(
-            session, user_id, bot_id, exchange, symbol, mode, lock=lock
-        )
-        held = position.quantity if position is not None else ZERO
-        since = start_of_day()
-        wants_count = (
-            everything or user.max_open_positions is not None or own.max_open_positions is not None
-        )
-        wants_realized = everything or user.daily_loss_limit is not None
-        wants_bot_realized = bot_id is not None and (everything or own.daily_loss_limit is not None)
-        if wants_count or wants_realized or wants_bot_realized:
-            # The user's other bots may have fills pending in this transaction.
-            await session.flush()
-        return EntryContext(
-            side=side,
-            order_value=money(quantity * price),
-            position_value_after=money((held + quantity) * price),
-            opens_new_position=position is None,
-            open_positions=(
-                await ledger_repository.count_open_positions(session, user_id) if wants_count else 0
-            ),
-            realized_today=(
-                await ledger_repository.realized_since(session, user_id, since)
-                if wants_realized
-                else ZERO
-            ),
-            bot_realized_today=(
-                await ledger_repository.realized_since(session, user_id, since, bot_id)
-                if wants_bot_realized
-                else None
-            ),
         )
 
     async def submit_paper(
@@ -253,7 +137,7 @@ class OrderService:
             await reserve_for_limit(session, order, rules.base, rules.quote)
             order.status = "partially_filled" if order.filled_quantity > 0 else "open"
         # No flush here: the commit writes the fills, so the fills of many bots booked in
-        # one transaction (see trading_engine.adapter.apply_candles) go out together.
+        # one transaction (see trading_engine.bots.batch.apply_candles) go out together.
 
     # --- manual orders ------------------------------------------------------------------
 
@@ -292,7 +176,7 @@ class OrderService:
                     return repeat, False
                 ref = reference_price(body.side, venue.book, price)
                 if ref is not None:
-                    context = await self.entry_context(
+                    await guard_entry(
                         session,
                         user_id=user_id,
                         bot_id=None,
@@ -302,21 +186,14 @@ class OrderService:
                         side=body.side,
                         quantity=quantity,
                         price=ref,
+                        limits=account.limits,
                     )
-                    check_entry(context, account.limits)
                 await self.submit_paper(session, order, venue)
         except RiskLimitExceeded as breach:
-            await self.report_block(user_id, None, breach)
+            await report_block(self.sessionmaker, user_id, None, breach)
             raise
         await refresh_mirror(self.sessionmaker, self.redis, user_id)
         return order, True
-
-    async def report_block(
-        self, user_id: uuid.UUID, bot_id: uuid.UUID | None, breach: RiskLimitExceeded
-    ) -> None:
-        """A refused order changed nothing, so its event goes out without a transaction."""
-        async with unit_of_work(self.sessionmaker) as session:
-            stage_risk_event(session, user_id, bot_id, breach.rule, breach.detail, "blocked")
 
     async def _place_live(
         self,
@@ -345,22 +222,22 @@ class OrderService:
                     raise Conflict("A concurrent request with this client_order_id failed.")
                 return repeat, False
             if ref is not None and check_limits:
-                context = await self.entry_context(
-                    session,
-                    user_id=user_id,
-                    bot_id=bot_id,
-                    exchange=body.exchange,
-                    symbol=body.symbol,
-                    mode="live",
-                    side=body.side,
-                    quantity=quantity,
-                    price=ref,
-                )
                 try:
-                    check_entry(context, account.limits)
+                    await guard_entry(
+                        session,
+                        user_id=user_id,
+                        bot_id=bot_id,
+                        exchange=body.exchange,
+                        symbol=body.symbol,
+                        mode="live",
+                        side=body.side,
+                        quantity=quantity,
+                        price=ref,
+                        limits=account.limits,
+                    )
                 except RiskLimitExceeded as breach:
                     await session.rollback()
-                    await self.report_block(user_id, bot_id, breach)
+                    await report_block(self.sessionmaker, user_id, bot_id, breach)
                     raise
         try:
             venue_order = await self.live.create_order(credentials, order)
@@ -370,8 +247,8 @@ class OrderService:
                 assert row is not None  # noqa: S101 - committed above
                 row.status, row.reason = "rejected", refused.detail
             raise
-        await self.apply_live_update(order.id, venue_order, rules, strategy_name)
-        final = await self.poll_live(order.id, credentials, rules, strategy_name)
+        await self.live_orders.apply_update(order.id, venue_order, rules, strategy_name)
+        final = await self.live_orders.poll(order.id, credentials, rules, strategy_name)
         await refresh_mirror(self.sessionmaker, self.redis, user_id)
         return final, True
 
@@ -395,117 +272,12 @@ class OrderService:
             check_limits=False,
         )
 
-    async def poll_live(
-        self,
-        order_id: uuid.UUID,
-        credentials: Any,
-        rules: MarketRules,
-        strategy_name: str | None,
-        *,
-        sleep: Callable[[float], Any] = asyncio.sleep,
-    ) -> Order:
-        """Poll the venue until the order is final (or the poll budget runs out)."""
-        deadline = asyncio.get_running_loop().time() + self.settings.live_poll_timeout_s
-        while True:
-            async with self.sessionmaker() as session:
-                order = await session.get(Order, order_id)
-            assert order is not None  # noqa: S101
-            if order.status in FINAL_STATUSES:
-                return order
-            if asyncio.get_running_loop().time() > deadline:
-                return order
-            await sleep(self.settings.live_poll_interval_s)
-            venue_order = await self.live.fetch_order(credentials, order)
-            await self.apply_live_update(order_id, venue_order, rules, strategy_name)
-
-    async def apply_live_update(
-        self,
-        order_id: uuid.UUID,
-        venue_order: dict[str, Any],
-        rules: MarketRules,
-        strategy_name: str | None,
-    ) -> None:
-        """Book what the venue filled since the last look (partial fills included)."""
-        async with unit_of_work(self.sessionmaker) as session:
-            order = await session.get(Order, order_id, with_for_update=True, populate_existing=True)
-            assert order is not None  # noqa: S101
-            if order.status in FINAL_STATUSES:
-                return
-            order.exchange_order_id = order.exchange_order_id or _str(venue_order.get("id"))
-            filled = money(Decimal(str(venue_order.get("filled") or 0)))
-            delta = filled - order.filled_quantity
-            if delta > 0:
-                cost = Decimal(str(venue_order.get("cost") or 0))
-                previous_cost = (order.average_price or ZERO) * order.filled_quantity
-                price = (
-                    money((cost - previous_cost) / delta)
-                    if cost > previous_cost
-                    else money(Decimal(str(venue_order.get("average") or venue_order["price"])))
-                )
-                fee_info = venue_order.get("fee") or {}
-                if fee_info.get("cost") is not None:
-                    fee = max(money(Decimal(str(fee_info["cost"]))) - order.fee, ZERO)
-                    fee_currency = str(fee_info.get("currency") or rules.quote)
-                else:
-                    # Order status reads (Binance's GET /order) carry no commission: the
-                    # market's fee schedule, in the quote asset, stands in for it.
-                    rate = rules.taker_fee if order.type == "market" else rules.maker_fee
-                    fee = money(money(delta * price) * rate)
-                    fee_currency = rules.quote
-                await record_fill(
-                    session,
-                    order,
-                    Fill(
-                        price=price,
-                        quantity=delta,
-                        fee=fee,
-                        fee_currency=fee_currency,
-                        liquidity="taker" if order.type == "market" else "maker",
-                    ),
-                    base=rules.base,
-                    quote=rules.quote,
-                    strategy_name=strategy_name,
-                )
-            status = str(venue_order.get("status") or "open")
-            if status in ("canceled", "expired", "rejected"):
-                order.status = "rejected" if status == "rejected" else "canceled"
-                order.reason = order.reason or f"venue status {status}"
-            elif status == "closed" and order.filled_quantity >= order.quantity:
-                order.status = "filled"
-
-    async def reconcile_live(self, older_than_s: float = 30.0) -> int:
-        """Finish live orders a request or a crash left open: ask the venue by client
-        order id, book new fills, and mark ones it never received as rejected."""
-        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
-        async with self.sessionmaker() as session:
-            stale = [o for o in await repository.open_live_orders(session) if o.updated_at < cutoff]
-        done = 0
-        for order in stale:
-            try:
-                credentials = await self.users.credentials(order.user_id, order.exchange)
-                rules = await self.live.rules(credentials, order.symbol)
-                try:
-                    venue_order = await self.live.fetch_order(credentials, order)
-                except InvalidOrder:
-                    async with unit_of_work(self.sessionmaker) as session:
-                        row = await session.get(Order, order.id, with_for_update=True)
-                        if row is not None and row.status == "open" and row.filled_quantity == 0:
-                            row.status, row.reason = "rejected", "the exchange never received it"
-                    continue
-                await self.apply_live_update(order.id, venue_order, rules, None)
-                async with unit_of_work(self.sessionmaker) as session:
-                    await ledger_repository.touch_order(session, order.id)
-                done += 1
-            except Exception as exc:  # one venue's trouble must not stop the others
-                log.warning("live_reconcile_failed", order_id=str(order.id), error=repr(exc))
-        return done
-
     async def cancel(self, user_id: uuid.UUID, order_id: uuid.UUID) -> Order:
         async with unit_of_work(self.sessionmaker) as session:
             order = await repository.order_of_user(session, user_id, order_id, lock=True)
             if order is None:
                 raise NotFound("No such order.")
-            if order.status in FINAL_STATUSES:
+            if order.status in ORDER_FINAL_STATUSES:
                 raise Conflict(f"The order is already {order.status}.")
             if order.mode == "paper":
                 rules = await self.market.rules(order.exchange, order.symbol)
@@ -563,35 +335,6 @@ class OrderService:
         return len(touched)
 
 
-def stage_risk_event(
-    session: AsyncSession,
-    user_id: uuid.UUID,
-    bot_id: uuid.UUID | None,
-    rule: str,
-    detail: str,
-    action: str,
-) -> None:
-    """``risk.limit.exceeded`` plus its notification request, in the caller's transaction."""
-    data = {
-        "user_id": str(user_id),
-        "bot_id": None if bot_id is None else str(bot_id),
-        "rule": rule,
-        "detail": detail,
-        "action": action,
-    }
-    event = Event(type=RISK_LIMIT_EXCEEDED, data=data, source=SOURCE)
-    stage(session, event)
-    request_notification(
-        session,
-        user_id=user_id,
-        kind=RISK_LIMIT_EXCEEDED,
-        title=f"Risk limit {rule}: {action}",
-        body=detail,
-        data=data,
-        source_event_id=event.id,
-    )
-
-
 def _order_values(
     user_id: uuid.UUID,
     bot_id: uuid.UUID | None,
@@ -613,7 +356,3 @@ def _order_values(
         "price": price,
         "status": "open",
     }
-
-
-def _str(value: object) -> str | None:
-    return None if value is None else str(value)

@@ -4,6 +4,7 @@ rewritten from PostgreSQL after each commit that changed them."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import structlog
@@ -52,3 +53,28 @@ async def refresh_mirror(
             await pipe.execute()
     except Exception as exc:  # the mirror is a cache: never fail the committed work
         log.warning("mirror_refresh_failed", user_id=str(user_id), error=repr(exc))
+
+
+class MirrorFlusher:
+    """Refreshes users' mirrors shortly after their fills; one refresh covers a burst."""
+
+    DELAY_S = 0.05
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], redis: Redis) -> None:
+        self.sessionmaker = sessionmaker
+        self.redis = redis
+        self._users: set[uuid.UUID] = set()
+        self._flusher: asyncio.Task[None] | None = None
+
+    def request(self, user_id: uuid.UUID) -> None:
+        """Refresh the user's Redis mirror soon."""
+        self._users.add(user_id)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._users:
+            await asyncio.sleep(self.DELAY_S)
+            users, self._users = self._users, set()
+            for user_id in users:
+                await refresh_mirror(self.sessionmaker, self.redis, user_id)

@@ -9,8 +9,8 @@ import httpx
 from redis.asyncio import Redis
 
 from shared.events import MARKET_DATA_UPDATED, Event, publish
-from tests.trading_engine.conftest import eventually
 from tests.trading_engine.stubs import MarketStub
+from tests.waiting import eventually
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 # Hourly candles: the backtest annualises returns, and a few hundred minutes of a

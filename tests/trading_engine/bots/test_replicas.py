@@ -22,8 +22,8 @@ from tests.trading_engine.bots.driver import (
     wait_candle_seen,
     wave_candles,
 )
-from tests.trading_engine.conftest import eventually
 from tests.trading_engine.stubs import MarketStub, UserStub
+from tests.waiting import eventually
 from trading_engine.main import create_app
 from trading_engine.settings import TradingSettings
 
@@ -49,8 +49,10 @@ async def test_a_killed_engine_resumes_its_bot_on_restart_without_doubling_or_lo
     user_stub_server: tuple[UserStub, str],
     new_user,
     redis: Redis,
+    candle_channel: str,
 ) -> None:
     env = {
+        "CANDLE_CHANNEL": candle_channel,
         "MARKET_SERVICE_URLS": market_stub_server[1],
         "USER_SERVICE_URLS": user_stub_server[1],
         "INTERNAL_API_TOKEN": UserStub.TOKEN,
@@ -69,8 +71,8 @@ async def test_a_killed_engine_resumes_its_bot_on_restart_without_doubling_or_lo
     kill_at = entries[1]  # the second entry's signal candle: killed right as it arrives
 
     first = ServiceProcess("trading", env=env)
-    await asyncio.to_thread(first.start)
     try:
+        await asyncio.to_thread(first.start)  # a start that fails still kills it below
         async with httpx.AsyncClient(base_url=first.url, timeout=10) as client:
             bot_id = await make_bot(client, user.headers)
             await eventually(lambda: redis.get(f"trading:bot:lease:{bot_id}"))
@@ -89,8 +91,8 @@ async def test_a_killed_engine_resumes_its_bot_on_restart_without_doubling_or_lo
     await publish_candle(redis, rows[kill_at + 1])
 
     second = ServiceProcess("trading", env=env)
-    await asyncio.to_thread(second.start)
     try:
+        await asyncio.to_thread(second.start)  # a start that fails still kills it below
         async with httpx.AsyncClient(base_url=second.url, timeout=10) as client:
             await wait_candle_seen(client, bot_id, user.headers, rows[kill_at + 1][0], timeout=20)
             for i in range(kill_at + 2, len(rows)):

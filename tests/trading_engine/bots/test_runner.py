@@ -29,8 +29,8 @@ from tests.trading_engine.bots.driver import (
     wait_candle_seen,
     wave_candles,
 )
-from tests.trading_engine.conftest import eventually
 from tests.trading_engine.stubs import MarketStub
+from tests.waiting import eventually
 from trading_engine.main import create_app
 from trading_engine.models import Order, Trade
 from trading_engine.settings import TradingSettings
@@ -192,31 +192,38 @@ async def test_a_failing_market_leaves_the_bot_running_and_it_catches_up(
     _app, client = running_app
     user = await new_user()
     rows = wave_candles(30)
+    entry = 16  # the strategy's first buy: the order needs the market's book
     bot_id = await make_bot(client, user.headers)
     await eventually(lambda: _owned(redis, bot_id))
-    await feed(client, redis, market, rows, bot_id, user.headers, upto=20)
+    await feed(client, redis, market, rows, bot_id, user.headers, upto=entry)
 
+    expose(market, rows, entry)
     market.down = True
-    expose(market, rows, 20)
-    market.down = True
-    await publish_candle(redis, rows[20])
-    await asyncio.sleep(1.0)
-    failing = await bot_state(client, bot_id, user.headers)
+    await publish_candle(redis, rows[entry])
+    failing = await eventually(lambda: _with_error(client, bot_id, user.headers))
     assert failing["status"] == "running"
 
     market.down = False
-    await wait_candle_seen(client, bot_id, user.headers, rows[20][0])
-    assert (await bot_state(client, bot_id, user.headers))["error"] is None
+    state = await wait_candle_seen(client, bot_id, user.headers, rows[entry][0])
+    assert state["error"] is None
+    assert state["last_signal"]["action"] == "buy"
+    assert state["position"] is not None
+
+
+async def _with_error(client: httpx.AsyncClient, bot_id: str, headers: dict[str, str]) -> Any:
+    state = await bot_state(client, bot_id, headers)
+    return state if state["error"] is not None else None
 
 
 async def test_stopping_a_bot_while_candles_are_processed_leaves_a_consistent_state(
     running_app, market: MarketStub, new_user, redis: Redis, session: AsyncSession
 ) -> None:
-    _app, client = running_app
+    app, client = running_app
     user = await new_user()
     rows = wave_candles(60)
     bot_id = await make_bot(client, user.headers)
     await eventually(lambda: _owned(redis, bot_id))
+    handle = await eventually(lambda: _handle(app.state.bot_runner, bot_id))
     # Feed until the bot is one candle away from its first entry, then race the stop.
     backtest = run_backtest(
         create_strategy("ma_crossover", {"fast": 3, "slow": 8}), Candles.from_rows(rows), 1000
@@ -233,7 +240,9 @@ async def test_stopping_a_bot_while_candles_are_processed_leaves_a_consistent_st
         publish_candle(redis, rows[entry_signal]),
         client.post(f"/trading/bots/{bot_id}/stop", headers=user.headers),
     )
-    await asyncio.sleep(1.0)
+    # The runner is done with the candle once its sync let the stopped bot go (the
+    # lease released) and no booking of the bot is in flight (its lock is free).
+    await eventually(lambda: _let_go(redis, bot_id, handle))
 
     state = await bot_state(client, bot_id, user.headers)
     orders = await session.scalar(select(func.count()).select_from(Order))
@@ -269,6 +278,10 @@ async def test_editing_a_running_bots_risk_settings_applies_without_a_restart(
         return handle is not None and handle.adapter.risk.stop_loss == Decimal("0.02")
 
     await eventually(applied)
+
+
+async def _let_go(redis: Redis, bot_id: str, handle: Any) -> bool:
+    return await _released(redis, bot_id) and not handle.lock.locked()
 
 
 async def _handle(runner, bot_id: str):

@@ -162,7 +162,7 @@ async def test_order_creation_is_never_retried_and_a_lost_order_is_reconciled(
     [pending] = (await live_client.get("/trading/orders", headers=user.headers)).json()
     assert pending["status"] == "open"  # its fate is unknown until the venue is asked
 
-    await live_app.state.order_service.reconcile_live(older_than_s=0)
+    await live_app.state.order_service.live_orders.reconcile(older_than_s=0)
 
     [settled] = (await live_client.get("/trading/orders", headers=user.headers)).json()
     assert settled["status"] == "rejected"  # the venue never received it
@@ -194,7 +194,7 @@ async def test_a_live_bot_buys_and_sells_through_the_adapter_once_per_candle(
     session: AsyncSession,
 ) -> None:
     from shared.strategies import SignalAction, TradingSignal, create_strategy
-    from trading_engine.adapter import Adapter
+    from trading_engine.bots.adapter import Adapter
     from trading_engine.models import Bot
 
     user = await live_user()

@@ -1,4 +1,4 @@
-"""The ``Adapter`` of DESIGN 8: one bot's link to its exchange.
+"""The bot ``Adapter``: one bot's link to its exchange (docs/trading.md, bots).
 
 ``connection_exchange() -> bool``, ``execute_trade(signal) -> TradeResult`` and
 ``manage_risk(position) -> RiskAction``, over the paper book (default) or the live ccxt
@@ -6,27 +6,26 @@ broker. :meth:`Adapter.apply` is one closed candle for the bot inside a database
 transaction that has its row locked and re-checked (still running, candle not yet seen):
 risk exits first, then the strategy's signal, the order and its fills, the bot's last
 signal; ``strategy.triggered`` / ``risk.limit.exceeded`` staged with it.
-:func:`apply_candles` runs it for many bots of one market in one transaction.
+:func:`trading_engine.bots.batch.apply_candles` runs it for many bots of one market in
+one transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import structlog
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import COMMITTED_AT, unit_of_work
 from shared.events import STRATEGY_TRIGGERED, Event, stage
 from shared.strategies import SignalAction, TradingSignal, TradingStrategy
 from trading_engine.bots import repository as bot_repository
+from trading_engine.bots.batch import CandleOutcome, CandleWork, apply_candles
 from trading_engine.brokers.errors import InvalidOrder
 from trading_engine.brokers.paper import quantity_for_budget
 from trading_engine.ledger import repository as ledger_repository
@@ -35,19 +34,16 @@ from trading_engine.models import Bot, Order, Position
 from trading_engine.money import ZERO, as_text, money
 from trading_engine.orders import repository as order_repository
 from trading_engine.orders.schemas import OrderCreate
-from trading_engine.orders.service import (
-    OrderService,
-    check_minimums,
-    normalise_quantity,
-    stage_risk_event,
-)
+from trading_engine.orders.service import OrderService
+from trading_engine.orders.venue import check_minimums, normalise_quantity
+from trading_engine.risk.entry import guard_entry
+from trading_engine.risk.events import stage_risk_event
 from trading_engine.risk.rules import (
     PositionView,
     RiskAction,
     RiskKind,
     RiskLimitExceeded,
     RiskSettings,
-    check_entry,
     exit_rule,
 )
 
@@ -78,17 +74,6 @@ class TradeResult:
             fee=order.fee,
             reason=reason,
         )
-
-
-@dataclass
-class CandleOutcome:
-    processed: bool
-    result: TradeResult | None = None
-    paused: bool = False
-    flat: bool | None = None  # the bot holds no position after this candle
-    signal_at: float | None = None  # loop time the signal was known (for latency figures)
-    woken_at: float | None = None  # loop time the candle reached the runner
-    ordered_at: float | None = None
 
 
 class Adapter:
@@ -192,7 +177,7 @@ class Adapter:
             except InvalidOrder as exc:
                 return TradeResult(action, reason=exc.detail)
             account = await self.orders.users.account(self.user_id)
-            context = await self.orders.entry_context(
+            await guard_entry(
                 session,
                 user_id=self.user_id,
                 bot_id=self.bot_id,
@@ -205,7 +190,6 @@ class Adapter:
                 limits=account.limits,
                 risk=self.risk,
             )
-            check_entry(context, account.limits, self.risk)
         else:
             if position is None or position.quantity <= 0:
                 return TradeResult(action, reason="no position to sell")
@@ -354,7 +338,7 @@ class Adapter:
         rules = await self.orders.live.rules(credentials, self.symbol)
         quantity = normalise_quantity(quantity, rules)
         if signal.action is SignalAction.BUY:
-            context = await self.orders.entry_context(
+            await guard_entry(
                 session,
                 user_id=self.user_id,
                 bot_id=self.bot_id,
@@ -364,9 +348,10 @@ class Adapter:
                 side="buy",
                 quantity=quantity,
                 price=Decimal(str(signal.price)),
+                limits=account.limits,
+                risk=self.risk,
                 lock=False,
             )
-            check_entry(context, account.limits, self.risk)
         # The live order is committed, sent and polled in its own units of work; the
         # deterministic client order id makes a replay of this candle find it again.
         order, _ = await self.orders.place_for_bot(
@@ -385,66 +370,6 @@ class Adapter:
             strategy_name=self.strategy.name,
         )
         return TradeResult.from_order(action, order, signal.reason)
-
-
-@dataclass
-class CandleWork:
-    """One bot's closed candle and the signal computed on it."""
-
-    adapter: Adapter
-    candle: list[float]
-    signal: TradingSignal
-    signal_at: float
-
-
-async def apply_candles(orders: OrderService, work: Sequence[CandleWork]) -> list[CandleOutcome]:
-    """Apply the closed candle of many bots in ONE transaction (outcomes in ``work`` order).
-
-    The bots' rows and open positions are locked in one query and their balances in
-    another; each bot then runs its rules and orders in turn with nothing flushed until
-    the commit, so a burst of orders on one candle costs a few batched statements instead
-    of a transaction per bot. A query that needs the other bots' writes (a user's open
-    positions or realised PnL for their limits) flushes first. Any error rolls the whole
-    batch back: the caller then retries each bot on its own.
-    """
-    loop = asyncio.get_running_loop()
-    outcomes = [CandleOutcome(processed=False, signal_at=item.signal_at) for item in work]
-    async with unit_of_work(orders.sessionmaker) as session:
-        locked = await bot_repository.lock_with_positions(
-            session, [item.adapter.bot_id for item in work]
-        )
-        paper = [bot for bot, _ in locked.values() if bot.mode == "paper"]
-        assets: set[str] = set()
-        for market in {(bot.exchange, bot.symbol) for bot in paper}:
-            rules = await orders.market.rules(*market)
-            assets |= {rules.base, rules.quote}
-        await ledger_repository.lock_bot_balances(
-            session, [(bot.user_id, bot.id) for bot in paper], sorted(assets)
-        )
-        with session.no_autoflush:
-            for item, outcome in zip(work, outcomes, strict=True):
-                row = locked.get(item.adapter.bot_id)
-                if row is None or row[0].status != "running":
-                    continue
-                bot, position = row
-                ledger_repository.remember_open_position(
-                    session, bot.user_id, bot.id, bot.exchange, bot.symbol, bot.mode, position
-                )
-                await item.adapter.apply(session, bot, position, item.candle, item.signal, outcome)
-        if not any(_ordered(outcome) for outcome in outcomes):
-            # No money moved: a crash may lose these status writes (the candle is then
-            # replayed), so they need not wait for the WAL flush.
-            await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-    # The orders exist from the commit on (their events are published after it).
-    committed_at = session.info.get(COMMITTED_AT, loop.time())
-    for outcome in outcomes:
-        if _ordered(outcome):
-            outcome.ordered_at = committed_at
-    return outcomes
-
-
-def _ordered(outcome: CandleOutcome) -> bool:
-    return outcome.result is not None and outcome.result.order_id is not None
 
 
 def _flat_after(position: Position | None, result: TradeResult | None) -> bool:

@@ -1,0 +1,22 @@
+"""A running bot as the replica that owns it sees it: its adapter, market and place in
+the candle stream."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from trading_engine.bots.adapter import Adapter
+from trading_engine.bots.candles import CandleKey
+
+
+@dataclass
+class BotHandle:
+    adapter: Adapter
+    key: CandleKey
+    warmup: int
+    last_ts: int | None = None
+    flat: bool | None = None  # known to hold no position (None: not known yet)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    failures: int = 0
+    settings: str = ""  # fingerprint of strategy, parameters, risk and size (from SQL)
