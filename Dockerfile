@@ -1,4 +1,4 @@
-# One image for every service (DESIGN 8: python:3.11-slim, uvicorn); the command picks it.
+# One image for every service (python:3.11-slim, uvicorn; docs/operations.md); the command picks it.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \

@@ -45,7 +45,7 @@ class Backtest(Base):
 
 
 class PerformanceTrade(Base):
-    """The analysis service's copy of one ``trade.executed`` event (contract 2)."""
+    """The analysis service's copy of one ``trade.executed`` event (docs/events.md)."""
 
     __tablename__ = "performance_trades"
 

@@ -2,7 +2,7 @@
 candles with the signal-to-order latency p99 under 100 ms (target: 1,000 bots).
 
 For each bot count N the engine runs as its own process (``uvicorn --factory``) on a
-throw-away database and Redis index, with contract-shaped stubs of the market service
+throw-away database and Redis index, with stubs of the market service
 (order books, candle history, market rules) and of the user service in this process.
 N running paper bots (moving-average crossovers, spread over a few symbols and users;
 bot i trades symbol i % 10 with periods i % 5, so all the bots of a symbol share one

@@ -92,7 +92,7 @@ class ProxyRoute:
 
 
 def is_public(method: str, path: str) -> bool:
-    """DESIGN 2: register/login/refresh, and reads of market data, need no token."""
+    """Register/login/refresh and reads of market data need no token (docs/api.md)."""
     if method == "OPTIONS":
         return True
     if path.startswith("/market/") or path == "/market":
@@ -307,7 +307,7 @@ class GatewayProxy:
         headers: list[tuple[bytes, bytes]],
     ) -> None:
         if scope["type"] == "websocket":
-            # DESIGN 2: a bad token closes the socket with 4401 (after the handshake, so
+            # Per docs/api.md, a bad token closes the socket with 4401 (after the handshake, so
             # browsers see the code); other refusals use the 1008 policy code.
             await send({"type": "websocket.accept"})
             await send(

@@ -36,7 +36,7 @@ class GatewaySettings(ServiceSettings):
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     def upstream_urls(self) -> dict[str, list[str]]:
-        """Service name -> its base URLs (DESIGN 2 routing table)."""
+        """Service name -> its base URLs (the routing table of docs/api.md)."""
         return {
             "market": split_urls(self.market_service_urls),
             "user": split_urls(self.user_service_urls),

@@ -12,7 +12,7 @@ from gateway.http_client import UpstreamClient
 from gateway.settings import GatewaySettings
 from shared.breaker import BreakerState, CircuitBreaker
 
-# First path segment -> upstream service name (DESIGN 2).
+# First path segment -> upstream service name (docs/api.md, conventions).
 PREFIXES: dict[str, str] = {
     "market": "market",
     "user": "user",

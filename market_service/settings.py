@@ -28,13 +28,13 @@ class MarketSettings(ServiceSettings):
     # Real seconds between two ticks of the sim feed (10 ticks/s by default).
     sim_tick_interval: float = Field(default=0.1, gt=0, le=60)
 
-    # Cache lifetimes (DESIGN 4 keys).
+    # Cache lifetimes (keys in docs/events.md).
     ticker_ttl_seconds: float = Field(default=2.0, gt=0)
     orderbook_ttl_seconds: float = Field(default=1.0, gt=0)
     ohlcv_ttl_seconds: float = Field(default=10.0, gt=0)
     ohlcv_cache_length: int = Field(default=1000, ge=10)
 
-    # ccxt exchanges: per-call timeout, retry policy (DESIGN 8: 3 attempts, 4-10 s), breaker.
+    # ccxt exchanges: per-call timeout, retries (3 attempts, 4-10 s; docs/operations.md), breaker.
     exchange_timeout_ms: int = Field(default=10_000, ge=50)
     exchange_retry_attempts: int = Field(default=3, ge=1, le=10)
     exchange_retry_wait_min: float = Field(default=4.0, ge=0)

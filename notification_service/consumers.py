@@ -1,5 +1,5 @@
 """Event intake: the consumer group ``notification`` on the notification queue and on the
-events users are told about (contract 2), turned into stored, pushed and forwarded
+events users are told about (docs/events.md), turned into stored, pushed and forwarded
 notifications.
 
 Each entry is applied once (its event id in ``processed_events``) and each notification is

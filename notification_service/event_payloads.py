@@ -1,4 +1,4 @@
-"""The ``data`` of the events the notification service consumes (contract 2), validated.
+"""The ``data`` of the events the notification service consumes (docs/events.md), validated.
 
 A payload that does not fit raises, so the entry is retried and then dead-lettered with the
 validation error rather than silently dropped.

@@ -42,7 +42,12 @@ class Candles:
         return [
             [int(t), float(o), float(h), float(lo), float(c), float(v)]
             for t, o, h, lo, c, v in zip(
-                self.timestamp, self.open, self.high, self.low, self.close, self.volume,
+                self.timestamp,
+                self.open,
+                self.high,
+                self.low,
+                self.close,
+                self.volume,
                 strict=True,
             )
         ]
@@ -50,7 +55,11 @@ class Candles:
     def head(self, n: int) -> Candles:
         """The first ``n`` candles (used to prove strategies never look ahead)."""
         return Candles(
-            self.timestamp[:n], self.open[:n], self.high[:n], self.low[:n], self.close[:n],
+            self.timestamp[:n],
+            self.open[:n],
+            self.high[:n],
+            self.low[:n],
+            self.close[:n],
             self.volume[:n],
         )
 

@@ -1,4 +1,4 @@
-"""The event bus of DESIGN section 4, on Redis Streams.
+"""The event bus on Redis Streams (docs/events.md).
 
 Publishing: a service stages an event in the ``event_outbox`` table inside the transaction
 that makes it true (:func:`stage`); once that transaction has committed (an after-commit
@@ -50,7 +50,7 @@ DEAD_LETTER_STREAM = "events:dead-letter"
 NOTIFICATION_QUEUE = "queue:notifications"
 DEFAULT_MAXLEN = 100_000
 
-# Event types of DESIGN 4 (more may be added as noun.verb).
+# Event types (docs/events.md; more may be added as noun.verb).
 TRADE_EXECUTED = "trade.executed"
 MARKET_DATA_UPDATED = "market.data.updated"
 STRATEGY_TRIGGERED = "strategy.triggered"

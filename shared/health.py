@@ -1,4 +1,4 @@
-"""``GET /health`` (DESIGN 2) and ``GET /metrics``.
+"""``GET /health`` and ``GET /metrics`` (docs/api.md, health and metrics).
 
 Each check runs concurrently under a timeout, so a hung dependency reports ``down`` well
 under two seconds instead of hanging the probe.

@@ -369,7 +369,7 @@ def compute(spec: IndicatorSpec, candles: Candles) -> Series:
 
 
 class TechnicalAnalysis:
-    """The original design's names (DESIGN 8) over the functions above."""
+    """The original design's names (docs/architecture.md) over the functions above."""
 
     @staticmethod
     def calculate_sma(data: npt.ArrayLike, period: int) -> FloatArray:

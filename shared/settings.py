@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_JWT_SECRET = "change-me-in-production"  # noqa: S105 - the placeholder production refuses
 DEFAULT_INTERNAL_TOKEN = "change-me-internal"  # noqa: S105 - the placeholder production refuses
 
-# The ports of DESIGN section 1; `tradebot up` and docker-compose use the same table.
+# The services' ports (docs/architecture.md); `tradebot up` and docker-compose use this table.
 SERVICE_PORTS: dict[str, int] = {
     "gateway": 5000,
     "market": 5001,
@@ -68,7 +68,7 @@ class ServiceSettings(BaseSettings):
     analysis_service_urls: str = "http://127.0.0.1:8001"
     notification_service_urls: str = "http://127.0.0.1:8002"
 
-    # Event bus (DESIGN 4)
+    # Event bus (docs/events.md)
     event_stream_maxlen: int = 100_000
     event_claim_idle_ms: int = 15_000
     event_max_failures: int = 5
@@ -82,6 +82,7 @@ class ServiceSettings(BaseSettings):
     def tunes_gc(self) -> bool:
         """GC tuning on, and not inside pytest (whose heap the tests share)."""
         return self.gc_tuning and self.environment != "test"
+
     # Applied event ids are kept this long (duplicates can only come back within hours).
     processed_events_retention_days: float = Field(default=7.0, gt=0)
 

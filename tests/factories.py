@@ -1,6 +1,6 @@
 """Row and token factories for tests of any service.
 
-Tokens follow the contract of :mod:`shared.auth` (the user service issues the same shape):
+Tokens have the shape :mod:`shared.auth` verifies (the user service issues the same):
 an HS256 access JWT whose ``sid`` names a live ``user:session:{sid}`` hash in Redis.
 """
 

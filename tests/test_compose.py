@@ -15,7 +15,7 @@ from shared.settings import SERVICE_PORTS
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
-# Who needs whom (DESIGN 8 plus the notification and user dependencies of the contracts).
+# Who needs whom (docs/architecture.md, who calls whom).
 NEEDS = {
     "gateway": {"redis", "market", "user", "trading", "analysis", "notification"},
     "market": {"postgres", "redis", "migrate"},

@@ -1,5 +1,5 @@
 """A new user's first session, through the gateway, against all six services running as
-real processes on real PostgreSQL and Redis, with the exact shapes of DESIGN section 2."""
+real processes on real PostgreSQL and Redis, with the exact shapes of docs/api.md."""
 
 from __future__ import annotations
 

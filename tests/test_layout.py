@@ -1,5 +1,5 @@
 """The layout contracts in pyproject.toml ([tool.importlinter]) hold, and they catch a wrong
-import: run by `lint-imports` on the repository and on a copy with two imports broken."""
+import: run by `lint-imports` on the repository and on a copy with three wrong imports."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ CONFIG = REPO / "pyproject.toml"
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 LAYERS = "tradebot above the services and migrations, above shared"
 INDEPENDENCE = "the services and migrations import none of each other"
+CONFTESTS = "nobody imports a conftest"
 
 
 def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
@@ -45,7 +46,7 @@ def test_the_repository_keeps_every_layout_contract() -> None:
     assert " 0 broken" in result.stdout
 
 
-def test_a_service_imported_by_shared_or_by_another_service_breaks_the_contracts(
+def test_a_wrong_import_across_the_floors_or_of_a_conftest_breaks_the_contracts(
     tmp_path: Path,
 ) -> None:
     config = tomllib.loads(CONFIG.read_text())["tool"]["importlinter"]
@@ -55,6 +56,8 @@ def test_a_service_imported_by_shared_or_by_another_service_breaks_the_contracts
         module.write("\nimport market_service\n")
     with (tmp_path / "gateway" / "proxy.py").open("a") as module:
         module.write("\nimport trading_engine\n")
+    with (tmp_path / "bench" / "stores.py").open("a") as module:
+        module.write("\nimport tests.gateway.conftest\n")
 
     result = _lint_imports(tmp_path)
 
@@ -62,6 +65,8 @@ def test_a_service_imported_by_shared_or_by_another_service_breaks_the_contracts
     report = result.stdout
     assert f"{LAYERS} BROKEN" in report
     assert f"{INDEPENDENCE} BROKEN" in report
-    assert f"Contracts: {len(config['contracts']) - 2} kept, 2 broken." in report
+    assert f"{CONFTESTS} BROKEN" in report
+    assert f"Contracts: {len(config['contracts']) - 3} kept, 3 broken." in report
     assert "shared.errors -> market_service" in report
     assert "gateway.proxy -> trading_engine" in report
+    assert "bench.stores -> tests.gateway.conftest" in report

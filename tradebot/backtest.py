@@ -1,4 +1,4 @@
-"""``tradebot backtest`` and ``tradebot lookahead`` (DESIGN 7).
+"""``tradebot backtest`` and ``tradebot lookahead`` (docs/operations.md).
 
 Candles come from ``--data FILE`` (CSV or Parquet with the columns timestamp, open, high,
 low, close, volume; timestamps in epoch ms or ISO-8601), from the offline ``sim`` exchange

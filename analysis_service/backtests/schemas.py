@@ -1,4 +1,4 @@
-"""Bodies of the backtest routes (DESIGN 2)."""
+"""Bodies of the backtest routes (docs/api.md, analysis service)."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ ZERO = Decimal(0)
 
 
 class TradePayloadError(ValueError):
-    """A ``trade.executed`` payload that does not follow contract 2."""
+    """A ``trade.executed`` payload that does not follow docs/events.md (event payloads)."""
 
 
 def _decimal(data: dict[str, Any], key: str, *, optional: bool = False) -> Decimal | None:
@@ -44,7 +44,7 @@ def _decimal(data: dict[str, Any], key: str, *, optional: bool = False) -> Decim
 
 
 def trade_values(event: Event) -> dict[str, Any]:
-    """Contract-2 payload -> a ``performance_trades`` row."""
+    """A ``trade.executed`` payload (docs/events.md) -> a ``performance_trades`` row."""
     data = event.data
     try:
         side = str(data["side"]).lower()

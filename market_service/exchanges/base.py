@@ -12,7 +12,6 @@ from shared.timeframes import TIMEFRAME_MS as TIMEFRAME_MS  # re-exported for th
 Candle = list[float]
 
 
-
 def iso_ms(timestamp_ms: int) -> str:
     """Epoch milliseconds as ISO-8601 UTC."""
     return datetime.fromtimestamp(timestamp_ms / 1000, UTC).isoformat().replace("+00:00", "Z")

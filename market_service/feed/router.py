@@ -1,4 +1,4 @@
-"""`WS /market/ws`: the live price feed (DESIGN 3).
+"""`WS /market/ws`: the live price feed (docs/api.md, the price feed).
 
 Client frames: ``{"op": "subscribe"|"unsubscribe", "symbols": [...], "exchange": "sim"}``
 and ``{"op": "ping"}``. Server frames: ``ticker``, ``candle``, ``subscribed``,

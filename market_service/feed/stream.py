@@ -1,4 +1,4 @@
-"""``MarketDataStream``: WebSocket subscribers fed through Redis pub/sub (DESIGN 3).
+"""``MarketDataStream``: WebSocket subscribers fed through Redis pub/sub (docs/api.md).
 
 Ticks are published once to ``channel:market:{exchange}:{symbol}`` by whichever replica
 holds that symbol's watcher lease; every replica subscribes to the channels its own clients

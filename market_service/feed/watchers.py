@@ -1,7 +1,7 @@
 """Upstream watchers: one task per (exchange, symbol) that somebody needs.
 
 Demand comes from WebSocket subscribers on this replica and from the candle watch
-registry (contract 3: the Redis set ``subscriptions:candles`` of
+registry (docs/events.md: the Redis set ``subscriptions:candles`` of
 ``{exchange}|{symbol}|{timeframe}``). A replica with demand competes for the Redis lease
 ``market:feed:lease:{exchange}:{symbol}``; the holder runs the upstream loop (the sim's own
 clock, or REST polling for ccxt exchanges), so each tick and each closed candle is published
@@ -132,7 +132,7 @@ class FeedWatchers:
         self.tasks.clear()
 
     async def _watch_registry(self) -> None:
-        """Contract 3: keep a watcher for every member of ``subscriptions:candles``."""
+        """Keep a watcher for every member of ``subscriptions:candles`` (docs/events.md)."""
         while not self._stop.is_set():
             try:
                 await self.sync_registry()

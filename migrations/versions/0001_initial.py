@@ -146,7 +146,7 @@ def upgrade() -> None:
         sa.Column("last_signal", pg.JSONB, nullable=True),
         sa.Column("last_candle_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("error", sa.Text, nullable=True),
-        # Fraction of the bot's equity committed on an entry (DESIGN 6, default 1).
+        # Fraction of the bot's equity committed on an entry (docs/trading.md, bots; default 1).
         sa.Column("position_size", MONEY, nullable=False, server_default="1"),
         _ts("created_at"),
         _ts("updated_at"),

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-# Kinds of contract 1 (the user's preferences are keyed by them); others are accepted.
+# The kinds users' preferences are keyed by (docs/api.md, user service); others are accepted.
 KINDS = ("trade.executed", "risk.limit.exceeded", "bot.failed", "info")
 CHANNELS = frozenset({"ws", "webhook"})
 

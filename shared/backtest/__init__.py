@@ -1,4 +1,4 @@
-"""Backtests: :func:`run_backtest` (``BacktestEngine.run_backtest`` of DESIGN 8).
+"""Backtests: :func:`run_backtest` (the original design's ``BacktestEngine.run_backtest``).
 
 The semantics (fills, fees, stops, metrics) are spelled out in
 :mod:`shared.backtest.engine`; the fill loop is compiled with numba and cached on disk.

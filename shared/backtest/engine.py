@@ -1,4 +1,4 @@
-"""The backtest engine (DESIGN 6 and 8): exact semantics, compiled fill loop.
+"""The backtest engine (docs/trading.md, backtests): exact semantics, compiled fill loop.
 
 Semantics, in the order they apply to each candle ``t``:
 
@@ -162,7 +162,7 @@ class BacktestResult:
         return [[int(self.timestamps[i]), float(self.equity[i])] for i in index]
 
     def to_json(self, *, max_points: int | None = None) -> dict[str, Any]:
-        """The ``result`` object of ``GET /analysis/backtests/{id}`` (DESIGN 2)."""
+        """The ``result`` object of ``GET /analysis/backtests/{id}`` (docs/api.md)."""
         return {
             "metrics": dict(self.metrics),
             "trades": [trade.to_json() for trade in self.trades],
@@ -191,7 +191,7 @@ def compute_metrics(
     initial_capital: float,
     frame_ms: int | None = None,
 ) -> dict[str, float | int | None]:
-    """The metrics of DESIGN 6 from an equity curve and the trades' pnl."""
+    """The metrics (docs/trading.md, backtests) from an equity curve and the trades' pnl."""
     n = equity.shape[0]
     final = float(equity[-1]) if n else initial_capital
     frame = frame_ms or timeframe_ms(timestamps)

@@ -1,6 +1,6 @@
 """The compiled fill loop of the backtest engine (numba, cached on disk).
 
-One pass over the candles; the semantics are those of DESIGN 6 and are documented in
+One pass over the candles; the semantics are those of docs/trading.md (backtests), spelled out in
 :mod:`shared.backtest.engine`. The loop can run over a range of candles at a time, its
 state carried in a small array, so callers can report progress between chunks.
 """

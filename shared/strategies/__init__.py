@@ -1,4 +1,4 @@
-"""The strategy registry (contract 5): built-ins plus operator plugins.
+"""The strategy registry (docs/trading.md, strategies): built-ins plus operator plugins.
 
 Built-ins live in this package; plugins are :class:`TradingStrategy` subclasses published
 under the entry-point group ``tradebot.strategies`` (the entry-point name is the

@@ -1,4 +1,4 @@
-"""The strategy interface of DESIGN 8, shared by backtests and live bots.
+"""The strategy interface, shared by backtests and live bots (docs/trading.md).
 
 A strategy is vectorised first: :meth:`TradingStrategy.signals` maps candles to one
 action per candle, computed on that candle's close and never looking at later candles.
@@ -108,5 +108,5 @@ class TradingStrategy(ABC):
         )
 
     def calculate_position_size(self, signal: TradingSignal, size: float = 1.0) -> float:
-        """Fraction of equity to commit on an entry (DESIGN 6: default 1.0)."""
+        """Fraction of equity to commit on an entry (docs/trading.md; default 1.0)."""
         return size if signal.action is SignalAction.BUY else 0.0

@@ -13,7 +13,7 @@ from shared.strategies.base import ENTER_LONG, EXIT_LONG, SignalArray, TradingSt
 
 
 def crosses_above(a: FloatArray, b: FloatArray) -> np.ndarray:
-    """``a[t] > b[t] and a[t-1] <= b[t-1]`` (DESIGN 6); False where either is undefined."""
+    """``a[t] > b[t] and a[t-1] <= b[t-1]`` (docs/trading.md); False where either is undefined."""
     out = np.zeros(a.shape[0], dtype=np.bool_)
     if a.shape[0] > 1:
         out[1:] = (a[1:] > b[1:]) & (a[:-1] <= b[:-1])

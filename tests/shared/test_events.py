@@ -1,4 +1,4 @@
-"""The event bus of DESIGN 4 on real Redis Streams and PostgreSQL."""
+"""The event bus (docs/events.md) on real Redis Streams and PostgreSQL."""
 
 from __future__ import annotations
 

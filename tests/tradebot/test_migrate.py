@@ -10,7 +10,7 @@ from shared.db import create_engine
 from tests.stores import create_database, drop_database
 from tradebot.migrate import downgrade, upgrade
 
-DESIGN_TABLES = {"users", "trading_pairs", "ohlcv_data", "trades", "strategies"}
+ORIGINAL_TABLES = {"users", "trading_pairs", "ohlcv_data", "trades", "strategies"}
 
 
 async def _tables(url: str) -> set[str]:
@@ -47,7 +47,7 @@ def test_migrations_upgrade_to_head_and_downgrade_to_base() -> None:
     try:
         upgrade(url)
         tables = asyncio.run(_tables(url))
-        assert tables >= DESIGN_TABLES | {
+        assert tables >= ORIGINAL_TABLES | {
             "orders",
             "bots",
             "positions",
@@ -63,6 +63,6 @@ def test_migrations_upgrade_to_head_and_downgrade_to_base() -> None:
         downgrade(url)
         assert asyncio.run(_tables(url)) == {"alembic_version"}
         upgrade(url)  # and up again: downgrade left nothing behind
-        assert asyncio.run(_tables(url)) >= DESIGN_TABLES
+        assert asyncio.run(_tables(url)) >= ORIGINAL_TABLES
     finally:
         drop_database(url)

@@ -1,4 +1,4 @@
-"""Fixtures of the trading engine's tests: contract-shaped stubs of the market and user
+"""Fixtures of the trading engine's tests: stubs of the market and user
 services on real uvicorn servers, and the engine app pointed at them."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Small stand-ins for the services the engine calls, shaped exactly as the contracts:
-the market service (contract 4) and the user service's internal API (contract 1)."""
+"""Small stand-ins for the services the engine calls, shaped exactly as docs/api.md says:
+the market service's routes and the user service's internal API."""
 
 from __future__ import annotations
 

@@ -23,10 +23,10 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.events import STRATEGY_TRIGGERED, Event, stage
+from shared.exchange_errors import InvalidOrder
 from shared.strategies import SignalAction, TradingSignal, TradingStrategy
 from trading_engine.bots import repository as bot_repository
 from trading_engine.bots.batch import CandleOutcome, CandleWork, apply_candles
-from trading_engine.brokers.errors import InvalidOrder
 from trading_engine.brokers.paper import quantity_for_budget
 from trading_engine.ledger import repository as ledger_repository
 from trading_engine.ledger.service import SOURCE
@@ -121,7 +121,7 @@ class Adapter:
             for value in (self.risk.stop_loss, self.risk.take_profit, self.risk.trailing_stop)
         )
 
-    # --- DESIGN 8 -----------------------------------------------------------------------
+    # --- the original design's interface (docs/architecture.md) -----------------------------
 
     async def connection_exchange(self) -> bool:
         """Can the bot reach its market (paper: the market service; live: the venue)?"""

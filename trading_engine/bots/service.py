@@ -23,7 +23,7 @@ from trading_engine.orders.service import OrderService
 from trading_engine.strategies import repository as strategy_repository
 from trading_engine.strategies.service import build
 
-SUBSCRIPTIONS_KEY = "subscriptions:candles"  # contract 3
+SUBSCRIPTIONS_KEY = "subscriptions:candles"  # the candle watch registry (docs/events.md)
 
 
 def watch_member(bot: Bot) -> str:
@@ -145,7 +145,7 @@ async def set_running(
 
 
 async def update_watch(redis: Redis, session: AsyncSession, bot: Bot) -> None:
-    """Contract 3: SADD the bot's market while a bot runs on it, SREM after the last."""
+    """SADD the bot's market while a bot runs on it, SREM after the last (docs/events.md)."""
     member = watch_member(bot)
     if await repository.running_on(session, bot.exchange, bot.symbol, bot.timeframe):
         await redis.sadd(SUBSCRIPTIONS_KEY, member)

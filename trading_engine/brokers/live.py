@@ -126,7 +126,7 @@ class LiveBroker:
             raise translate(exc) from exc
 
     async def connection_exchange(self, credentials: ExchangeCredentials) -> bool:
-        """Can we reach the venue and do the keys work? (DESIGN 8's name.)"""
+        """Can we reach the venue and do the keys work? (The original design's name.)"""
         client = await self._client(credentials)
         try:
             await self._call(credentials.exchange, client.fetch_balance, retry=True)

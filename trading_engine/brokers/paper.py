@@ -1,5 +1,5 @@
 """The paper broker: market orders walk the current order book and pay the taker fee;
-limit orders rest until the price crosses and pay the maker fee (DESIGN 6)."""
+limit orders rest until the price crosses and pay the maker fee (docs/trading.md, paper fills)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def quantity_for_budget(
     book: OrderBook, budget: Decimal, fee_rate: Decimal, amount_step: Decimal
 ) -> Decimal:
     """The largest buy quantity whose walk through the asks costs at most ``budget``,
-    fee included (DESIGN 6: quantity = equity x size / (price x (1 + fee)) on one level)."""
+    fee included (docs/trading.md: quantity = equity x size / (price x (1 + fee)) on one level)."""
     left = budget
     quantity = ZERO
     for price, available in book.asks:

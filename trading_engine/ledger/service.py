@@ -326,7 +326,7 @@ def request_notification(
     data: Mapping[str, object],
     source_event_id: uuid.UUID,
 ) -> None:
-    """Stage a ``notification.requested`` entry on ``queue:notifications`` (contract 2)."""
+    """Stage a ``notification.requested`` entry on ``queue:notifications`` (docs/events.md)."""
     stage(
         session,
         Event(

@@ -15,7 +15,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db import unit_of_work
-from trading_engine.brokers.errors import InvalidOrder
+from shared.exchange_errors import InvalidOrder
 from trading_engine.brokers.live import LiveBroker
 from trading_engine.ledger import repository as ledger_repository
 from trading_engine.ledger.service import Fill, record_fill

@@ -1,4 +1,4 @@
-"""Order, trade and position shapes of DESIGN 2 (money as JSON strings)."""
+"""Order, trade and position shapes of docs/api.md (money as JSON strings)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from trading_engine.brokers.errors import InvalidOrder
+from shared.exchange_errors import InvalidOrder
 from trading_engine.market_client import MarketRules, OrderBook
 from trading_engine.money import as_text, floor_to_step, money
 

@@ -1,4 +1,4 @@
-"""The Redis mirror of a user's open positions and open orders (DESIGN 4):
+"""The Redis mirror of a user's open positions and open orders (docs/events.md):
 ``trading:positions:{userId}`` and ``trading:orders:{userId}``, hashes of id -> JSON,
 rewritten from PostgreSQL after each commit that changed them."""
 

@@ -1,4 +1,4 @@
-"""Risk rules of DESIGN 6: stop loss, take profit, trailing stop (on an open position),
+"""Risk rules (docs/trading.md): stop loss, take profit, trailing stop (on an open position),
 and the entry limits (max order value, max position value, max open positions, daily
 loss limit) from a bot's risk settings and the user's trading limits."""
 

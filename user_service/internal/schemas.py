@@ -1,4 +1,4 @@
-"""Bodies of the service-to-service API (contract 1)."""
+"""Bodies of the service-to-service API (docs/api.md, internal routes)."""
 
 from __future__ import annotations
 

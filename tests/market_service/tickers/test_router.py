@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from tests.market_service.exchange_calls import count_calls
 
 
-async def test_ticker_has_the_design_shape_with_numbers(client: httpx.AsyncClient) -> None:
+async def test_ticker_has_the_documented_shape_with_numbers(client: httpx.AsyncClient) -> None:
     response = await client.get("/market/ticker", params={"symbol": "BTC/USDT"})
     assert response.status_code == 200
     body = response.json()

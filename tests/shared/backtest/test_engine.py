@@ -146,7 +146,7 @@ def test_a_position_open_at_the_end_is_closed_at_the_last_close_with_fee():
 
 
 def reference(c, signals, capital, fee, slip, size, sl, tp, trail):
-    """An independent, plain-Python reading of DESIGN 6 (see shared.backtest.engine)."""
+    """An independent, plain-Python reading of docs/trading.md (see shared.backtest.engine)."""
     cash, qty = capital, 0.0
     equity: list[float] = []
     trades: list[tuple[int, int, float, float, float, float, str]] = []

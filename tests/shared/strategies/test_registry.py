@@ -86,7 +86,7 @@ def test_generate_signal_is_the_vectorised_signal_on_the_last_candle(name):
     assert strategy.calculate_position_size(live, 0.5) == 0.5
 
 
-def test_ma_crossover_crosses_exactly_as_design_six_defines_them():
+def test_ma_crossover_crosses_exactly_as_the_docs_define_them():
     fast, slow = talib.SMA(C.close, 10), talib.SMA(C.close, 30)
     signals = create_strategy("ma_crossover", {"fast": 10, "slow": 30}).signals(C)
     for t in range(1, len(C)):

@@ -1,5 +1,5 @@
 """The live path: ccxt's real async ``binance`` class against a local server answering
-like Binance, with the user's keys from the user service (contract 1)."""
+like Binance, with the user's keys from the user service's internal API (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every risk rule of DESIGN 6 triggers (and stays quiet when it should)."""
+"""Every risk rule of docs/trading.md triggers (and stays quiet when it should)."""
 
 from __future__ import annotations
 
