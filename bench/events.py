@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import statistics
@@ -39,6 +40,7 @@ from shared.db import create_engine, create_sessionmaker
 from shared.events import Event
 from shared.redis import create_redis
 from tests.factories import create_user
+from tests.notification_service.events import trade_event
 from tests.servers import ServiceProcess, free_port
 from tests.stores import (
     TEST_ENCRYPTION_KEY,
@@ -54,29 +56,9 @@ def pct(values: list[float], p: float) -> float:
 
 
 def trade(user_id: uuid.UUID, sent_at: float) -> Event:
-    return Event(
-        type="trade.executed",
-        source="bench",
-        data={
-            "trade_id": str(uuid.uuid4()),
-            "order_id": str(uuid.uuid4()),
-            "user_id": str(user_id),
-            "bot_id": None,
-            "exchange": "sim",
-            "symbol": "BTC/USDT",
-            "side": "buy",
-            "price": "50000.00000000",
-            "quantity": "0.01000000",
-            "fee": "0.50000000",
-            "fee_currency": "USDT",
-            "pnl": None,
-            "mode": "paper",
-            "strategy": None,
-            "executed_at": "2026-11-25T05:00:00+00:00",
-            "bench_sent_at": sent_at,
-            "bench_sent_wall": time.time(),
-        },
-    )
+    """The tests' paper fill, stamped with when the bench sent it."""
+    event = trade_event(user_id, bench_sent_at=sent_at, bench_sent_wall=time.time())
+    return dataclasses.replace(event, source="bench")
 
 
 async def paced(rate: int, seconds: float, send: Any) -> int:
