@@ -36,7 +36,7 @@ from trading_engine.orders import repository as order_repository
 from trading_engine.orders.schemas import OrderCreate
 from trading_engine.orders.service import OrderService
 from trading_engine.orders.venue import check_minimums, normalise_quantity
-from trading_engine.risk.entry import guard_entry
+from trading_engine.risk.entry import ProposedEntry, guard_entry
 from trading_engine.risk.events import stage_risk_event
 from trading_engine.risk.rules import (
     PositionView,
@@ -179,16 +179,18 @@ class Adapter:
             account = await self.orders.users.account(self.user_id)
             await guard_entry(
                 session,
-                user_id=self.user_id,
-                bot_id=self.bot_id,
-                exchange=self.exchange,
-                symbol=self.symbol,
-                mode="paper",
-                side="buy",
-                quantity=quantity,
-                price=price,
-                limits=account.limits,
-                risk=self.risk,
+                ProposedEntry(
+                    user_id=self.user_id,
+                    bot_id=self.bot_id,
+                    exchange=self.exchange,
+                    symbol=self.symbol,
+                    mode="paper",
+                    side="buy",
+                    quantity=quantity,
+                    price=price,
+                ),
+                account.limits,
+                self.risk,
             )
         else:
             if position is None or position.quantity <= 0:
@@ -340,16 +342,18 @@ class Adapter:
         if signal.action is SignalAction.BUY:
             await guard_entry(
                 session,
-                user_id=self.user_id,
-                bot_id=self.bot_id,
-                exchange=self.exchange,
-                symbol=self.symbol,
-                mode="live",
-                side="buy",
-                quantity=quantity,
-                price=Decimal(str(signal.price)),
-                limits=account.limits,
-                risk=self.risk,
+                ProposedEntry(
+                    user_id=self.user_id,
+                    bot_id=self.bot_id,
+                    exchange=self.exchange,
+                    symbol=self.symbol,
+                    mode="live",
+                    side="buy",
+                    quantity=quantity,
+                    price=Decimal(str(signal.price)),
+                ),
+                account.limits,
+                self.risk,
                 lock=False,
             )
         # The live order is committed, sent and polled in its own units of work; the

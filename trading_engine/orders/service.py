@@ -41,7 +41,7 @@ from trading_engine.orders.venue import (
     reference_price,
 )
 from trading_engine.portfolio.mirror import refresh_mirror
-from trading_engine.risk.entry import guard_entry
+from trading_engine.risk.entry import ProposedEntry, guard_entry
 from trading_engine.risk.events import report_block
 from trading_engine.risk.rules import RiskLimitExceeded
 from trading_engine.settings import TradingSettings
@@ -178,15 +178,17 @@ class OrderService:
                 if ref is not None:
                     await guard_entry(
                         session,
-                        user_id=user_id,
-                        bot_id=None,
-                        exchange=body.exchange,
-                        symbol=body.symbol,
-                        mode="paper",
-                        side=body.side,
-                        quantity=quantity,
-                        price=ref,
-                        limits=account.limits,
+                        ProposedEntry(
+                            user_id=user_id,
+                            bot_id=None,
+                            exchange=body.exchange,
+                            symbol=body.symbol,
+                            mode="paper",
+                            side=body.side,
+                            quantity=quantity,
+                            price=ref,
+                        ),
+                        account.limits,
                     )
                 await self.submit_paper(session, order, venue)
         except RiskLimitExceeded as breach:
@@ -225,15 +227,17 @@ class OrderService:
                 try:
                     await guard_entry(
                         session,
-                        user_id=user_id,
-                        bot_id=bot_id,
-                        exchange=body.exchange,
-                        symbol=body.symbol,
-                        mode="live",
-                        side=body.side,
-                        quantity=quantity,
-                        price=ref,
-                        limits=account.limits,
+                        ProposedEntry(
+                            user_id=user_id,
+                            bot_id=bot_id,
+                            exchange=body.exchange,
+                            symbol=body.symbol,
+                            mode="live",
+                            side=body.side,
+                            quantity=quantity,
+                            price=ref,
+                        ),
+                        account.limits,
                     )
                 except RiskLimitExceeded as breach:
                     await session.rollback()
