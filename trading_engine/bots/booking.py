@@ -52,7 +52,6 @@ class CandleBooking:
         failures: BotFailures,
         leases: BotLeases,
         spawn: Callable[[Coroutine[Any, Any, object]], None],
-        latencies: list[float],
     ) -> None:
         self.handles = handles
         self.candles = candles
@@ -64,7 +63,6 @@ class CandleBooking:
         self.failures = failures
         self.leases = leases
         self.spawn = spawn
-        self.latencies = latencies  # signal -> order committed, seconds
 
     # --- one market, one candle ---------------------------------------------------------
 
@@ -173,7 +171,7 @@ class CandleBooking:
         handle.flat = outcome.flat
         handle.last_ts = candle_ts
         handle.failures = 0
-        observe_order_latency(outcome, self.latencies)
+        observe_order_latency(outcome)
         if outcome.result is not None and outcome.result.order_id is not None:
             self.mirrors.request(handle.adapter.user_id)
         if outcome.paused:

@@ -33,11 +33,9 @@ SIGNAL_TO_ORDER = Histogram(
 )
 
 
-def observe_order_latency(outcome: CandleOutcome, latencies: list[float]) -> None:
+def observe_order_latency(outcome: CandleOutcome) -> None:
     """Signal-to-order and candle-to-order of a candle that committed an order."""
     if outcome.ordered_at is not None and outcome.signal_at is not None:
-        latency = outcome.ordered_at - outcome.signal_at
-        SIGNAL_TO_ORDER.observe(latency)
+        SIGNAL_TO_ORDER.observe(outcome.ordered_at - outcome.signal_at)
         if outcome.woken_at is not None:
             CANDLE_TO_ORDER.observe(outcome.ordered_at - outcome.woken_at)
-        latencies.append(latency)

@@ -62,7 +62,6 @@ class BotRunner:
         self.leases = BotLeases(redis, self.replica_id, settings.bot_lease_ms)
         self.candles = CandleBook(orders.market, keep=settings.bot_history_limit)
         self.handles: dict[uuid.UUID, BotHandle] = {}
-        self.latencies: list[float] = []  # signal -> order committed, seconds
         self._tasks: set[asyncio.Task[Any]] = set()
         slots = BookingSlots(settings.bot_concurrency)
         failures = BotFailures(sessionmaker, self.leases)
@@ -78,7 +77,6 @@ class BotRunner:
             failures=failures,
             leases=self.leases,
             spawn=self.spawn,
-            latencies=self.latencies,
         )
         self.intake = CandleIntake(
             sessionmaker=sessionmaker,
