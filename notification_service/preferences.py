@@ -88,10 +88,9 @@ class PreferenceDirectory:
         return MISSING
 
     async def lookup(self, user_id: uuid.UUID) -> ChannelPreferences | None:
-        now = time.monotonic()
-        cached = self._cache.get(user_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        fresh = self.cached(user_id)
+        if fresh is not MISSING:
+            return fresh
         try:
             body = await self._http.get(f"/user/internal/users/{user_id}")
             prefs: ChannelPreferences | None = ChannelPreferences.from_preferences(
@@ -105,9 +104,10 @@ class PreferenceDirectory:
             if not (isinstance(exc, ServiceUnavailable) and exc.circuit_open):
                 log.warning("preferences_unavailable", user_id=str(user_id), error=exc.detail)
             # Remembered briefly so an outage does not cost a call per event.
+            now = time.monotonic()
             self._cache[user_id] = (now + min(self.ttl_s, FALLBACK_TTL_S), EVERY_CHANNEL)
             return EVERY_CHANNEL
         if len(self._cache) > 100_000:
             self._cache.clear()
-        self._cache[user_id] = (now + self.ttl_s, prefs)
+        self._cache[user_id] = (time.monotonic() + self.ttl_s, prefs)
         return prefs
