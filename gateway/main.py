@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import cast
@@ -12,9 +13,11 @@ from starlette.types import Receive, Scope, Send
 from gateway.admission import Admitter, TokenVerifier
 from gateway.health import breaker_details, upstream_check
 from gateway.proxy import GatewayProxy, GatewayRuntime
+from gateway.recovery import watch_open_breakers
 from gateway.settings import GatewaySettings, get_settings
 from gateway.upstreams import UpstreamRegistry
 from shared.app import create_service_app
+from shared.cancellation import cancel_and_wait
 from shared.heap import freeze_long_lived, tune_collections
 
 
@@ -55,12 +58,20 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     upstream, settings.health_check_timeout
                 )
         app.state.health_details = breaker_details(registry)
+        recovery = asyncio.create_task(
+            watch_open_breakers(
+                registry,
+                interval=settings.breaker_probe_interval_seconds,
+                timeout=settings.health_check_timeout,
+            )
+        )
         if settings.tunes_gc:
             freeze_long_lived(full=True)
             tune_collections()
         try:
             yield
         finally:
+            await cancel_and_wait([recovery])
             await admitter.close()
             await registry.close()
 

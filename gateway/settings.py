@@ -24,6 +24,9 @@ class GatewaySettings(ServiceSettings):
     # Circuit breaker per upstream base URL.
     breaker_failure_threshold: int = Field(default=5, ge=1)
     breaker_reset_timeout_seconds: float = Field(default=10.0, gt=0)
+    # An open breaker's instance is probed on its /health this often; a 200 lets the next
+    # request through as the half-open probe without waiting out the reset timeout.
+    breaker_probe_interval_seconds: float = Field(default=0.5, gt=0)
 
     upstream_connect_timeout_seconds: float = Field(default=2.0, gt=0)
     upstream_read_timeout_seconds: float = Field(default=30.0, gt=0)

@@ -51,7 +51,11 @@ def create_service_app(
         housekeeping: list[asyncio.Task[None]] = []
         engine = None
         if use_database:
-            engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+            engine = create_engine(
+                settings.database_url,
+                pool_size=settings.database_pool_size,
+                pool_timeout=settings.database_pool_timeout_seconds,
+            )
             app.state.engine = engine
             app.state.sessionmaker = create_sessionmaker(engine, redis)
             checks = {"database": lambda: ping_database(engine), **checks}

@@ -47,14 +47,21 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:
-    """An asyncpg engine whose connects and statements cannot hang a request forever."""
+def create_engine(
+    url: str, *, pool_size: int = 10, pool_timeout: float = 3.0, **kwargs: Any
+) -> AsyncEngine:
+    """An asyncpg engine whose connects and statements cannot hang a request forever.
+
+    A request that waits ``pool_timeout`` seconds for a connection gets a 503 with
+    ``Retry-After`` (shared.errors): after an outage, clients retrying at once are shed
+    quickly instead of queueing behind each other.
+    """
     engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
-        pool_timeout=5,
+        pool_timeout=pool_timeout,
         connect_args={"timeout": 3, "command_timeout": 30},
         json_serializer=_json_text,
         **kwargs,

@@ -13,9 +13,11 @@ Hierarchy::
     └── DependencyUnavailable     503  with Retry-After (database, Redis, an upstream, an exchange)
         └── ServiceUnavailable    503  another TradeBot service, named (shared.service_client)
 
-Routes and services raise these; :func:`install_error_handlers` renders them. A database
-or Redis connection failure anywhere becomes a 503, and anything unexpected a 500 problem
-without a trace (the trace goes to the log). Exchange errors build on these classes in
+Routes and services raise these; :func:`install_error_handlers` renders them. A passing
+fault of a dependency anywhere becomes a 503 with ``Retry-After`` (:func:`database_unavailable`
+says which database errors are passing: a lost or refused connection, a server shutting
+down, an exhausted pool, a deadlock), and anything unexpected a 500 problem without a trace
+(the trace goes to the log). Exchange errors build on these classes in
 :mod:`shared.exchange_errors`.
 """
 
@@ -32,6 +34,7 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -167,10 +170,16 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _dependency_down(request: Request, exc: Exception) -> JSONResponse:
     log.warning("dependency_unavailable", error=type(exc).__name__, path=request.url.path)
-    what = "cache" if isinstance(exc, RedisConnectionError | RedisTimeoutError) else "database"
-    return problem_response(
-        request, 503, f"The {what} is unavailable; retry later.", headers={"Retry-After": "5"}
-    )
+    if isinstance(exc, PoolTimeout):
+        # Every connection is busy (e.g. clients retrying after an outage): shed load at
+        # once instead of queueing; a retry a second later usually finds one free.
+        detail, retry_after = "The database is busy; retry shortly.", "1"
+    elif _is_contention(exc):
+        detail, retry_after = "The request collided with a concurrent one; retry it.", "1"
+    else:
+        what = "cache" if isinstance(exc, RedisConnectionError | RedisTimeoutError) else "database"
+        detail, retry_after = f"The {what} is unavailable; retry later.", "5"
+    return problem_response(request, 503, detail, headers={"Retry-After": retry_after})
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -191,6 +200,7 @@ def install_error_handlers(app: FastAPI) -> None:
         ConnectionError,
         OSError,
         TimeoutError,
+        PoolTimeout,
     ):
         app.add_exception_handler(exc_type, _dependency_down)
     app.add_exception_handler(DBAPIError, _database_error)
@@ -198,10 +208,68 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
 
 
+# SQLSTATEs of passing faults: connection exceptions (class 08), too many connections, the
+# server shutting down or starting up (57P01-57P03), and the two a retry resolves
+# (serialization failure, deadlock).
+_UNAVAILABLE_STATES = ("08", "53300", "57P01", "57P02", "57P03")
+_CONTENTION_STATES = ("40001", "40P01")
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception, what SQLAlchemy wraps (``orig``) and the chain of causes under it."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 8:
+        seen.append(current)
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return seen
+
+
+def _sqlstate(exc: BaseException) -> str:
+    for cause in _causes(exc):
+        state = getattr(cause, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+    return ""
+
+
+def _is_contention(exc: BaseException) -> bool:
+    return _sqlstate(exc) in _CONTENTION_STATES
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Is ``exc`` a passing fault of the database (retry later), not a bug of ours?
+
+    A lost, refused or timed-out connection, a server shutting down (``the database system
+    is shutting down``, a backend terminated by an administrator), an exhausted pool, too
+    many connections, a deadlock or serialization failure.
+    """
+    if isinstance(exc, PoolTimeout | OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    state = _sqlstate(exc)
+    if state.startswith(_UNAVAILABLE_STATES) or state in _CONTENTION_STATES:
+        return True
+    return any(
+        isinstance(cause, ConnectionError | OSError | TimeoutError)
+        or type(cause).__name__ in _ASYNCPG_CONNECTION_ERRORS
+        for cause in _causes(exc)
+    )
+
+
+# asyncpg's errors of a connection that is gone (by name: no import of the driver here).
+_ASYNCPG_CONNECTION_ERRORS = frozenset(
+    {"ConnectionDoesNotExistError", "CannotConnectNowError"}
+)
+
+
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    # asyncpg wraps a lost connection in DBAPIError; anything else is our bug.
+    # asyncpg's errors arrive wrapped in DBAPIError: a passing fault is a 503, anything
+    # else is our bug.
     assert isinstance(exc, DBAPIError)  # noqa: S101
-    if exc.connection_invalidated or isinstance(exc.orig, ConnectionError | OSError):
+    if database_unavailable(exc):
         return await _dependency_down(request, exc)
     return await _unexpected(request, exc)
 

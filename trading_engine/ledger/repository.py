@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -134,11 +135,27 @@ async def lock_open_position(
     )
     if not lock:
         return await session.scalar(query)
-    position = await session.scalar(
-        query.with_for_update().execution_options(populate_existing=True)
-    )
+    locking = query.with_for_update().execution_options(populate_existing=True)
+    position = await session.scalar(locking)
+    if position is None:
+        # No open row to lock: two orders could each see none and both open one (the
+        # second then hits uq_positions_open). The owner's position key is locked instead,
+        # and looked up again once held: a position opened meanwhile is visible now.
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"),
+            {"key": position_lock_key(user_id, bot_id, exchange, symbol, mode)},
+        )
+        position = await session.scalar(locking)
     cache[key] = position
     return position
+
+
+def position_lock_key(
+    user_id: uuid.UUID, bot_id: uuid.UUID | None, exchange: str, symbol: str, mode: str
+) -> int:
+    """The advisory lock (a signed 64-bit key) of one owner's position in one market."""
+    owner = f"position|{user_id}|{bot_id or ''}|{exchange}|{symbol}|{mode}".encode()
+    return int.from_bytes(hashlib.blake2b(owner, digest_size=8).digest(), "big", signed=True)
 
 
 def remember_position(session: AsyncSession, position: Position) -> None:

@@ -149,6 +149,7 @@ class OrderService:
         async with self.sessionmaker() as session:
             existing = await repository.order_by_client_id(session, user_id, client_order_id)
         if existing is not None:
+            await self._check_repeat(existing, body)
             return existing, False
         account = await self.users.account(user_id)
         if body.mode == "live":
@@ -169,10 +170,11 @@ class OrderService:
                     session,
                     _order_values(user_id, None, body, client_order_id, quantity, price),
                 )
-                if order is None:  # an identical request committed first
+                if order is None:  # a request with this key committed first
                     repeat = await repository.order_by_client_id(session, user_id, client_order_id)
                     if repeat is None:
                         raise Conflict("A concurrent request with this client_order_id failed.")
+                    await self._check_repeat(repeat, body)
                     return repeat, False
                 ref = reference_price(body.side, venue.book, price)
                 if ref is not None:
@@ -222,6 +224,7 @@ class OrderService:
                 repeat = await repository.order_by_client_id(session, user_id, client_order_id)
                 if repeat is None:
                     raise Conflict("A concurrent request with this client_order_id failed.")
+                await self._check_repeat(repeat, body)
                 return repeat, False
             if ref is not None and check_limits:
                 try:
@@ -255,6 +258,43 @@ class OrderService:
         final = await self.live_orders.poll(order.id, credentials, rules, strategy_name)
         await refresh_mirror(self.sessionmaker, self.redis, user_id)
         return final, True
+
+    async def _check_repeat(self, existing: Order, body: OrderCreate) -> None:
+        """A repeated ``client_order_id`` must carry the order it names: the same key
+        with another body is a 422, never the first order passed off as this one."""
+        differs = [
+            name
+            for name in ("exchange", "symbol", "side", "type", "mode")
+            if getattr(existing, name) != getattr(body, name)
+        ]
+        if not differs and (body.quantity != existing.quantity or body.price != existing.price):
+            # The stored order holds the quantity and price at the venue's precision: the
+            # repeat is the same order if it normalises to them.
+            if existing.mode == "paper":
+                rules = await self.market.rules(existing.exchange, existing.symbol)
+            else:
+                credentials = await self.users.credentials(existing.user_id, existing.exchange)
+                rules = await self.live.rules(credentials, existing.symbol)
+            if normalise_quantity(body.quantity, rules) != existing.quantity:
+                differs.append("quantity")
+            price = normalise_price(body.price, rules) if body.price is not None else None
+            if price != existing.price:
+                differs.append("price")
+        if differs:
+            raise ValidationFailed(
+                f"The client_order_id {existing.client_order_id!r} was already used for another "
+                f"order (its {', '.join(differs)} differ); use a new key for a new order.",
+                extra={
+                    "errors": [
+                        {
+                            "loc": ["body", "client_order_id"],
+                            "msg": "already used for another order",
+                            "type": "idempotency_key_reused",
+                        }
+                    ],
+                    "order_id": str(existing.id),
+                },
+            )
 
     async def place_for_bot(
         self,
