@@ -18,6 +18,7 @@ from gateway.settings import GatewaySettings, get_settings
 from gateway.upstreams import UpstreamRegistry
 from shared.app import create_service_app
 from shared.cancellation import cancel_and_wait
+from shared.forwarding import trusted_proxies
 from shared.heap import freeze_long_lived, tune_collections
 
 
@@ -62,7 +63,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             watch_open_breakers(
                 registry,
                 interval=settings.breaker_probe_interval_seconds,
-                timeout=settings.health_check_timeout,
+                limit_s=settings.health_check_timeout,
             )
         )
         if settings.tunes_gc:
@@ -98,5 +99,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         buffer_request_body_bytes=settings.buffer_request_body_bytes,
         service=settings.service_name,
         cors_origins=settings.cors_origin_list,
+        trusted=trusted_proxies(settings.trusted_proxies),
     )
     return app

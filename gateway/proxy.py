@@ -37,6 +37,7 @@ from gateway.upstreams import Instance, Upstream, UpstreamRegistry
 from gateway.websocket import proxy_websocket
 from shared.auth import bearer_token, session_key
 from shared.errors import Unauthorized
+from shared.forwarding import TrustedProxies
 from shared.logging import RequestLogMiddleware
 
 log = structlog.get_logger("gateway")
@@ -120,9 +121,11 @@ class RequestHead:
     @classmethod
     def of(cls, scope: Scope) -> RequestHead:
         """Hop-by-hop and gateway-owned fields dropped; X-Forwarded-* and X-Request-ID
-        added (the verified X-User-ID is added after admission)."""
+        added (the verified X-User-ID is added after admission). X-Forwarded-For names the
+        one client address the gateway believes (:meth:`GatewayProxy.handle`), never what
+        the client wrote itself."""
         forward: list[tuple[bytes, bytes]] = []
-        authorization = length = forwarded_for = None
+        authorization = length = None
         host = b""
         chunked = has_request_id = False
         for key, value in scope["headers"]:
@@ -135,17 +138,13 @@ class RequestHead:
                     chunked = True
                 continue
             if key == b"x-forwarded-for":
-                forwarded_for = value
                 continue
             if key == b"authorization":
                 authorization = value
             elif key == b"x-request-id":
                 has_request_id = True
             forward.append((key, value))
-        client = _client_ip(scope).encode()
-        forward.append(
-            (b"x-forwarded-for", forwarded_for + b", " + client if forwarded_for else client)
-        )
+        forward.append((b"x-forwarded-for", _client_ip(scope).encode()))
         forward.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
         if host:
             forward.append((b"x-forwarded-host", host))
@@ -176,8 +175,10 @@ class GatewayProxy:
         buffer_request_body_bytes: int,
         service: str,
         cors_origins: list[str],
+        trusted: TrustedProxies | None = None,
     ) -> None:
         self.registry = registry
+        self.trusted = trusted or TrustedProxies(())
         self.verifier = verifier
         self.runtime = runtime
         self.buffer_limit = buffer_request_body_bytes
@@ -210,7 +211,21 @@ class GatewayProxy:
         every resumption of the request)."""
         scope["route"] = self.routes[upstream.name]
         scope["gateway.upstream"] = upstream
+        if self.trusted:
+            self._believe_forwarded_for(scope)
         return self.entry(scope, receive, send)
+
+    def _believe_forwarded_for(self, scope: Scope) -> None:
+        """Behind a listed proxy, the client is who that proxy says (shared.forwarding);
+        the rate limit, the request log and X-Forwarded-For upstream then name it."""
+        values = [v for k, v in scope["headers"] if k == b"x-forwarded-for"]
+        client = scope.get("client")
+        if not values or not client:
+            return
+        forwarded = b", ".join(values).decode("latin-1")
+        address = self.trusted.client_address(str(client[0]), forwarded)
+        if address is not None and address != client[0]:
+            scope["client"] = (address, 0)
 
     async def _proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
         upstream: Upstream = scope["gateway.upstream"]

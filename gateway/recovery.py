@@ -22,7 +22,7 @@ log = structlog.get_logger("gateway.recovery")
 
 
 async def watch_open_breakers(
-    registry: UpstreamRegistry, *, interval: float, timeout: float
+    registry: UpstreamRegistry, *, interval: float, limit_s: float
 ) -> None:
     """Forever: probe the instances whose breaker is open; half-open those that answer."""
     while True:
@@ -35,17 +35,17 @@ async def watch_open_breakers(
         ]
         if not opened:
             continue
-        answers = await asyncio.gather(*(_healthy(i, timeout) for i in opened))
+        answers = await asyncio.gather(*(_healthy(i, limit_s) for i in opened))
         for instance, healthy in zip(opened, answers, strict=True):
             if healthy:
                 log.info("upstream_back", url=instance.url)
                 instance.breaker.probe_now()
 
 
-async def _healthy(instance: Instance, timeout: float) -> bool:
+async def _healthy(instance: Instance, limit_s: float) -> bool:
     try:
         async with instance.client.get(
-            instance.url + "/health", timeout=aiohttp.ClientTimeout(total=timeout)
+            instance.url + "/health", timeout=aiohttp.ClientTimeout(total=limit_s)
         ) as response:
             return response.status == 200
     except (aiohttp.ClientError, OSError, TimeoutError):

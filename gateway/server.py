@@ -10,10 +10,11 @@ proxy's own work (:mod:`gateway.proxy`) is unchanged: the lean cycle hands it th
 
 A request takes the lean cycle only when it is a plain proxied request: a proxied prefix, no
 upgrade, no ``Expect``, a body of known length under 64 KiB (buffered before the proxy
-starts, as the proxy would anyway), no ``X-Forwarded-For``/``-Proto`` for uvicorn's
-proxy-headers logic to apply, and no earlier request still answering on the connection
-(pipelined requests keep uvicorn's queue). Everything else (``/health``, ``/metrics``,
-WebSocket upgrades, streamed uploads) is uvicorn's code path as before.
+starts, as the proxy would anyway), no ``X-Forwarded-For``/``-Proto`` when uvicorn's
+proxy-headers logic is on (``tradebot serve`` turns it off), and no earlier request still
+answering on the connection (pipelined requests keep uvicorn's queue). Everything else
+(``/health``, ``/metrics``, WebSocket upgrades, streamed uploads) is uvicorn's code path
+as before.
 
 The class runs only when the gateway is served with ``--http gateway.server:GatewayHttpProtocol``
 (``tradebot serve gateway`` does); under any other server the gateway is plain ASGI.
@@ -33,8 +34,11 @@ from gateway.main import GatewayApp
 from gateway.proxy import GatewayProxy
 from gateway.upstreams import Upstream
 
-# Request headers that send a request down uvicorn's generic path.
-_GENERIC = frozenset({b"transfer-encoding", b"expect", b"x-forwarded-for", b"x-forwarded-proto"})
+# Request headers that send a request down uvicorn's generic path; X-Forwarded-* too when
+# uvicorn's proxy-headers logic is on (`tradebot serve` turns it off: the gateway reads
+# X-Forwarded-For itself, from TRUSTED_PROXIES only).
+_GENERIC = frozenset({b"transfer-encoding", b"expect"})
+_GENERIC_WITH_PROXY_HEADERS = _GENERIC | {b"x-forwarded-for", b"x-forwarded-proto"}
 _NO_BODY_STATUS = (204, 304)
 
 
@@ -188,6 +192,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.gateway = _find_gateway(self.app)
+        self.generic = _GENERIC_WITH_PROXY_HEADERS if self.config.proxy_headers else _GENERIC
 
     def on_headers_complete(self) -> None:
         cycle = self.cycle
@@ -222,8 +227,9 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self.cycle = LeanCycle(self, scope, upstream, keep_alive)  # type: ignore[assignment, arg-type]
 
     def _plain_headers(self) -> bool:
+        generic = self.generic
         for name, value in self.headers:
-            if name in _GENERIC:
+            if name in generic:
                 return False
             if name == b"content-length" and (not value.isdigit() or int(value) > HIGH_WATER_LIMIT):
                 return False

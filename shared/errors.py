@@ -260,9 +260,7 @@ def database_unavailable(exc: BaseException) -> bool:
 
 
 # asyncpg's errors of a connection that is gone (by name: no import of the driver here).
-_ASYNCPG_CONNECTION_ERRORS = frozenset(
-    {"ConnectionDoesNotExistError", "CannotConnectNowError"}
-)
+_ASYNCPG_CONNECTION_ERRORS = frozenset({"ConnectionDoesNotExistError", "CannotConnectNowError"})
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:

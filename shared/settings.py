@@ -11,8 +11,16 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_JWT_SECRET = "change-me-in-production"  # noqa: S105 - the placeholder production refuses
-DEFAULT_INTERNAL_TOKEN = "change-me-internal"  # noqa: S105 - the placeholder production refuses
+from shared.forwarding import parse_networks
+
+DEFAULT_JWT_SECRET = "change-me-in-production"  # noqa: S105 - a placeholder, loopback only
+# Placeholders that are never a secret (the first two were this project's own defaults).
+PLACEHOLDER_SECRETS = frozenset(
+    {DEFAULT_JWT_SECRET, "change-me-internal", "change-me", "changeme", "secret", ""}
+)
+# HS256 wants a key of at least 256 bits (RFC 7518, 3.2).
+MIN_JWT_SECRET_LENGTH = 32
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 # The services' ports (docs/architecture.md); `tradebot up` and docker-compose use this table.
 SERVICE_PORTS: dict[str, int] = {
@@ -61,8 +69,16 @@ class ServiceSettings(BaseSettings):
     refresh_token_ttl_seconds: int = 7 * 24 * 3600
 
     # Service-to-service calls (`/user/internal/*`) carry `X-Internal-Token`; the gateway
-    # never forwards `/*/internal/*` paths.
-    internal_api_token: str = DEFAULT_INTERNAL_TOKEN
+    # never forwards `/*/internal/*` paths. No default: unset, the internal routes refuse
+    # every call (`tradebot up` generates one for a local run).
+    internal_api_token: str = ""
+
+    # The interface the service listens on (`tradebot serve --host` sets BIND_HOST): beyond
+    # loopback, placeholder secrets are refused at start.
+    bind_host: str = "127.0.0.1"
+    # Proxies whose X-Forwarded-For is believed: addresses and CIDR networks, comma
+    # separated; none by default (shared.forwarding).
+    trusted_proxies: str = ""
 
     market_service_urls: str = "http://127.0.0.1:5001"
     user_service_urls: str = "http://127.0.0.1:5002"
@@ -93,10 +109,35 @@ class ServiceSettings(BaseSettings):
     def _asyncpg_driver(cls, value: str) -> str:
         return normalise_database_url(value)
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @property
+    def exposed(self) -> bool:
+        """Listening beyond loopback, or in production: real secrets only."""
+        return self.environment == "production" or self.bind_host not in LOOPBACK_HOSTS
+
+    @property
+    def internal_token_set(self) -> bool:
+        """Is there an internal token the internal routes may accept?"""
+        return self.internal_api_token.strip() not in PLACEHOLDER_SECRETS
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> ServiceSettings:
-        if self.environment == "production" and self.jwt_secret == DEFAULT_JWT_SECRET:
-            raise ValueError("JWT_SECRET must be set to a real secret in production")
-        if self.environment == "production" and self.internal_api_token == DEFAULT_INTERNAL_TOKEN:
-            raise ValueError("INTERNAL_API_TOKEN must be set to a real secret in production")
+        if not self.exposed:
+            return self
+        where = "in production" if self.environment == "production" else f"on {self.bind_host}"
+        if (
+            self.jwt_secret.strip() in PLACEHOLDER_SECRETS
+            or len(self.jwt_secret) < MIN_JWT_SECRET_LENGTH
+        ):
+            raise ValueError(
+                f"JWT_SECRET must be set to a real secret of at least {MIN_JWT_SECRET_LENGTH} "
+                f"characters to listen {where}"
+            )
+        if not self.internal_token_set:
+            raise ValueError(f"INTERNAL_API_TOKEN must be set to a real secret to listen {where}")
         return self

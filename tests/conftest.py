@@ -18,6 +18,7 @@ from shared.db import create_engine, create_sessionmaker
 from shared.redis import create_redis
 from tests.stores import (
     TEST_ENCRYPTION_KEY,
+    TEST_INTERNAL_TOKEN,
     TEST_JWT_SECRET,
     RedisIndexLock,
     create_database,
@@ -46,6 +47,7 @@ def service_env(database_url: str, redis_url: str) -> Iterator[dict[str, str]]:
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "JWT_SECRET": TEST_JWT_SECRET,
+        "INTERNAL_API_TOKEN": TEST_INTERNAL_TOKEN,
         "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
         "ENVIRONMENT": "test",
         "LOG_LEVEL": "WARNING",

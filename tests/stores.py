@@ -25,6 +25,7 @@ from shared.settings import normalise_database_url
 from tradebot.migrate import upgrade
 
 TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256"
+TEST_INTERNAL_TOKEN = "test-internal-token-of-the-suite"
 TEST_ENCRYPTION_KEY = "uV8o2m7cOq5Vt4y7V0X2w9b3bW1tYxkzS1r3mZq8a0E="  # Fernet key, tests only
 
 _REDIS_LOCK = "tradebot:test-db-lock:{}"

@@ -54,6 +54,8 @@ def serve(
         console.print(f"[red]Unknown service {service!r}; choose one of {', '.join(FACTORIES)}.[/]")
         raise typer.Exit(2)
     command = serve_command(service, port or SERVICE_PORTS[service], host)
+    # The service refuses placeholder secrets when it listens beyond loopback.
+    os.environ["BIND_HOST"] = host
     os.execv(command[0], command)  # noqa: S606 - replaces this process with uvicorn
 
 

@@ -87,6 +87,9 @@ def serve_command(service: str, port: int, host: str = "127.0.0.1") -> list[str]
         WS_PROTOCOLS.get(service, "auto"),
         "--http",
         HTTP_PROTOCOLS.get(service, "auto"),
+        # X-Forwarded-For is read by the services themselves, from TRUSTED_PROXIES only
+        # (shared/forwarding.py); uvicorn's own handling would believe any loopback peer.
+        "--no-proxy-headers",
     ]
 
 
@@ -126,6 +129,39 @@ def health_table(urls: dict[str, str], timeout: float = 2.0) -> tuple[Table, boo
         all_ok &= ok
         table.add_row(name, url, f"[{'green' if ok else 'red'}]{status}[/]", deps)
     return table, all_ok
+
+
+def local_secret(data_dir: Path, name: str) -> str:
+    """A random secret kept beside the embedded data (stable across runs, so sessions and
+    service-to-service calls survive a restart); production sets its own."""
+    import secrets
+
+    path = data_dir / name
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def local_env(env: dict[str, str], data_dir: Path) -> dict[str, str]:
+    """Secrets a local run generates when the operator set none."""
+    if not env.get("ENCRYPTION_KEY"):
+        env["ENCRYPTION_KEY"] = local_encryption_key(data_dir)
+    if not env.get("JWT_SECRET"):
+        env["JWT_SECRET"] = local_secret(data_dir, "jwt.secret")
+    if not env.get("INTERNAL_API_TOKEN"):
+        env["INTERNAL_API_TOKEN"] = local_secret(data_dir, "internal.token")
+    return env
+
+
+def service_env(name: str, env: dict[str, str]) -> dict[str, str]:
+    """One service's environment: the services behind the gateway believe the gateway's
+    X-Forwarded-For (it runs on loopback here); the gateway only the operator's proxies."""
+    if name == "gateway":
+        return env
+    proxies = [p for p in (env.get("TRUSTED_PROXIES", ""), "127.0.0.1") if p]
+    return {**env, "TRUSTED_PROXIES": ",".join(proxies)}
 
 
 def local_encryption_key(data_dir: Path) -> str:
@@ -173,8 +209,7 @@ def run_stack(*, data_dir: Path, console: Console, wait_timeout: float = 90.0) -
         for note in embedded.notes:
             console.print(f"[bold]•[/] {note}")
         env.setdefault("MARKET_EXCHANGES", "sim")
-        if not env.get("ENCRYPTION_KEY"):
-            env["ENCRYPTION_KEY"] = local_encryption_key(data_dir)
+        local_env(env, data_dir)
         env.update({k: v for k, v in upstream_env(urls).items() if k not in os.environ})
         console.print("[bold]•[/] applying migrations")
         try:
@@ -185,7 +220,7 @@ def run_stack(*, data_dir: Path, console: Console, wait_timeout: float = 90.0) -
         for name in START_ORDER:
             proc = subprocess.Popen(
                 serve_command(name, SERVICE_PORTS[name]),
-                env=env,
+                env=service_env(name, env),
                 text=True,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Path, Request
 
 from shared.deps import RedisDep, SessionDep
 from shared.errors import DependencyUnavailable, NotFound, Unauthorized
+from shared.forwarding import trusted_proxies
 from user_service.accounts.repository import UserRepository
 from user_service.auth.service import AuthService
 from user_service.key_vault import KeyVault
@@ -41,21 +42,25 @@ def get_key_vault(request: Request) -> KeyVault:
     return vault
 
 
-def client_ip(request: Request) -> str | None:
-    """The caller's address: the gateway appends it to X-Forwarded-For (last entry)."""
-    forwarded = request.headers.get("x-forwarded-for")
-    if forwarded:
-        return forwarded.split(",")[-1].strip()[:64] or None
-    return request.client.host if request.client else None
+async def client_ip(request: Request, settings: UserSettingsDep) -> str | None:
+    """The caller's address: the peer's, or what a trusted proxy (the gateway, listed in
+    TRUSTED_PROXIES) forwarded for it; shared.forwarding."""
+    peer = request.client.host if request.client else None
+    return trusted_proxies(settings.trusted_proxies).client_address(
+        peer, request.headers.get("x-forwarded-for")
+    )
 
 
-def require_internal_token(
+async def require_internal_token(
     settings: UserSettingsDep,
     token: Annotated[str | None, Header(alias="X-Internal-Token")] = None,
 ) -> None:
-    """Service-to-service routes: the shared internal token, compared in constant time."""
-    if token is None or not hmac.compare_digest(
-        token.encode(), settings.internal_api_token.encode()
+    """Service-to-service routes: the shared internal token, compared in constant time.
+    Without a configured token (or with a placeholder) every call is refused."""
+    if (
+        token is None
+        or not settings.internal_token_set
+        or not hmac.compare_digest(token.encode(), settings.internal_api_token.encode())
     ):
         raise Unauthorized("A valid X-Internal-Token header is required.")
 

@@ -22,8 +22,11 @@ def gateway() -> GatewayFactory:
     @asynccontextmanager
     async def run(**overrides: Any) -> AsyncIterator[UvicornThread]:
         app = create_app(gateway_settings(**overrides))
-        # On the HTTP protocol `tradebot serve gateway` uses (lean cycle for proxied routes).
-        async with UvicornThread(app, http=HTTP_PROTOCOLS["gateway"]) as server:
+        # On the HTTP protocol `tradebot serve gateway` uses (lean cycle for proxied routes)
+        # and, as it, without uvicorn's proxy headers (TRUSTED_PROXIES is the gateway's).
+        async with UvicornThread(
+            app, http=HTTP_PROTOCOLS["gateway"], proxy_headers=False
+        ) as server:
             yield server
 
     return run

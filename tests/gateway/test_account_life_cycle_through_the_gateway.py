@@ -7,6 +7,7 @@ import httpx
 
 from tests.gateway.stack import GatewayFactory
 from tests.servers import UvicornThread
+from tests.stores import TEST_INTERNAL_TOKEN
 from tests.user_service.sign_up import PASSWORD
 from user_service.main import create_app as create_user_app
 from user_service.settings import UserSettings
@@ -57,6 +58,6 @@ async def test_account_life_cycle_through_the_gateway_and_logout_is_immediate(
         assert direct.headers["content-type"] == "application/problem+json"
         internal = await client.get(
             f"{gw.url}/user/internal/users/{me.json()['id']}",
-            headers={"X-Internal-Token": "change-me-internal"},
+            headers={"X-Internal-Token": TEST_INTERNAL_TOKEN},
         )
         assert internal.status_code == 404

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from tests.factories import issue_access_token
 from tests.gateway.stack import GatewayFactory, all_upstreams
 from tests.servers import UvicornThread
-from tests.stores import TEST_JWT_SECRET
+from tests.stores import TEST_INTERNAL_TOKEN, TEST_JWT_SECRET
 
 
 async def bearer(redis: Redis) -> dict[str, str]:
@@ -132,7 +132,7 @@ async def test_non_public_routes_need_a_valid_token(
 async def test_internal_paths_are_404_at_the_gateway(
     gateway: GatewayFactory, upstream: UvicornThread, redis: Redis
 ) -> None:
-    headers = {**await bearer(redis), "X-Internal-Token": "change-me-internal"}
+    headers = {**await bearer(redis), "X-Internal-Token": TEST_INTERNAL_TOKEN}
     async with gateway(**all_upstreams(upstream.url)) as gw, httpx.AsyncClient() as client:
         for path in (
             "/user/internal/users/x",

@@ -8,6 +8,8 @@ from typing import Any
 
 from fastapi import FastAPI, Header, HTTPException
 
+from tests.stores import TEST_INTERNAL_TOKEN
+
 DEFAULT_MARKETS: dict[str, dict[str, Any]] = {
     "BTC/USDT": {
         "symbol": "BTC/USDT",
@@ -107,7 +109,7 @@ class MarketStub:
 class UserStub:
     """The user service's internal API for the users a test registers."""
 
-    TOKEN = "change-me-internal"
+    TOKEN = TEST_INTERNAL_TOKEN
 
     def __init__(self) -> None:
         self.reset()

@@ -48,11 +48,7 @@ class AuthService:
         self.users = UserRepository(session)
         self.settings = settings
         self.sessions = SessionStore(redis, ttl_seconds=settings.refresh_token_ttl_seconds)
-        self.throttle = LoginThrottle(
-            redis,
-            max_failures=settings.login_max_failures,
-            window_seconds=settings.login_failure_window_seconds,
-        )
+        self.throttle = LoginThrottle(redis, settings.login_throttle)
         self.tokens = TokenIssuer(settings)
 
     async def register(self, data: RegisterRequest) -> User:
@@ -88,7 +84,7 @@ class AuthService:
         if user is None or not ok or not user.is_active:
             await self.throttle.record_failure(email, client_ip)
             raise Unauthorized(BAD_CREDENTIALS)
-        await self.throttle.clear_account(email)
+        await self.throttle.record_success(email, client_ip)
         await self.users.record_login(user.id, new_hash)
         sid, jti = await self.sessions.open(user.id, list(user.permissions))
         return self.tokens.pair(

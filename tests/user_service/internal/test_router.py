@@ -6,10 +6,10 @@ import uuid
 
 import httpx
 
-from shared.settings import DEFAULT_INTERNAL_TOKEN
+from tests.stores import TEST_INTERNAL_TOKEN
 from tests.user_service.sign_up import register, signed_up
 
-INTERNAL = {"X-Internal-Token": DEFAULT_INTERNAL_TOKEN}
+INTERNAL = {"X-Internal-Token": TEST_INTERNAL_TOKEN}
 
 
 async def test_internal_user_view_needs_the_internal_token(client: httpx.AsyncClient) -> None:
