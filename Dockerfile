@@ -15,6 +15,7 @@ COPY trading_engine ./trading_engine
 COPY analysis_service ./analysis_service
 COPY notification_service ./notification_service
 COPY tradebot ./tradebot
+# No extras: the embedded servers (`local`) are for `tradebot up` only, and have no arm64 wheels.
 RUN pip install . && useradd --create-home --uid 10001 tradebot
 USER tradebot
 

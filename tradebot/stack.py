@@ -179,7 +179,7 @@ def local_encryption_key(data_dir: Path) -> str:
 
 def run_stack(*, data_dir: Path, console: Console, wait_timeout: float = 90.0) -> int:
     """Start everything, wait for health, stream logs until SIGINT/SIGTERM; exit code."""
-    from tradebot.embedded import EmbeddedServers
+    from tradebot.embedded import EmbeddedServers, EmbeddedUnavailable
     from tradebot.migrate import upgrade
 
     urls = service_urls()
@@ -202,10 +202,14 @@ def run_stack(*, data_dir: Path, console: Console, wait_timeout: float = 90.0) -
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     try:
-        if not env.get("DATABASE_URL"):
-            env["DATABASE_URL"] = embedded.start_postgres()
-        if not env.get("REDIS_URL"):
-            env["REDIS_URL"] = embedded.start_redis()
+        try:
+            if not env.get("DATABASE_URL"):
+                env["DATABASE_URL"] = embedded.start_postgres()
+            if not env.get("REDIS_URL"):
+                env["REDIS_URL"] = embedded.start_redis()
+        except EmbeddedUnavailable as missing:
+            console.print(f"[red]{missing}[/]")
+            return 2
         for note in embedded.notes:
             console.print(f"[bold]•[/] {note}")
         env.setdefault("MARKET_EXCHANGES", "sim")
