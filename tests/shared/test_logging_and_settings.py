@@ -48,7 +48,11 @@ def test_production_refuses_the_placeholder_jwt_secret() -> None:
 
 def test_production_refuses_the_placeholder_internal_token() -> None:
     with pytest.raises(ValidationError, match="INTERNAL_API_TOKEN"):
-        ServiceSettings(environment="production", jwt_secret="a-real-secret-of-32-characters!!")
+        ServiceSettings(
+            environment="production",
+            jwt_secret="a-real-secret-of-32-characters!!",
+            internal_api_token="change-me-internal",
+        )
 
 
 def test_database_urls_in_the_usual_spelling_use_the_asyncpg_driver() -> None:
@@ -57,3 +61,37 @@ def test_database_urls_in_the_usual_spelling_use_the_asyncpg_driver() -> None:
     assert ServiceSettings(database_url="postgresql://u@h:1/d").database_url.startswith(
         "postgresql+asyncpg://"
     )
+
+
+@pytest.mark.parametrize("secret", ["change-me-in-production", "change-me", "too-short-0123456789"])
+def test_a_service_listening_beyond_loopback_refuses_a_placeholder_or_short_jwt_secret(
+    secret: str,
+) -> None:
+    with pytest.raises(ValidationError, match="JWT_SECRET"):
+        ServiceSettings(
+            bind_host="0.0.0.0",  # noqa: S104 - the case under test
+            jwt_secret=secret,
+            internal_api_token="a-real-internal-token",
+        )
+
+
+@pytest.mark.parametrize("token", ["", "change-me-internal"])
+def test_a_service_listening_beyond_loopback_refuses_a_missing_internal_token(token: str) -> None:
+    with pytest.raises(ValidationError, match="INTERNAL_API_TOKEN"):
+        ServiceSettings(
+            bind_host="10.1.2.3",
+            jwt_secret="a-real-secret-of-32-characters!!",
+            internal_api_token=token,
+        )
+
+
+def test_on_loopback_a_service_starts_without_secrets_and_its_internal_token_is_unset() -> None:
+    settings = ServiceSettings(jwt_secret="change-me-in-production", internal_api_token="")
+    assert not settings.exposed
+    assert not settings.internal_token_set
+
+
+def test_trusted_proxies_must_be_addresses_or_networks() -> None:
+    assert ServiceSettings(trusted_proxies="10.0.0.1, 172.16.0.0/12, ::1").trusted_proxies
+    with pytest.raises(ValidationError, match="not an address or network"):
+        ServiceSettings(trusted_proxies="10.0.0.1, gateway")

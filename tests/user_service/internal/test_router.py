@@ -5,9 +5,13 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 
+from tests.servers import app_client
 from tests.stores import TEST_INTERNAL_TOKEN
 from tests.user_service.sign_up import register, signed_up
+from user_service.main import create_app
+from user_service.settings import UserSettings
 
 INTERNAL = {"X-Internal-Token": TEST_INTERNAL_TOKEN}
 
@@ -85,3 +89,15 @@ async def test_granting_live_trading_shows_in_tokens_after_refresh(
         headers=INTERNAL,
     )
     assert bogus.status_code == 422
+
+
+@pytest.mark.parametrize("configured", ["", "change-me-internal"])
+async def test_without_a_real_internal_token_the_internal_routes_refuse_everyone(
+    configured: str,
+) -> None:
+    async with app_client(create_app(UserSettings(internal_api_token=configured))) as client:
+        user = await register(client, "mallory-target@example.com")
+        path = f"/user/internal/users/{user['id']}/exchange-keys/binance"
+        for token in ("", "change-me-internal", configured):
+            refused = await client.get(path, headers={"X-Internal-Token": token})
+            assert refused.status_code == 401, token
