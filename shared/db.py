@@ -48,7 +48,7 @@ class Base(DeclarativeBase):
 
 
 def create_engine(
-    url: str, *, pool_size: int = 10, pool_timeout: float = 3.0, **kwargs: Any
+    url: str, *, pool_size: int = 10, pool_timeout: float = 5.0, **kwargs: Any
 ) -> AsyncEngine:
     """An asyncpg engine whose connects and statements cannot hang a request forever.
 

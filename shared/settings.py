@@ -59,7 +59,7 @@ class ServiceSettings(BaseSettings):
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/tradebot"
     database_pool_size: int = 10
     # How long a request waits for a pooled connection before it is answered 503.
-    database_pool_timeout_seconds: float = Field(default=3.0, gt=0)
+    database_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     redis_url: str = "redis://127.0.0.1:6379/0"
     health_check_timeout: float = Field(default=0.8, gt=0, le=5)
 

@@ -4,20 +4,38 @@ serialised per user and symbol, and a repeated key answers for the one order it 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
 import httpx
+import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tests.servers import app_client
 from tests.trading_engine.orders.test_router import order, wallet
 from tests.trading_engine.stubs import MarketStub
+from trading_engine.main import create_app
 from trading_engine.models import Balance, Order, Position, Trade
+from trading_engine.settings import TradingSettings
+
+
+@pytest.fixture
+async def patient_client(
+    engine_settings: Callable[..., TradingSettings],
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The engine with time to wait for a connection: forty orders of one user queue on
+    their position one after the other, and a loaded machine must not turn that into
+    503s (which are right, but not what these tests look at)."""
+    app = create_app(engine_settings(run_bots=False, database_pool_timeout_seconds=60))
+    async with app_client(app) as client:
+        yield client
 
 
 async def test_forty_concurrent_first_buys_of_one_user_open_one_position(
-    client: httpx.AsyncClient, market: MarketStub, new_user, session: AsyncSession
+    patient_client: httpx.AsyncClient, market: MarketStub, new_user, session: AsyncSession
 ) -> None:
+    client = patient_client
     user = await new_user()
     market.set_book("BTC/USDT", bids=[[100, 1000]], asks=[[100, 1000]])
 
@@ -36,8 +54,9 @@ async def test_forty_concurrent_first_buys_of_one_user_open_one_position(
 
 
 async def test_forty_concurrent_alternating_buys_and_sells_are_all_booked(
-    client: httpx.AsyncClient, market: MarketStub, new_user, session: AsyncSession
+    patient_client: httpx.AsyncClient, market: MarketStub, new_user, session: AsyncSession
 ) -> None:
+    client = patient_client
     user = await new_user()
     market.set_book("BTC/USDT", bids=[[100, 1000]], asks=[[100, 1000]])
     first = await client.post("/trading/orders", json=order(quantity="1"), headers=user.headers)
