@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,8 @@ def _env_without_servers() -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "REDIS_URL"} and not k.endswith("_SERVICE_URLS")
+        if k not in {"DATABASE_URL", "REDIS_URL", "JWT_SECRET", "INTERNAL_API_TOKEN"}
+        and not k.endswith("_SERVICE_URLS")
     }
     env["LOG_LEVEL"] = "WARNING"
     return env
@@ -63,6 +65,14 @@ def test_up_brings_all_six_services_to_healthy_and_stops_them_all_on_sigint(
         health = httpx.get(f"http://127.0.0.1:{SERVICE_PORTS['market']}/health").json()
         assert health["services"]["database"] == "up"
         assert health["services"]["redis"] == "up"
+        # The internal token was generated for this run: the internal routes take it, and
+        # nothing else.
+        token = (tmp_path / "data" / "internal.token").read_text().strip()
+        internal = f"http://127.0.0.1:{SERVICE_PORTS['user']}/user/internal/users/{uuid.uuid4()}"
+        assert httpx.get(internal, headers={"X-Internal-Token": token}).status_code == 404
+        for guess in ("", "change-me-internal"):
+            refused = httpx.get(internal, headers={"X-Internal-Token": guess})
+            assert refused.status_code == 401
         descendants = parent.children(recursive=True)
         assert len(descendants) >= 6
     finally:

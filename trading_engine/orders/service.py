@@ -224,7 +224,8 @@ class OrderService:
                 repeat = await repository.order_by_client_id(session, user_id, client_order_id)
                 if repeat is None:
                     raise Conflict("A concurrent request with this client_order_id failed.")
-                await self._check_repeat(repeat, body)
+                if bot_id is None:  # a bot's replayed candle re-derives its own order
+                    await self._check_repeat(repeat, body)
                 return repeat, False
             if ref is not None and check_limits:
                 try:
