@@ -44,6 +44,7 @@ from tests.notification_service.events import trade_event
 from tests.servers import ServiceProcess, free_port
 from tests.stores import (
     TEST_ENCRYPTION_KEY,
+    TEST_INTERNAL_TOKEN,
     TEST_JWT_SECRET,
 )
 
@@ -244,6 +245,7 @@ async def main(rate: int, seconds: float, burst: int, concurrency: int, orders: 
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "JWT_SECRET": TEST_JWT_SECRET,
+        "INTERNAL_API_TOKEN": TEST_INTERNAL_TOKEN,  # the engine calls /user/internal
         "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
         "ENVIRONMENT": "test",
         "LOG_LEVEL": "WARNING",

@@ -213,6 +213,8 @@ def install_error_handlers(app: FastAPI) -> None:
 # (serialization failure, deadlock).
 _UNAVAILABLE_STATES = ("08", "53300", "57P01", "57P02", "57P03")
 _CONTENTION_STATES = ("40001", "40P01")
+# asyncpg's errors of a connection that is gone (by name: no import of the driver here).
+_ASYNCPG_CONNECTION_ERRORS = frozenset({"ConnectionDoesNotExistError", "CannotConnectNowError"})
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
@@ -257,10 +259,6 @@ def database_unavailable(exc: BaseException) -> bool:
         or type(cause).__name__ in _ASYNCPG_CONNECTION_ERRORS
         for cause in _causes(exc)
     )
-
-
-# asyncpg's errors of a connection that is gone (by name: no import of the driver here).
-_ASYNCPG_CONNECTION_ERRORS = frozenset({"ConnectionDoesNotExistError", "CannotConnectNowError"})
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
