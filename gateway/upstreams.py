@@ -4,6 +4,7 @@ round-robin over the instances whose breaker lets a call through."""
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -48,6 +49,9 @@ class Instance:
 class Upstream:
     name: str
     instances: list[Instance]
+    # The longest Retry-After of an open breaker: its instance is probed every fraction of
+    # a second (gateway.recovery), so a client need not wait out the reset timeout.
+    retry_after_cap: int = 60
     _turn: itertools.count[int] = field(default_factory=itertools.count)
 
     def candidates(self) -> list[Instance]:
@@ -58,7 +62,7 @@ class Upstream:
 
     def retry_after(self) -> int:
         waits = [i.breaker.retry_after for i in self.instances]
-        return max(1, int(min(waits, default=1.0)) + 1)
+        return max(1, min(int(min(waits, default=1.0)) + 1, self.retry_after_cap))
 
     def breaker_states(self) -> list[dict[str, str]]:
         return [{"url": i.url, "breaker": i.breaker.state.value} for i in self.instances]
@@ -89,6 +93,7 @@ class UpstreamRegistry:
                     )
                     for url in urls
                 ],
+                retry_after_cap=math.ceil(2 * settings.breaker_probe_interval_seconds),
             )
 
     def for_prefix(self, segment: str) -> Upstream | None:

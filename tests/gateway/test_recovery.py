@@ -34,6 +34,8 @@ async def test_a_breaker_closes_once_its_upstream_is_healthy_again_long_before_i
             await client.get(f"{gw.url}/trading/echo", headers=headers)
         rejected = await client.get(f"{gw.url}/trading/echo", headers=headers)
         assert "circuit breaker is open" in rejected.json()["detail"]
+        # Probed every 0.1 s: a client is told to come back in a second, not in ten minutes.
+        assert rejected.headers["retry-after"] == "1"
 
         async with UvicornThread(create_upstream("a"), port=port):
             await eventually(
