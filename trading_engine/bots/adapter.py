@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.events import STRATEGY_TRIGGERED, Event, stage
 from shared.exchange_errors import InvalidOrder
 from shared.strategies import SignalAction, TradingSignal, TradingStrategy
+from shared.timeframes import TIMEFRAME_MS
 from trading_engine.bots import repository as bot_repository
 from trading_engine.bots.batch import CandleOutcome, CandleWork, apply_candles
 from trading_engine.brokers.paper import quantity_for_budget
@@ -45,7 +46,9 @@ from trading_engine.risk.rules import (
     RiskLimitExceeded,
     RiskSettings,
     exit_rule,
+    peak_of,
 )
+from trading_engine.risk.pauses import PAUSING_RULES, pause
 
 log = structlog.get_logger("trading.adapter")
 
@@ -136,16 +139,17 @@ class Adapter:
         return True
 
     def manage_risk(self, position: Position | None) -> RiskAction:
-        """Stop loss, trailing stop, take profit of the open position on the last candle."""
+        """The protective exit (stop loss, trailing stop, take profit) the last closed
+        candle triggers for the position held before it (docs/trading.md)."""
         if position is None or self._candle is None:
             return RiskAction.keep()
-        _, _, high, low, close, _ = self._candle
+        _, open_, high, low, _, _ = self._candle
         return exit_rule(
             self.risk,
             PositionView(position.quantity, position.average_entry_price, position.highest_price),
-            low=Decimal(str(low)),
+            open_=Decimal(str(open_)),
             high=Decimal(str(high)),
-            close=Decimal(str(close)),
+            low=Decimal(str(low)),
         )
 
     async def execute_trade(self, signal: TradingSignal) -> TradeResult:
@@ -251,12 +255,13 @@ class Adapter:
         self._candle = candle
         self._session, self._bot, self._position = session, bot, position
         try:
-            if position is not None and candle[2] > float(position.highest_price or 0):
-                position.highest_price = money(Decimal(str(candle[2])))
             risk_action = self.manage_risk(position)
             result: TradeResult | None = None
             acted = signal
             if risk_action.kind is RiskKind.CLOSE:
+                # A protective exit is a resting order the candle traded through: it is
+                # booked at the rule's price and the bot goes on with this candle's signal
+                # (after the exit, a BUY re-enters as the backtest does at the next open).
                 acted = TradingSignal(
                     action=SignalAction.SELL,
                     timestamp=signal.timestamp,
@@ -264,9 +269,10 @@ class Adapter:
                     strategy=signal.strategy,
                     reason=risk_action.rule,
                 )
-                result = await self.execute_trade(acted)
-                bot.status = "paused"
-                outcome.paused = True
+                try:
+                    result = await self._close_by_rule(session, bot, risk_action, candle)
+                except RiskLimitExceeded as breach:  # a live bot that lost 'trade:live'
+                    result = self._blocked(session, bot, outcome, breach, acted)
                 stage_risk_event(
                     session,
                     self.user_id,
@@ -275,33 +281,23 @@ class Adapter:
                     risk_action.detail,
                     "closed",
                 )
-            elif signal.action is not SignalAction.HOLD:
-                try:
-                    result = await self.execute_trade(signal)
-                except RiskLimitExceeded as breach:
-                    bot.status = "paused"
-                    outcome.paused = True
-                    action = "paused" if breach.rule == "daily_loss_limit" else "blocked"
-                    stage_risk_event(
-                        session, self.user_id, self.bot_id, breach.rule, breach.detail, action
+                self._stage_triggered(session, acted, candle_at, result)
+            elif position is not None and position.status == "open":
+                # The candle's high counts for the trailing stop from the next candle on.
+                peak = peak_of(
+                    PositionView(
+                        position.quantity, position.average_entry_price, position.highest_price
                     )
-                    result = TradeResult(signal.action.value, reason=breach.detail)
-            if result is not None and result.order_id is not None:
-                stage(
-                    session,
-                    Event(
-                        type=STRATEGY_TRIGGERED,
-                        data={
-                            "user_id": str(self.user_id),
-                            "bot_id": str(self.bot_id),
-                            "strategy": self.strategy.name,
-                            "action": acted.action.value,
-                            "price": acted.price,
-                            "candle_at": candle_at.isoformat(),
-                        },
-                        source=SOURCE,
-                    ),
                 )
+                position.highest_price = money(max(peak, Decimal(str(candle[2]))))
+            if signal.action is not SignalAction.HOLD:
+                try:
+                    signal_result = await self.execute_trade(signal)
+                except RiskLimitExceeded as breach:
+                    signal_result = self._blocked(session, bot, outcome, breach, signal)
+                if signal_result.order_id is not None or result is None:
+                    result, acted = signal_result, signal
+                    self._stage_triggered(session, acted, candle_at, result)
             bot.last_candle_at = candle_at
             bot.last_signal = signal_record(acted, result)
             bot.error = None
@@ -311,6 +307,102 @@ class Adapter:
             outcome.result = result
         finally:
             self._session, self._bot, self._position = None, None, None
+
+    def _stage_triggered(
+        self,
+        session: AsyncSession,
+        acted: TradingSignal,
+        candle_at: datetime,
+        result: TradeResult | None,
+    ) -> None:
+        if result is None or result.order_id is None:
+            return
+        stage(
+            session,
+            Event(
+                type=STRATEGY_TRIGGERED,
+                data={
+                    "user_id": str(self.user_id),
+                    "bot_id": str(self.bot_id),
+                    "strategy": self.strategy.name,
+                    "action": acted.action.value,
+                    "price": acted.price,
+                    "candle_at": candle_at.isoformat(),
+                },
+                source=SOURCE,
+            ),
+        )
+
+    def _blocked(
+        self,
+        session: AsyncSession,
+        bot: Bot,
+        outcome: CandleOutcome,
+        breach: RiskLimitExceeded,
+        signal: TradingSignal,
+    ) -> TradeResult:
+        """A limit refused the signal's order: nothing is placed. The daily loss limit
+        (and a lost live permission) pause the bot, the daily loss limit until the next
+        UTC day; any other limit blocks this order only and the bot keeps running."""
+        pauses = breach.rule in PAUSING_RULES
+        if pauses:
+            pause(bot, until_next_day=breach.rule == "daily_loss_limit")
+            outcome.paused = True
+        action = "paused" if pauses else "blocked"
+        stage_risk_event(session, self.user_id, self.bot_id, breach.rule, breach.detail, action)
+        return TradeResult(signal.action.value, reason=breach.detail)
+
+    async def _close_by_rule(
+        self, session: AsyncSession, bot: Bot, action: RiskAction, candle: list[float]
+    ) -> TradeResult:
+        """Sell the whole position for a protective exit: a paper bot's fill is booked at
+        the rule's price with the taker fee (the backtest's fill); a live bot's exit is
+        the venue's (see :mod:`trading_engine.orders.exit_orders`)."""
+        position = self._position
+        assert position is not None and action.price is not None  # noqa: S101
+        client_order_id = f"bot-{bot.id.hex[:16]}-{int(candle[0])}-{action.rule}"
+        if self.mode == "live":
+            sell = TradingSignal(
+                action=SignalAction.SELL,
+                timestamp=int(candle[0]),
+                price=float(candle[4]),
+                strategy=self.strategy.name,
+                reason=action.rule,
+            )
+            return await self._execute_live(session, bot, sell, position, client_order_id)
+        venue = await self.orders.paper_venue(self.exchange, self.symbol, with_book=False)
+        base = await ledger_repository.lock_balance(
+            session, self.user_id, self.bot_id, venue.rules.base
+        )
+        order = order_repository.add_order(
+            session,
+            {
+                "user_id": self.user_id,
+                "bot_id": self.bot_id,
+                "client_order_id": client_order_id,
+                "exchange": self.exchange,
+                "symbol": self.symbol,
+                "side": "sell",
+                "type": "market",
+                "mode": "paper",
+                "quantity": min(position.quantity, base.free),
+                "price": None,
+                "status": "open",
+                "reason": action.rule,
+            },
+        )
+        closes_at = datetime.fromtimestamp(
+            (candle[0] + TIMEFRAME_MS.get(self.timeframe, 60_000)) / 1000, UTC
+        )
+        await self.orders.fill_paper_at(
+            session,
+            order,
+            venue,
+            money(action.price),
+            executed_at=min(closes_at, datetime.now(UTC)),
+            strategy_name=self.strategy.name,
+        )
+        return TradeResult.from_order("sell", order, action.rule)
 
     async def _execute_live(
         self,
