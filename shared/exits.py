@@ -11,8 +11,9 @@ candle (the peak up to the previous candle).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from numba import njit
 
@@ -69,5 +70,10 @@ def next_peak(peak: Price, high: Price) -> Price:
     return max(peak, high)
 
 
-protective_exit_compiled = njit(cache=True, nogil=True)(protective_exit)
-next_peak_compiled = njit(cache=True, nogil=True)(next_peak)
+# The numba builds, on float64 (the kernel's).
+protective_exit_compiled = cast(
+    "Callable[..., tuple[int, float]]", njit(cache=True, nogil=True)(protective_exit)
+)
+next_peak_compiled = cast(
+    "Callable[[float, float], float]", njit(cache=True, nogil=True)(next_peak)
+)

@@ -39,6 +39,7 @@ from trading_engine.orders.service import OrderService
 from trading_engine.orders.venue import check_minimums, normalise_quantity
 from trading_engine.risk.entry import ProposedEntry, guard_entry
 from trading_engine.risk.events import stage_risk_event
+from trading_engine.risk.pauses import PAUSING_RULES, pause
 from trading_engine.risk.rules import (
     PositionView,
     RiskAction,
@@ -48,7 +49,6 @@ from trading_engine.risk.rules import (
     exit_rule,
     peak_of,
 )
-from trading_engine.risk.pauses import PAUSING_RULES, pause
 
 log = structlog.get_logger("trading.adapter")
 
@@ -359,7 +359,8 @@ class Adapter:
         the rule's price with the taker fee (the backtest's fill); a live bot's exit is
         the venue's (see :mod:`trading_engine.orders.exit_orders`)."""
         position = self._position
-        assert position is not None and action.price is not None  # noqa: S101
+        assert position is not None  # noqa: S101 - a close has a position
+        assert action.price is not None  # noqa: S101 - and a price
         client_order_id = f"bot-{bot.id.hex[:16]}-{int(candle[0])}-{action.rule}"
         if self.mode == "live":
             sell = TradingSignal(

@@ -142,7 +142,7 @@ async def replay(session: AsyncSession, bot: Bot, orders: OrderService) -> Repla
     rows = [row for row in rows if row[0] <= end_ms]
     venue = await orders.paper_venue(bot.exchange, bot.symbol, with_book=False)
     if len(rows) < 2:
-        differences = [
+        unmatched = [
             ReplayDifference(
                 candle_at=_utc(f.candle_ms), side=f.side, bot=_as_read(f), backtest=None
             )
@@ -154,7 +154,7 @@ async def replay(session: AsyncSession, bot: Bot, orders: OrderService) -> Repla
             end=bot.last_candle_at,
             candles=len(rows),
             fills=len(fills),
-            differences=differences,
+            differences=unmatched,
         )
     candles = Candles.from_rows(rows)
     signals = np.array(strategy.signals(candles), dtype=np.int8)

@@ -20,8 +20,8 @@ from shared.db import unit_of_work
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from trading_engine.brokers.live import LiveBroker
 from trading_engine.brokers.paper import crosses, walk_book
-from trading_engine.ledger.arithmetic import fee_for
 from trading_engine.ledger import repository as ledger_repository
+from trading_engine.ledger.arithmetic import fee_for
 from trading_engine.ledger.service import (
     Fill,
     record_fill,

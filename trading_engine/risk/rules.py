@@ -94,11 +94,13 @@ def exit_rule(
         return RiskAction.keep()
     rule = REASONS[reason]
     if reason == TAKE_PROFIT:
-        detail = f"the high {high} reached the target {entry * (1 + (risk.take_profit or ZERO)):.8f}"
+        target = entry * (1 + (risk.take_profit or ZERO))
+        detail = f"the high {high} reached the target {target:.8f}"
     elif reason == TRAILING_STOP:
         detail = f"the low {low} fell {risk.trailing_stop} below the peak {peak}"
     else:
-        detail = f"the low {low} reached the stop {entry * (1 - (risk.stop_loss or ZERO)):.8f}"
+        stop = entry * (1 - (risk.stop_loss or ZERO))
+        detail = f"the low {low} reached the stop {stop:.8f}"
     return RiskAction(RiskKind.CLOSE, rule, f"{detail}; sold at {price:.8f}", price)
 
 

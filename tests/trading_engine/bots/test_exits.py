@@ -17,7 +17,6 @@ from shared.candles import Candles
 from shared.strategies import create_strategy
 from tests.servers import app_client
 from tests.trading_engine.bots.driver import (
-    bot_state,
     expose,
     make_bot,
     publish_candle,

@@ -163,7 +163,8 @@ async def test_a_stop_loss_closes_the_position_reports_it_and_the_bot_runs_on(
     )
     orders = (await client.get(f"/trading/orders?bot_id={bot_id}", headers=user.headers)).json()
     stops = [o for o in orders if o["reason"] == "stop_loss"]
-    assert stops and all(o["side"] == "sell" and o["status"] == "filled" for o in stops)
+    assert stops
+    assert all(o["side"] == "sell" and o["status"] == "filled" for o in stops)
     kinds = [json.loads(f["data"])["kind"] for _, f in await redis.xrange("queue:notifications")]
     assert "risk.limit.exceeded" in kinds
     triggered = await redis.xrange("events:strategy.triggered")
@@ -186,9 +187,8 @@ async def test_a_max_position_value_blocks_the_entry_and_the_bot_keeps_running(
     assert state["last_candle_at"].startswith("2026-01-02T15")  # every candle was seen
     assert await session.scalar(select(func.count()).select_from(Order)) == 0
     events = [json.loads(f["data"]) for _, f in await redis.xrange("events:risk.limit.exceeded")]
-    assert events and {(e["rule"], e["action"]) for e in events} == {
-        ("max_position_value", "blocked")
-    }
+    assert events
+    assert {(e["rule"], e["action"]) for e in events} == {("max_position_value", "blocked")}
 
 
 async def test_a_failing_market_leaves_the_bot_running_and_it_catches_up(
