@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import TypeVar, cast
 
 from numba import njit
+from numba.extending import register_jitable
 
 # Exit reason codes (the backtest kernel's trade columns share them).
 NO_EXIT, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP = 0, 2, 3, 4
@@ -46,16 +47,7 @@ def protective_exit(
     Slippage and fees are the caller's.
     """
     zero = entry * 0
-    level = zero
-    reason = NO_EXIT
-    if stop_loss > 0:
-        level = entry * (1 - stop_loss)
-        reason = STOP_LOSS
-    if trailing_stop > 0:
-        trail = peak * (1 - trailing_stop)
-        if trail > level:
-            level = trail
-            reason = TRAILING_STOP
+    reason, level = stop_level(entry, peak, stop_loss, trailing_stop)
     if reason != NO_EXIT and low <= level:
         return reason, min(open_, level)
     if take_profit > 0:
@@ -65,12 +57,33 @@ def protective_exit(
     return NO_EXIT, zero
 
 
+@register_jitable  # a plain function for Decimal callers, compiled inside the kernel
+def stop_level(
+    entry: Price, peak: Price, stop_loss: Price, trailing_stop: Price
+) -> tuple[int, Price]:
+    """``(reason, level)`` of the stop: the stop loss level raised to the trailing level
+    when that is higher; ``(NO_EXIT, 0)`` when neither is set. A live bot rests its venue
+    stop order here."""
+    level = entry * 0
+    reason = NO_EXIT
+    if stop_loss > 0:
+        level = entry * (1 - stop_loss)
+        reason = STOP_LOSS
+    if trailing_stop > 0:
+        trail = peak * (1 - trailing_stop)
+        if trail > level:
+            level = trail
+            reason = TRAILING_STOP
+    return reason, level
+
+
 def next_peak(peak: Price, high: Price) -> Price:
     """The peak after a candle that did not exit: its high counts from the next candle."""
     return max(peak, high)
 
 
-# The numba builds, on float64 (the kernel's).
+# The numba builds, on float64 (the kernel's). Numba's on-disk cache does not follow
+# imports: after editing this module, clear the kernel's __pycache__/*.nb* files.
 protective_exit_compiled = cast(
     "Callable[..., tuple[int, float]]", njit(cache=True, nogil=True)(protective_exit)
 )

@@ -1,4 +1,5 @@
-"""bots.paused_until: a bot paused by its daily loss limit resumes at the next UTC day.
+"""bots.paused_until: a bot paused by its daily loss limit resumes at the next UTC day;
+orders.type 'stop': a live bot's stop order resting on the venue.
 
 Revision ID: 0003
 Revises: 0002
@@ -22,8 +23,13 @@ def upgrade() -> None:
         ["paused_until"],
         postgresql_where=sa.text("status = 'paused' AND paused_until IS NOT NULL"),
     )
+    op.drop_constraint("type", "orders", type_="check")
+    op.create_check_constraint("type", "orders", "type IN ('market', 'limit', 'stop')")
 
 
 def downgrade() -> None:
+    op.execute("UPDATE orders SET type = 'market' WHERE type = 'stop'")
+    op.drop_constraint("type", "orders", type_="check")
+    op.create_check_constraint("type", "orders", "type IN ('market', 'limit')")
     op.drop_index("ix_bots_paused_until", table_name="bots")
     op.drop_column("bots", "paused_until")
