@@ -294,15 +294,16 @@ class Adapter:
                     result = await self._close_by_rule(session, bot, risk_action, candle)
                 except RiskLimitExceeded as breach:  # a live bot that lost 'trade:live'
                     result = self._blocked(session, bot, outcome, breach, acted)
-                stage_risk_event(
-                    session,
-                    self.user_id,
-                    self.bot_id,
-                    risk_action.rule,
-                    risk_action.detail,
-                    "closed",
-                )
-                self._stage_triggered(session, acted, candle_at, result)
+                else:
+                    stage_risk_event(
+                        session,
+                        self.user_id,
+                        self.bot_id,
+                        risk_action.rule,
+                        risk_action.detail,
+                        "closed",
+                    )
+                    self._stage_triggered(session, acted, candle_at, result)
             elif position is not None and position.status == "open":
                 # The candle's high counts for the trailing stop from the next candle on.
                 peak = peak_of(
@@ -311,7 +312,7 @@ class Adapter:
                     )
                 )
                 position.highest_price = money(max(peak, Decimal(str(candle[2]))))
-            if signal.action is not SignalAction.HOLD:
+            if signal.action is not SignalAction.HOLD and not outcome.paused:
                 try:
                     signal_result = await self.execute_trade(signal)
                 except RiskLimitExceeded as breach:

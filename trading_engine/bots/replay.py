@@ -86,6 +86,10 @@ def bot_fill(order: Order, frame_ms: int) -> _Fill | None:
     side: Literal["buy", "sell"] = "buy" if order.side == "buy" else "sell"
     if tail in EXIT_REASONS:
         return _Fill(ts, side, order.average_price, order.filled_quantity, tail)
+    if tail == "stop":  # a live stop that rested on the venue: the candle it filled in
+        filled_ms = int(order.updated_at.timestamp() * 1000) // frame_ms * frame_ms
+        reason = order.reason or "stop_loss"
+        return _Fill(filled_ms, side, order.average_price, order.filled_quantity, reason)
     return _Fill(ts + frame_ms, side, order.average_price, order.filled_quantity, "signal")
 
 

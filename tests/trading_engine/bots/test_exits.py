@@ -4,19 +4,25 @@ price to 1e-8, quantity, exit reason), and the bot keeps running after an exit."
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.backtest import run_backtest
 from shared.candles import Candles
 from shared.strategies import create_strategy
 from tests.servers import app_client
 from tests.trading_engine.bots.driver import (
+    bot_state,
     expose,
     make_bot,
     publish_candle,
@@ -26,6 +32,8 @@ from tests.trading_engine.bots.driver import (
 from tests.trading_engine.stubs import MarketStub
 from tests.waiting import eventually
 from trading_engine.main import create_app
+from trading_engine.models import Bot
+from trading_engine.risk.pauses import next_utc_day
 from trading_engine.settings import TradingSettings
 
 STRATEGY = ("ma_crossover", {"fast": 3, "slow": 8})
@@ -177,6 +185,52 @@ async def test_the_replay_names_a_fill_that_differs_and_is_owner_only(
     foreign = await client.get(f"/trading/bots/{bot_id}/replay", headers=other.headers)
     assert foreign.status_code == 404
     assert foreign.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_the_daily_loss_limit_pauses_the_bot_until_the_next_utc_day(
+    running_app: tuple[FastAPI, httpx.AsyncClient],
+    market: MarketStub,
+    new_user: Callable[..., Any],
+    redis: Redis,
+    session: AsyncSession,
+) -> None:
+    _, client = running_app
+    user = await new_user()
+    rows = wave_candles(70)
+    bot_id = await make_bot(
+        client, user.headers, risk={"stop_loss": "0.01", "daily_loss_limit": "0.01"}
+    )
+    await eventually(lambda: _owned(redis, bot_id))
+    for i in range(len(rows)):
+        expose(market, rows, i)
+        await publish_candle(redis, rows[i])
+        state = await wait_candle_seen(client, bot_id, user.headers, rows[i][0])
+        if state["status"] != "running":
+            break
+
+    assert state["status"] == "paused"  # a stop lost money; the next entry hit the limit
+    events = [json.loads(f["data"]) for _, f in await redis.xrange("events:risk.limit.exceeded")]
+    assert ("daily_loss_limit", "paused") in {(e["rule"], e["action"]) for e in events}
+    bot = await session.get(Bot, uuid.UUID(bot_id))
+    assert bot is not None
+    assert bot.paused_until == next_utc_day()
+
+    # The next UTC day comes: the engine's sync sets the bot running again.
+    await session.execute(
+        update(Bot)
+        .where(Bot.id == bot.id)
+        .values(paused_until=datetime.now(UTC) - timedelta(seconds=1))
+    )
+    await session.commit()
+    resumed = await eventually(lambda: _with_status(client, bot_id, user.headers, "running"))
+    assert resumed["status"] == "running"
+
+
+async def _with_status(
+    client: httpx.AsyncClient, bot_id: str, headers: dict[str, str], status: str
+) -> Any:
+    state = await bot_state(client, bot_id, headers)
+    return state if state["status"] == status else None
 
 
 async def _owned(redis: Redis, bot_id: str) -> bool:
