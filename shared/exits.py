@@ -57,7 +57,7 @@ def protective_exit(
     return NO_EXIT, zero
 
 
-@register_jitable  # a plain function for Decimal callers, compiled inside the kernel
+@register_jitable(inline="always")  # plain for Decimal callers, compiled in the kernel
 def stop_level(
     entry: Price, peak: Price, stop_loss: Price, trailing_stop: Price
 ) -> tuple[int, Price]:
@@ -82,11 +82,13 @@ def next_peak(peak: Price, high: Price) -> Price:
     return max(peak, high)
 
 
-# The numba builds, on float64 (the kernel's). Numba's on-disk cache does not follow
-# imports: after editing this module, clear the kernel's __pycache__/*.nb* files.
+# The numba builds, on float64 (the kernel's), inlined into the kernel's loop (a call per
+# candle costs it about half its speed). Numba's on-disk cache does not follow imports:
+# after editing this module, clear the kernel's __pycache__/*.nb* files.
 protective_exit_compiled = cast(
-    "Callable[..., tuple[int, float]]", njit(cache=True, nogil=True)(protective_exit)
+    "Callable[..., tuple[int, float]]",
+    njit(cache=True, nogil=True, inline="always")(protective_exit),
 )
 next_peak_compiled = cast(
-    "Callable[[float, float], float]", njit(cache=True, nogil=True)(next_peak)
+    "Callable[[float, float], float]", njit(cache=True, nogil=True, inline="always")(next_peak)
 )

@@ -129,7 +129,10 @@ async def replay(session: AsyncSession, bot: Bot, orders: OrderService) -> Repla
     strategy_row = await session.get(Strategy, bot.strategy_id)
     if strategy_row is None:  # pragma: no cover - a foreign key
         raise ValidationFailed("The bot's strategy is gone.")
-    strategy = create_strategy(strategy_row.strategy, strategy_row.parameters)
+    try:
+        strategy = create_strategy(strategy_row.strategy, strategy_row.parameters)
+    except Exception as exc:  # a plugin gone or parameters no longer valid
+        raise ValidationFailed(f"The bot's strategy cannot be built: {exc}") from exc
     own = await _bot_orders(session, bot)
     fills = [f for f in (bot_fill(o, frame_ms) for o in own) if f is not None]
     if bot.last_candle_at is None:

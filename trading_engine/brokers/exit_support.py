@@ -22,12 +22,16 @@ class ExitSupport:
 
 WATCHED = ExitSupport(False, "watched: the exit rule on each closed candle, then a market sell")
 
+# Trigger orders on bybit, gate, kucoin and okx are read and canceled through separate
+# endpoints (ccxt params ``trigger`` / ``stop``), which the live broker does not send.
+TRIGGER_API = "ccxt takes a spot stop, but as a trigger order read apart: watched"
+
 EXIT_SUPPORT: dict[str, ExitSupport] = {
     "binance": ExitSupport(True, "spot STOP_LOSS order (stopPrice); tested against a local stub"),
-    "bybit": ExitSupport(True, "spot conditional market order (triggerPrice)"),
-    "gate": ExitSupport(True, "spot price-triggered order"),
-    "kucoin": ExitSupport(True, "spot stop order (stop: loss)"),
-    "okx": ExitSupport(True, "spot conditional algo order (slTriggerPx)"),
+    "bybit": ExitSupport(False, TRIGGER_API),
+    "gate": ExitSupport(False, TRIGGER_API),
+    "kucoin": ExitSupport(False, TRIGGER_API),
+    "okx": ExitSupport(False, TRIGGER_API),
     "coinbase": ExitSupport(False, "stop-limit orders only: watched"),
     "kraken": ExitSupport(False, "stop orders without ccxt's unified stopLossPrice: watched"),
     "bitstamp": ExitSupport(False, "no stop orders: watched"),

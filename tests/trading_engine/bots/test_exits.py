@@ -22,6 +22,7 @@ from shared.candles import Candles
 from shared.strategies import create_strategy
 from tests.servers import app_client
 from tests.trading_engine.bots.driver import (
+    START_MS,
     bot_state,
     expose,
     make_bot,
@@ -196,7 +197,10 @@ async def test_the_daily_loss_limit_pauses_the_bot_until_the_next_utc_day(
 ) -> None:
     _, client = running_app
     user = await new_user()
-    rows = wave_candles(70)
+    # Candles of today: the limit counts the losses of fills stamped since 00:00 UTC (a
+    # protective exit's fill carries its candle's close time).
+    today_ms = int(next_utc_day().timestamp() * 1000) - 86_400_000
+    rows = [[r[0] - START_MS + today_ms, *r[1:]] for r in wave_candles(70)]
     bot_id = await make_bot(
         client, user.headers, risk={"stop_loss": "0.01", "daily_loss_limit": "0.01"}
     )
