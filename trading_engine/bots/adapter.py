@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.events import STRATEGY_TRIGGERED, Event, stage
 from shared.exchange_errors import InvalidOrder
-from shared.exits import REASONS, stop_level
 from shared.strategies import SignalAction, TradingSignal, TradingStrategy
 from shared.timeframes import TIMEFRAME_MS
 from trading_engine.bots import repository as bot_repository
+from trading_engine.bots import venue_exits
 from trading_engine.bots.batch import CandleOutcome, CandleWork, apply_candles
 from trading_engine.brokers.exit_support import exit_support
 from trading_engine.brokers.paper import quantity_for_budget
@@ -39,7 +39,7 @@ from trading_engine.orders import exit_orders
 from trading_engine.orders import repository as order_repository
 from trading_engine.orders.schemas import OrderCreate
 from trading_engine.orders.service import OrderService
-from trading_engine.orders.venue import check_minimums, normalise_price, normalise_quantity
+from trading_engine.orders.venue import check_minimums, normalise_quantity
 from trading_engine.risk.entry import ProposedEntry, guard_entry
 from trading_engine.risk.events import stage_risk_event
 from trading_engine.risk.pauses import PAUSING_RULES, pause
@@ -126,6 +126,13 @@ class Adapter:
             value is not None
             for value in (self.risk.stop_loss, self.risk.take_profit, self.risk.trailing_stop)
         )
+
+    @staticmethod
+    def result_of(order: Order | None, reason: str) -> TradeResult:
+        """A sell's result (none placed when the venue's fill was booked already)."""
+        if order is None:
+            return TradeResult("sell", reason=reason)
+        return TradeResult.from_order("sell", order, reason)
 
     @property
     def rests_venue_stop(self) -> bool:
@@ -269,7 +276,7 @@ class Adapter:
             result: TradeResult | None = None
             acted = signal
             if venue_stops:
-                result = await self._venue_exits(session, bot, candle)
+                result = await venue_exits.on_candle(self, session, bot, position, candle)
                 if result is not None:
                     acted = TradingSignal(
                         action=SignalAction.SELL,
@@ -291,7 +298,7 @@ class Adapter:
                     reason=risk_action.rule,
                 )
                 try:
-                    result = await self._close_by_rule(session, bot, risk_action, candle)
+                    result = await self.close_by_rule(session, bot, risk_action, candle)
                 except RiskLimitExceeded as breach:  # a live bot that lost 'trade:live'
                     result = self._blocked(session, bot, outcome, breach, acted)
                 else:
@@ -321,7 +328,7 @@ class Adapter:
                     result, acted = signal_result, signal
                     self._stage_triggered(session, acted, candle_at, result)
                 if venue_stops and signal.action is SignalAction.BUY:
-                    await self._rest_entry_stop(bot, signal_result, candle)
+                    await venue_exits.rest_entry_stop(self, bot, signal_result, candle)
             bot.last_candle_at = candle_at
             bot.last_signal = signal_record(acted, result)
             bot.error = None
@@ -376,12 +383,12 @@ class Adapter:
         stage_risk_event(session, self.user_id, self.bot_id, breach.rule, breach.detail, action)
         return TradeResult(signal.action.value, reason=breach.detail)
 
-    async def _close_by_rule(
+    async def close_by_rule(
         self, session: AsyncSession, bot: Bot, action: RiskAction, candle: list[float]
     ) -> TradeResult:
         """Sell the whole position for a protective exit: a paper bot's fill is booked at
-        the rule's price with the taker fee (the backtest's fill); a live bot's exit is
-        the venue's (see :mod:`trading_engine.orders.exit_orders`)."""
+        the rule's price with the taker fee (the backtest's fill); a live bot's watched
+        exit is a live market sell (a stop resting on the venue: :mod:`.venue_exits`)."""
         position = self._position
         assert position is not None  # noqa: S101 - a close has a position
         assert action.price is not None  # noqa: S101 - and a price
@@ -428,109 +435,6 @@ class Adapter:
             strategy_name=self.strategy.name,
         )
         return TradeResult.from_order("sell", order, action.rule)
-
-    async def _venue_exits(
-        self, session: AsyncSession, bot: Bot, candle: list[float]
-    ) -> TradeResult | None:
-        """A live bot whose stop rests on the venue, at a closed candle: book the stop if
-        the venue filled it; else the take profit (watched) or move the stop to the level
-        for the next candle (the peak now includes this candle's high)."""
-        position = self._position
-        if position is None or position.status != "open" or position.quantity <= 0:
-            return None
-        credentials = await self.orders.users.credentials(self.user_id, self.exchange)
-        rules = await self.orders.live.rules(credentials, self.symbol)
-        resting = await exit_orders.resting_stop(self.orders, self.bot_id)
-        if resting is not None:
-            resting = await exit_orders.refresh(
-                self.orders, resting, credentials, rules, self.strategy.name
-            )
-        await session.refresh(position)  # the stop's fill is booked in its own transaction
-        if position.status != "open" or position.quantity <= 0:
-            stop = resting or await exit_orders.last_filled_stop(self.orders, self.bot_id)
-            reason = (stop.reason if stop is not None else None) or "stop_loss"
-            detail = f"the venue's stop order filled at {stop.average_price if stop else '?'}"
-            stage_risk_event(session, self.user_id, self.bot_id, reason, detail, "closed")
-            if stop is None:
-                return TradeResult("sell", reason=reason)
-            return TradeResult.from_order("sell", stop, reason)
-        view = PositionView(position.quantity, position.average_entry_price, position.highest_price)
-        _, open_, high, low, _, _ = candle
-        watched = self.risk.model_copy(update={"stop_loss": None, "trailing_stop": None})
-        action = exit_rule(
-            watched,
-            view,
-            open_=Decimal(str(open_)),
-            high=Decimal(str(high)),
-            low=Decimal(str(low)),
-        )
-        if action.kind is RiskKind.CLOSE:
-            if resting is not None:
-                await exit_orders.cancel(self.orders, resting, credentials)
-            result = await self._close_by_rule(session, bot, action, candle)
-            stage_risk_event(
-                session, self.user_id, self.bot_id, action.rule, action.detail, "closed"
-            )
-            return result
-        peak = max(peak_of(view), Decimal(str(high)))
-        position.highest_price = money(peak)
-        await self._move_stop(
-            bot,
-            resting,
-            credentials,
-            rules,
-            position.quantity,
-            view.average_entry_price,
-            peak,
-            candle,
-        )
-        return None
-
-    async def _move_stop(
-        self,
-        bot: Bot,
-        resting: Order | None,
-        credentials: Any,
-        rules: Any,
-        quantity: Decimal,
-        entry: Decimal,
-        peak: Decimal,
-        candle: list[float],
-    ) -> None:
-        """Rest the stop at the level the rule gives for the next candle."""
-        reason, level = stop_level(
-            entry, peak, self.risk.stop_loss or ZERO, self.risk.trailing_stop or ZERO
-        )
-        level = normalise_price(level, rules)
-        quantity = normalise_quantity(quantity, rules)
-        if resting is not None and resting.price == level and resting.quantity == quantity:
-            return
-        if resting is not None:
-            await exit_orders.cancel(self.orders, resting, credentials)
-        await exit_orders.place(
-            self.orders,
-            credentials,
-            user_id=self.user_id,
-            bot_id=self.bot_id,
-            exchange=self.exchange,
-            symbol=self.symbol,
-            quantity=quantity,
-            level=level,
-            reason=REASONS[reason],
-            client_order_id=f"bot-{bot.id.hex[:16]}-{int(candle[0])}-stop",
-        )
-
-    async def _rest_entry_stop(self, bot: Bot, bought: TradeResult, candle: list[float]) -> None:
-        """Right after a live entry fills, its stop rests on the venue (the backtest
-        checks the entry candle too)."""
-        if bought.filled_quantity <= 0 or bought.average_price is None:
-            return
-        credentials = await self.orders.users.credentials(self.user_id, self.exchange)
-        rules = await self.orders.live.rules(credentials, self.symbol)
-        entry = bought.average_price
-        await self._move_stop(
-            bot, None, credentials, rules, bought.filled_quantity, entry, entry, candle
-        )
 
     async def _execute_live(
         self,
