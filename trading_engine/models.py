@@ -66,6 +66,8 @@ class Bot(Base):
     last_signal: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     last_candle_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)
+    # A bot paused by its daily loss limit resumes then (migration 0003).
+    paused_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 

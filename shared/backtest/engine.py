@@ -9,7 +9,8 @@ Semantics, in the order they apply to each candle ``t``:
    EXIT_LONG while long sells at ``open[t] * (1 - slippage)`` and pays ``fee`` on the
    proceeds. ENTER while long and EXIT while flat do nothing. The signal on the last
    candle has no next open and is ignored.
-2. **Protective exits inside the candle** (also on the candle of entry). The stop level is
+2. **Protective exits inside the candle** (also on the candle of entry), by the rule in
+   :mod:`shared.exits` that bots follow too. The stop level is
    ``entry_fill * (1 - stop_loss)``, raised to ``peak * (1 - trailing_stop)`` when that is
    higher, where ``peak`` is the highest high since entry *up to the previous candle* (the
    entry fill on the entry candle). If ``low[t] <= stop level`` the position is sold at
@@ -44,17 +45,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from shared import exits
 from shared.backtest import kernel
 from shared.candles import Candles, FloatArray, IntArray
 from shared.strategies.base import SignalArray, TradingStrategy
 
-EXIT_REASONS = {
-    kernel.SIGNAL: "signal",
-    kernel.STOP_LOSS: "stop_loss",
-    kernel.TAKE_PROFIT: "take_profit",
-    kernel.TRAILING_STOP: "trailing_stop",
-    kernel.END: "end",
-}
+EXIT_REASONS = {kernel.SIGNAL: "signal", **exits.REASONS, kernel.END: "end"}
 MS_PER_YEAR = 365.25 * 24 * 3600 * 1000
 CHUNK = 262_144  # candles per kernel call when reporting progress
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-# exit_reason codes (names in shared.backtest.engine.EXIT_REASONS)
-SIGNAL, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP, END = 1, 2, 3, 4, 5
+from shared.exits import NO_EXIT, next_peak_compiled, protective_exit_compiled
+
+# exit_reason codes (names in shared.backtest.engine.EXIT_REASONS; the protective ones
+# are shared.exits')
+SIGNAL, END = 1, 5
 
 # indices into the state array
 CASH, QTY, ENTRY_FILL, ENTRY_FEE, PEAK, IN_POSITION, ENTRY_INDEX, N_TRADES, EXPOSED = range(9)
@@ -101,34 +104,20 @@ def simulate(
                     t_entry_idx, t_exit_idx, t_entry_price, t_exit_price, t_qty, t_pnl,
                     t_fee, t_reason,
                 )  # fmt: skip
-        # 2. protective exits inside the candle: the stop first when both are touched
+        # 2. protective exits inside the candle (the shared rule, shared/exits.py)
         if state[IN_POSITION] == 1.0:
-            stop_level = -1.0
-            stop_reason = STOP_LOSS
-            if stop_loss > 0.0:
-                stop_level = state[ENTRY_FILL] * (1.0 - stop_loss)
-            if trailing_stop > 0.0:
-                trail = state[PEAK] * (1.0 - trailing_stop)
-                if trail > stop_level:
-                    stop_level = trail
-                    stop_reason = TRAILING_STOP
-            if stop_level > 0.0 and low[t] <= stop_level:
-                price = min(open_[t], stop_level)  # a gap below the stop fills at the open
+            reason, price = protective_exit_compiled(
+                open_[t], high[t], low[t], state[ENTRY_FILL], state[PEAK],
+                stop_loss, take_profit, trailing_stop,
+            )  # fmt: skip
+            if reason != NO_EXIT:
                 _close_position(
-                    state, t, price * (1.0 - slippage), fee, stop_reason,
+                    state, t, price * (1.0 - slippage), fee, reason,
                     t_entry_idx, t_exit_idx, t_entry_price, t_exit_price, t_qty, t_pnl,
                     t_fee, t_reason,
                 )  # fmt: skip
-            elif take_profit > 0.0 and high[t] >= state[ENTRY_FILL] * (1.0 + take_profit):
-                target = state[ENTRY_FILL] * (1.0 + take_profit)
-                price = max(open_[t], target)  # a gap above the target fills at the open
-                _close_position(
-                    state, t, price * (1.0 - slippage), fee, TAKE_PROFIT,
-                    t_entry_idx, t_exit_idx, t_entry_price, t_exit_price, t_qty, t_pnl,
-                    t_fee, t_reason,
-                )  # fmt: skip
-            elif high[t] > state[PEAK]:
-                state[PEAK] = high[t]
+            else:
+                state[PEAK] = next_peak_compiled(state[PEAK], high[t])
         # 3. mark to the close
         if state[IN_POSITION] == 1.0:
             equity[t] = state[CASH] + state[QTY] * close[t]

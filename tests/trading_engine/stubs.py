@@ -86,11 +86,17 @@ class MarketStub:
 
         @app.get("/market/ohlcv")
         async def ohlcv(
-            symbol: str, timeframe: str = "1m", limit: int = 100, exchange: str = "sim"
+            symbol: str,
+            timeframe: str = "1m",
+            limit: int = 100,
+            exchange: str = "sim",
+            since: int | None = None,
         ) -> dict[str, Any]:
             self.requests.append(f"ohlcv {symbol} {timeframe}")
             check()
             rows = self.candles.get((exchange, symbol, timeframe), [])
+            if since is not None:
+                rows = [row for row in rows if row[0] >= since][:limit]
             return {
                 "exchange": exchange,
                 "symbol": symbol,

@@ -25,19 +25,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.events import STRATEGY_TRIGGERED, Event, stage
 from shared.exchange_errors import InvalidOrder
 from shared.strategies import SignalAction, TradingSignal, TradingStrategy
+from shared.timeframes import TIMEFRAME_MS
 from trading_engine.bots import repository as bot_repository
+from trading_engine.bots import venue_exits
 from trading_engine.bots.batch import CandleOutcome, CandleWork, apply_candles
+from trading_engine.brokers.exit_support import exit_support
 from trading_engine.brokers.paper import quantity_for_budget
 from trading_engine.ledger import repository as ledger_repository
 from trading_engine.ledger.service import SOURCE
 from trading_engine.models import Bot, Order, Position
 from trading_engine.money import ZERO, as_text, money
+from trading_engine.orders import exit_orders
 from trading_engine.orders import repository as order_repository
 from trading_engine.orders.schemas import OrderCreate
 from trading_engine.orders.service import OrderService
 from trading_engine.orders.venue import check_minimums, normalise_quantity
 from trading_engine.risk.entry import ProposedEntry, guard_entry
 from trading_engine.risk.events import stage_risk_event
+from trading_engine.risk.pauses import PAUSING_RULES, pause
 from trading_engine.risk.rules import (
     PositionView,
     RiskAction,
@@ -45,6 +50,7 @@ from trading_engine.risk.rules import (
     RiskLimitExceeded,
     RiskSettings,
     exit_rule,
+    peak_of,
 )
 
 log = structlog.get_logger("trading.adapter")
@@ -121,6 +127,19 @@ class Adapter:
             for value in (self.risk.stop_loss, self.risk.take_profit, self.risk.trailing_stop)
         )
 
+    @staticmethod
+    def result_of(order: Order | None, reason: str) -> TradeResult:
+        """A sell's result (none placed when the venue's fill was booked already)."""
+        if order is None:
+            return TradeResult("sell", reason=reason)
+        return TradeResult.from_order("sell", order, reason)
+
+    @property
+    def rests_venue_stop(self) -> bool:
+        """Does a live bot keep its stop resting on the venue (brokers/exit_support.py)?"""
+        has_stop = self.risk.stop_loss is not None or self.risk.trailing_stop is not None
+        return has_stop and exit_support(self.exchange).venue_stop
+
     # --- the original design's interface (docs/architecture.md) -----------------------------
 
     async def connection_exchange(self) -> bool:
@@ -136,16 +155,17 @@ class Adapter:
         return True
 
     def manage_risk(self, position: Position | None) -> RiskAction:
-        """Stop loss, trailing stop, take profit of the open position on the last candle."""
+        """The protective exit (stop loss, trailing stop, take profit) the last closed
+        candle triggers for the position held before it (docs/trading.md)."""
         if position is None or self._candle is None:
             return RiskAction.keep()
-        _, _, high, low, close, _ = self._candle
+        _, open_, high, low, _, _ = self._candle
         return exit_rule(
             self.risk,
             PositionView(position.quantity, position.average_entry_price, position.highest_price),
-            low=Decimal(str(low)),
+            open_=Decimal(str(open_)),
             high=Decimal(str(high)),
-            close=Decimal(str(close)),
+            low=Decimal(str(low)),
         )
 
     async def execute_trade(self, signal: TradingSignal) -> TradeResult:
@@ -251,12 +271,25 @@ class Adapter:
         self._candle = candle
         self._session, self._bot, self._position = session, bot, position
         try:
-            if position is not None and candle[2] > float(position.highest_price or 0):
-                position.highest_price = money(Decimal(str(candle[2])))
-            risk_action = self.manage_risk(position)
+            venue_stops = self.mode == "live" and self.rests_venue_stop
+            risk_action = RiskAction.keep() if venue_stops else self.manage_risk(position)
             result: TradeResult | None = None
             acted = signal
-            if risk_action.kind is RiskKind.CLOSE:
+            if venue_stops:
+                result = await venue_exits.on_candle(self, session, bot, position, candle)
+                if result is not None:
+                    acted = TradingSignal(
+                        action=SignalAction.SELL,
+                        timestamp=signal.timestamp,
+                        price=signal.price,
+                        strategy=signal.strategy,
+                        reason=result.reason,
+                    )
+                    self._stage_triggered(session, acted, candle_at, result)
+            elif risk_action.kind is RiskKind.CLOSE:
+                # A protective exit is a resting order the candle traded through: it is
+                # booked at the rule's price and the bot goes on with this candle's signal
+                # (after the exit, a BUY re-enters as the backtest does at the next open).
                 acted = TradingSignal(
                     action=SignalAction.SELL,
                     timestamp=signal.timestamp,
@@ -264,44 +297,38 @@ class Adapter:
                     strategy=signal.strategy,
                     reason=risk_action.rule,
                 )
-                result = await self.execute_trade(acted)
-                bot.status = "paused"
-                outcome.paused = True
-                stage_risk_event(
-                    session,
-                    self.user_id,
-                    self.bot_id,
-                    risk_action.rule,
-                    risk_action.detail,
-                    "closed",
-                )
-            elif signal.action is not SignalAction.HOLD:
                 try:
-                    result = await self.execute_trade(signal)
-                except RiskLimitExceeded as breach:
-                    bot.status = "paused"
-                    outcome.paused = True
-                    action = "paused" if breach.rule == "daily_loss_limit" else "blocked"
+                    result = await self.close_by_rule(session, bot, risk_action, candle)
+                except RiskLimitExceeded as breach:  # a live bot that lost 'trade:live'
+                    result = self._blocked(session, bot, outcome, breach, acted)
+                else:
                     stage_risk_event(
-                        session, self.user_id, self.bot_id, breach.rule, breach.detail, action
+                        session,
+                        self.user_id,
+                        self.bot_id,
+                        risk_action.rule,
+                        risk_action.detail,
+                        "closed",
                     )
-                    result = TradeResult(signal.action.value, reason=breach.detail)
-            if result is not None and result.order_id is not None:
-                stage(
-                    session,
-                    Event(
-                        type=STRATEGY_TRIGGERED,
-                        data={
-                            "user_id": str(self.user_id),
-                            "bot_id": str(self.bot_id),
-                            "strategy": self.strategy.name,
-                            "action": acted.action.value,
-                            "price": acted.price,
-                            "candle_at": candle_at.isoformat(),
-                        },
-                        source=SOURCE,
-                    ),
+                    self._stage_triggered(session, acted, candle_at, result)
+            elif position is not None and position.status == "open":
+                # The candle's high counts for the trailing stop from the next candle on.
+                peak = peak_of(
+                    PositionView(
+                        position.quantity, position.average_entry_price, position.highest_price
+                    )
                 )
+                position.highest_price = money(max(peak, Decimal(str(candle[2]))))
+            if signal.action is not SignalAction.HOLD and not outcome.paused:
+                try:
+                    signal_result = await self.execute_trade(signal)
+                except RiskLimitExceeded as breach:
+                    signal_result = self._blocked(session, bot, outcome, breach, signal)
+                if signal_result.order_id is not None or result is None:
+                    result, acted = signal_result, signal
+                    self._stage_triggered(session, acted, candle_at, result)
+                if venue_stops and signal.action is SignalAction.BUY:
+                    await venue_exits.rest_entry_stop(self, bot, signal_result, candle)
             bot.last_candle_at = candle_at
             bot.last_signal = signal_record(acted, result)
             bot.error = None
@@ -311,6 +338,103 @@ class Adapter:
             outcome.result = result
         finally:
             self._session, self._bot, self._position = None, None, None
+
+    def _stage_triggered(
+        self,
+        session: AsyncSession,
+        acted: TradingSignal,
+        candle_at: datetime,
+        result: TradeResult | None,
+    ) -> None:
+        if result is None or result.order_id is None:
+            return
+        stage(
+            session,
+            Event(
+                type=STRATEGY_TRIGGERED,
+                data={
+                    "user_id": str(self.user_id),
+                    "bot_id": str(self.bot_id),
+                    "strategy": self.strategy.name,
+                    "action": acted.action.value,
+                    "price": acted.price,
+                    "candle_at": candle_at.isoformat(),
+                },
+                source=SOURCE,
+            ),
+        )
+
+    def _blocked(
+        self,
+        session: AsyncSession,
+        bot: Bot,
+        outcome: CandleOutcome,
+        breach: RiskLimitExceeded,
+        signal: TradingSignal,
+    ) -> TradeResult:
+        """A limit refused the signal's order: nothing is placed. The daily loss limit
+        (and a lost live permission) pause the bot, the daily loss limit until the next
+        UTC day; any other limit blocks this order only and the bot keeps running."""
+        pauses = breach.rule in PAUSING_RULES
+        if pauses:
+            pause(bot, until_next_day=breach.rule == "daily_loss_limit")
+            outcome.paused = True
+        action = "paused" if pauses else "blocked"
+        stage_risk_event(session, self.user_id, self.bot_id, breach.rule, breach.detail, action)
+        return TradeResult(signal.action.value, reason=breach.detail)
+
+    async def close_by_rule(
+        self, session: AsyncSession, bot: Bot, action: RiskAction, candle: list[float]
+    ) -> TradeResult:
+        """Sell the whole position for a protective exit: a paper bot's fill is booked at
+        the rule's price with the taker fee (the backtest's fill); a live bot's watched
+        exit is a live market sell (a stop resting on the venue: :mod:`.venue_exits`)."""
+        position = self._position
+        assert position is not None  # noqa: S101 - a close has a position
+        assert action.price is not None  # noqa: S101 - and a price
+        client_order_id = f"bot-{bot.id.hex[:16]}-{int(candle[0])}-{action.rule}"
+        if self.mode == "live":
+            sell = TradingSignal(
+                action=SignalAction.SELL,
+                timestamp=int(candle[0]),
+                price=float(candle[4]),
+                strategy=self.strategy.name,
+                reason=action.rule,
+            )
+            return await self._execute_live(session, bot, sell, position, client_order_id)
+        venue = await self.orders.paper_venue(self.exchange, self.symbol, with_book=False)
+        base = await ledger_repository.lock_balance(
+            session, self.user_id, self.bot_id, venue.rules.base
+        )
+        order = order_repository.add_order(
+            session,
+            {
+                "user_id": self.user_id,
+                "bot_id": self.bot_id,
+                "client_order_id": client_order_id,
+                "exchange": self.exchange,
+                "symbol": self.symbol,
+                "side": "sell",
+                "type": "market",
+                "mode": "paper",
+                "quantity": min(position.quantity, base.free),
+                "price": None,
+                "status": "open",
+                "reason": action.rule,
+            },
+        )
+        closes_at = datetime.fromtimestamp(
+            (candle[0] + TIMEFRAME_MS.get(self.timeframe, 60_000)) / 1000, UTC
+        )
+        await self.orders.fill_paper_at(
+            session,
+            order,
+            venue,
+            money(action.price),
+            executed_at=min(closes_at, datetime.now(UTC)),
+            strategy_name=self.strategy.name,
+        )
+        return TradeResult.from_order("sell", order, action.rule)
 
     async def _execute_live(
         self,
@@ -339,6 +463,10 @@ class Adapter:
         credentials = await self.orders.users.credentials(self.user_id, self.exchange)
         rules = await self.orders.live.rules(credentials, self.symbol)
         quantity = normalise_quantity(quantity, rules)
+        if signal.action is SignalAction.SELL and self.rests_venue_stop:
+            resting = await exit_orders.resting_stop(self.orders, self.bot_id)
+            if resting is not None:  # it holds the base the sell needs
+                await exit_orders.cancel(self.orders, resting, credentials)
         if signal.action is SignalAction.BUY:
             await guard_entry(
                 session,

@@ -17,6 +17,7 @@ import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.db import unit_of_work
 from shared.heap import freeze_long_lived
 from shared.strategies import TradingStrategy, create_strategy
 from trading_engine.bots import repository
@@ -30,6 +31,7 @@ from trading_engine.bots.metrics import BOTS_OWNED
 from trading_engine.bots.service import SUBSCRIPTIONS_KEY
 from trading_engine.models import Bot, Strategy
 from trading_engine.orders.service import OrderService
+from trading_engine.risk.pauses import resume_due
 from trading_engine.settings import TradingSettings
 
 log = structlog.get_logger("trading.runner")
@@ -82,6 +84,8 @@ class BotOwnership:
         for bot_id in lost:
             log.warning("bot_lease_lost", bot_id=str(bot_id))
             self.drop(bot_id)
+        async with unit_of_work(self.sessionmaker) as session:
+            await resume_due(session)  # daily-loss pauses whose UTC day has passed
         async with self.sessionmaker() as session:
             wanted = await repository.running_fingerprints(session)
         for bot_id in [b for b in self.handles if b not in wanted]:

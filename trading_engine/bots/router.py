@@ -10,6 +10,7 @@ from shared.db import unit_of_work
 from shared.deps import CurrentUser, RedisDep, SessionDep
 from shared.errors import Conflict, NotFound
 from trading_engine.bots import repository, service
+from trading_engine.bots.replay import ReplayRead, replay
 from trading_engine.bots.schemas import BotCreate, BotRead, BotUpdate
 from trading_engine.deps import OrderServiceDep, ValidBot
 from trading_engine.ledger import repository as ledger_repository
@@ -43,6 +44,13 @@ async def create_bot(
 async def read_bot(bot: ValidBot, session: SessionDep) -> BotRead:
     """One bot."""
     return await service.to_read(session, bot)
+
+
+@router.get("/{bot_id}/replay", response_model=ReplayRead)
+async def replay_bot(bot: ValidBot, session: SessionDep, orders: OrderServiceDep) -> ReplayRead:
+    """The bot's candles through the backtest with its settings: every fill that differs
+    (an empty list when the bot traded exactly like its backtest)."""
+    return await replay(session, bot, orders)
 
 
 @router.patch("/{bot_id}", response_model=BotRead)

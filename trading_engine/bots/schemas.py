@@ -56,6 +56,7 @@ class BotRead(BaseModel):
     last_signal: dict[str, Any] | None
     last_candle_at: datetime | None
     error: str | None
+    paused_until: datetime | None = None  # a daily-loss pause ends then
     created_at: datetime
     updated_at: datetime
     position: PositionRead | None = None

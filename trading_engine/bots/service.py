@@ -137,6 +137,7 @@ async def set_running(
             raise Forbidden("Live bots need the 'trade:live' permission.")
         locked.status = "running"
         locked.error = None
+        locked.paused_until = None
     else:
         locked.status = "stopped"
     locked.updated_at = datetime.now(UTC)

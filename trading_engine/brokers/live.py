@@ -153,16 +153,15 @@ class LiveBroker:
     async def create_order(self, credentials: ExchangeCredentials, order: Order) -> dict[str, Any]:
         """Send the order once; the client order id lets a later look find it."""
         client = await self._client(credentials)
-        params = {"clientOrderId": order.client_order_id}
+        params: dict[str, Any] = {"clientOrderId": order.client_order_id}
+        kind, price = order.type, None if order.price is None else float(order.price)
+        if order.type == "stop":  # a resting stop-market order (brokers/exit_support.py)
+            assert price is not None  # noqa: S101 - a stop order has its level
+            kind, params["stopLossPrice"], price = "market", price, None
         result: dict[str, Any] = await self._call(
             credentials.exchange,
             lambda: client.create_order(
-                order.symbol,
-                order.type,
-                order.side,
-                float(order.quantity),
-                None if order.price is None else float(order.price),
-                params,
+                order.symbol, kind, order.side, float(order.quantity), price, params
             ),
             retry=False,
         )

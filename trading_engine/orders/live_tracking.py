@@ -146,7 +146,7 @@ def _new_fill(
     else:
         # Order status reads (Binance's GET /order) carry no commission: the
         # market's fee schedule, in the quote asset, stands in for it.
-        rate = rules.taker_fee if order.type == "market" else rules.maker_fee
+        rate = rules.maker_fee if order.type == "limit" else rules.taker_fee
         fee = money(money(delta * price) * rate)
         fee_currency = rules.quote
     return Fill(
@@ -154,7 +154,7 @@ def _new_fill(
         quantity=delta,
         fee=fee,
         fee_currency=fee_currency,
-        liquidity="taker" if order.type == "market" else "maker",
+        liquidity="maker" if order.type == "limit" else "taker",  # a stop fills at market
     )
 
 

@@ -21,6 +21,7 @@ from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from trading_engine.brokers.live import LiveBroker
 from trading_engine.brokers.paper import crosses, walk_book
 from trading_engine.ledger import repository as ledger_repository
+from trading_engine.ledger.arithmetic import fee_for
 from trading_engine.ledger.service import (
     Fill,
     record_fill,
@@ -138,6 +139,36 @@ class OrderService:
             order.status = "partially_filled" if order.filled_quantity > 0 else "open"
         # No flush here: the commit writes the fills, so the fills of many bots booked in
         # one transaction (see trading_engine.bots.batch.apply_candles) go out together.
+
+    async def fill_paper_at(
+        self,
+        session: AsyncSession,
+        order: Order,
+        venue: Venue,
+        price: Decimal,
+        *,
+        executed_at: datetime,
+        strategy_name: str | None = None,
+    ) -> None:
+        """Fill a paper bot's protective exit whole at ``price``, the level its candle
+        traded through (the open on a gap), paying the taker fee as the backtest pays its
+        ``fee``: a resting stop / take-profit order, not a walk of today's book."""
+        rules = venue.rules
+        await record_fill(
+            session,
+            order,
+            Fill(
+                price=price,
+                quantity=order.quantity,
+                fee=fee_for(order.quantity, price, venue.taker_fee),
+                fee_currency=rules.quote,
+                liquidity="taker",
+                executed_at=executed_at,
+            ),
+            base=rules.base,
+            quote=rules.quote,
+            strategy_name=strategy_name,
+        )
 
     # --- manual orders ------------------------------------------------------------------
 

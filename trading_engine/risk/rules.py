@@ -12,7 +12,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import ValidationFailed
+from shared.exits import NO_EXIT, REASONS, TAKE_PROFIT, TRAILING_STOP, protective_exit
 from trading_engine.user_client import TradingLimits
+
+ZERO = Decimal(0)
 
 
 class RiskSettings(BaseModel):
@@ -35,11 +38,13 @@ class RiskKind(enum.StrEnum):
 
 @dataclass(frozen=True)
 class RiskAction:
-    """What ``Adapter.manage_risk(position)`` decides: keep, or close with a reason."""
+    """What ``Adapter.manage_risk(position)`` decides: keep, or close with a reason at
+    ``price`` (the exit rule's fill price before slippage)."""
 
     kind: RiskKind
     rule: str = ""
     detail: str = ""
+    price: Decimal | None = None
 
     @classmethod
     def keep(cls) -> RiskAction:
@@ -53,40 +58,50 @@ class PositionView:
     highest_price: Decimal | None
 
 
+def peak_of(position: PositionView) -> Decimal:
+    """The trailing stop's peak before the current candle: the entry price raised to the
+    highs of the candles closed since (the position's ``highest_price``)."""
+    entry = position.average_entry_price
+    return max(entry, position.highest_price or entry)
+
+
 def exit_rule(
     risk: RiskSettings,
     position: PositionView,
     *,
-    low: Decimal,
+    open_: Decimal,
     high: Decimal,
-    close: Decimal,
+    low: Decimal,
 ) -> RiskAction:
-    """Stop loss, trailing stop and take profit against a closed candle."""
+    """The protective exit a closed candle triggers, by the rule backtests follow
+    (:func:`shared.exits.protective_exit`): levels from the position before the candle,
+    judged against its open, high and low, filled at the level (the open on a gap)."""
     if position.quantity <= 0 or position.average_entry_price <= 0:
         return RiskAction.keep()
     entry = position.average_entry_price
-    if risk.stop_loss is not None:
-        stop = entry * (1 - risk.stop_loss)
-        if low <= stop:
-            return RiskAction(
-                RiskKind.CLOSE, "stop_loss", f"price {close} reached the stop {stop:.8f}"
-            )
-    if risk.trailing_stop is not None:
-        peak = max(position.highest_price or entry, high)
-        trail = peak * (1 - risk.trailing_stop)
-        if low <= trail and peak > entry:
-            return RiskAction(
-                RiskKind.CLOSE,
-                "trailing_stop",
-                f"price {close} fell {risk.trailing_stop} below the peak {peak}",
-            )
-    if risk.take_profit is not None:
-        target = entry * (1 + risk.take_profit)
-        if high >= target:
-            return RiskAction(
-                RiskKind.CLOSE, "take_profit", f"price {close} reached the target {target:.8f}"
-            )
-    return RiskAction.keep()
+    peak = peak_of(position)
+    reason, price = protective_exit(
+        open_,
+        high,
+        low,
+        entry,
+        peak,
+        risk.stop_loss or ZERO,
+        risk.take_profit or ZERO,
+        risk.trailing_stop or ZERO,
+    )
+    if reason == NO_EXIT:
+        return RiskAction.keep()
+    rule = REASONS[reason]
+    if reason == TAKE_PROFIT:
+        target = entry * (1 + (risk.take_profit or ZERO))
+        detail = f"the high {high} reached the target {target:.8f}"
+    elif reason == TRAILING_STOP:
+        detail = f"the low {low} fell {risk.trailing_stop} below the peak {peak}"
+    else:
+        stop = entry * (1 - (risk.stop_loss or ZERO))
+        detail = f"the low {low} reached the stop {stop:.8f}"
+    return RiskAction(RiskKind.CLOSE, rule, f"{detail}; sold at {price:.8f}", price)
 
 
 class RiskLimitExceeded(ValidationFailed):

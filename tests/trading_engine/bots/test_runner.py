@@ -142,7 +142,7 @@ async def _released(redis: Redis, bot_id: str) -> bool:
     return not await redis.get(f"trading:bot:lease:{bot_id}")
 
 
-async def test_a_stop_loss_closes_the_position_pauses_the_bot_and_reports_it(
+async def test_a_stop_loss_closes_the_position_reports_it_and_the_bot_runs_on(
     running_app, market: MarketStub, new_user, redis: Redis
 ) -> None:
     _, client = running_app
@@ -154,20 +154,24 @@ async def test_a_stop_loss_closes_the_position_pauses_the_bot_and_reports_it(
     await feed(client, redis, market, rows, bot_id, user.headers)
 
     state = await bot_state(client, bot_id, user.headers)
-    assert state["status"] == "paused"
-    assert state["position"] is None
-    [(_, fields)] = await redis.xrange("events:risk.limit.exceeded")
-    data = json.loads(fields["data"])
-    assert (data["rule"], data["action"], data["bot_id"]) == ("stop_loss", "closed", bot_id)
-    trades = (await client.get(f"/trading/trades?bot_id={bot_id}", headers=user.headers)).json()
-    assert trades[0]["side"] == "SELL"
+    assert state["status"] == "running"
+    events = [json.loads(f["data"]) for _, f in await redis.xrange("events:risk.limit.exceeded")]
+    assert (events[0]["rule"], events[0]["action"], events[0]["bot_id"]) == (
+        "stop_loss",
+        "closed",
+        bot_id,
+    )
+    orders = (await client.get(f"/trading/orders?bot_id={bot_id}", headers=user.headers)).json()
+    stops = [o for o in orders if o["reason"] == "stop_loss"]
+    assert stops
+    assert all(o["side"] == "sell" and o["status"] == "filled" for o in stops)
     kinds = [json.loads(f["data"])["kind"] for _, f in await redis.xrange("queue:notifications")]
     assert "risk.limit.exceeded" in kinds
     triggered = await redis.xrange("events:strategy.triggered")
     assert {json.loads(f["data"])["action"] for _, f in triggered} == {"buy", "sell"}
 
 
-async def test_a_max_position_value_blocks_the_entry_and_pauses_the_bot(
+async def test_a_max_position_value_blocks_the_entry_and_the_bot_keeps_running(
     running_app, market: MarketStub, new_user, redis: Redis, session: AsyncSession
 ) -> None:
     _, client = running_app
@@ -179,11 +183,12 @@ async def test_a_max_position_value_blocks_the_entry_and_pauses_the_bot(
     await feed(client, redis, market, rows, bot_id, user.headers)
 
     state = await bot_state(client, bot_id, user.headers)
-    assert state["status"] == "paused"
+    assert state["status"] == "running"
+    assert state["last_candle_at"].startswith("2026-01-02T15")  # every candle was seen
     assert await session.scalar(select(func.count()).select_from(Order)) == 0
-    [(_, fields)] = await redis.xrange("events:risk.limit.exceeded")
-    assert json.loads(fields["data"])["rule"] == "max_position_value"
-    assert json.loads(fields["data"])["action"] == "blocked"
+    events = [json.loads(f["data"]) for _, f in await redis.xrange("events:risk.limit.exceeded")]
+    assert events
+    assert {(e["rule"], e["action"]) for e in events} == {("max_position_value", "blocked")}
 
 
 async def test_a_failing_market_leaves_the_bot_running_and_it_catches_up(

@@ -50,12 +50,12 @@ class BinanceStub:
             "price": str(order["price"] or "0.00000000"),
             "origQty": str(order["qty"]),
             "executedQty": str(executed),
-            "cummulativeQuoteQty": str(executed * self.price),
+            "cummulativeQuoteQty": str(executed * order.get("fill_price", self.price)),
             "status": status,
             "timeInForce": "GTC",
             "type": order["type"],
             "side": order["side"],
-            "stopPrice": "0.00000000",
+            "stopPrice": str(order.get("stop_price") or "0.00000000"),
             "icebergQty": "0.00000000",
             "time": order["time"],
             "updateTime": int(time.time() * 1000),
@@ -95,7 +95,7 @@ class BinanceStub:
                         "quoteAssetPrecision": 8,
                         "baseCommissionPrecision": 8,
                         "quoteCommissionPrecision": 8,
-                        "orderTypes": ["LIMIT", "MARKET"],
+                        "orderTypes": ["LIMIT", "MARKET", "STOP_LOSS", "TAKE_PROFIT"],
                         "icebergAllowed": True,
                         "ocoAllowed": True,
                         "isSpotTradingAllowed": True,
@@ -199,6 +199,8 @@ class BinanceStub:
                 "step": 0,
                 "time": int(time.time() * 1000),
             }
+            if p["type"] == "STOP_LOSS":
+                order["stop_price"], order["executed"] = Decimal(p["stopPrice"]), Decimal(0)
             self.orders[order["id"]] = order
             self.by_client[order["client_id"]] = order["id"]
             body = self._order_json(order)
@@ -230,7 +232,10 @@ class BinanceStub:
             order = find(await params(request))
             if order is None:
                 return error(400, -2013, "Order does not exist.")
-            if not order.get("canceled") and order["step"] + 1 < len(self.fill_plan):
+            if order.get("stop_price") is not None:
+                if not order.get("canceled") and self.price <= order["stop_price"]:
+                    order["executed"], order["fill_price"] = order["qty"], self.price
+            elif not order.get("canceled") and order["step"] + 1 < len(self.fill_plan):
                 order["step"] += 1
                 order["executed"] = order["qty"] * self.fill_plan[order["step"]]
             return self._order_json(order)

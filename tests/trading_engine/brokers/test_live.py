@@ -248,3 +248,127 @@ async def test_a_live_bot_buys_and_sells_through_the_adapter_once_per_candle(
     state = (await live_client.get(f"/trading/bots/{bot_id}", headers=user.headers)).json()
     assert state["position"] is None
     assert Decimal(state["realized_pnl"]) < 0  # same price both ways: the fees are the loss
+
+
+async def _live_bot(
+    live_app: FastAPI, live_client: httpx.AsyncClient, user, session: AsyncSession, risk: dict
+):
+    from shared.strategies import create_strategy
+    from trading_engine.bots.adapter import Adapter
+    from trading_engine.models import Bot
+
+    saved = await live_client.post(
+        "/trading/strategies",
+        json={"name": "s", "strategy": "ma_crossover", "parameters": {}},
+        headers=user.headers,
+    )
+    created = await live_client.post(
+        "/trading/bots",
+        json={
+            "strategy_id": saved.json()["id"],
+            "exchange": "binance",
+            "symbol": "BTC/USDT",
+            "timeframe": "1h",
+            "mode": "live",
+            "capital": "200",
+            "risk": risk,
+        },
+        headers=user.headers,
+    )
+    assert created.status_code == 201, created.text
+    bot_id = created.json()["id"]
+    await live_client.post(f"/trading/bots/{bot_id}/start", headers=user.headers)
+    bot = await session.get(Bot, uuid.UUID(bot_id))
+    return bot_id, Adapter(bot, create_strategy("ma_crossover", {}), live_app.state.order_service)
+
+
+def _signal(action: str, ts: int):
+    from shared.strategies import SignalAction, TradingSignal
+
+    return TradingSignal(
+        action=SignalAction(action), timestamp=ts, price=100.0, strategy="ma_crossover"
+    )
+
+
+HOUR, START = 3_600_000, 1_767_225_600_000
+
+
+async def test_a_live_bot_rests_its_stop_on_the_venue_moves_it_up_and_books_its_fill(
+    live_app: FastAPI,
+    live_client: httpx.AsyncClient,
+    binance: BinanceStub,
+    live_user,
+    session: AsyncSession,
+) -> None:
+    user = await live_user()
+    bot_id, adapter = await _live_bot(
+        live_app, live_client, user, session, {"stop_loss": "0.02", "trailing_stop": "0.05"}
+    )
+    assert adapter.rests_venue_stop
+
+    bought = await adapter.on_candle([START, 100, 101, 99, 100, 1], _signal("buy", START))
+
+    assert bought.result is not None
+    assert bought.result.status == "filled"
+    [first] = [o for o in binance.orders.values() if o["type"] == "STOP_LOSS"]
+    assert first["stop_price"] == Decimal("98.00")  # the stop loss is above the trailing level
+
+    # The candle's high raises the peak: the stop moves to 110 x 0.95 for the next candle.
+    await adapter.on_candle([START + HOUR, 100, 110, 99.5, 108, 1], _signal("hold", START + HOUR))
+
+    stops = [o for o in binance.orders.values() if o["type"] == "STOP_LOSS"]
+    assert first.get("canceled") is True
+    assert [o["stop_price"] for o in stops if not o.get("canceled")] == [Decimal("104.50")]
+
+    binance.price = Decimal("104.2")  # the venue's stop triggers inside the next candle
+    sold = await adapter.on_candle(
+        [START + 2 * HOUR, 108, 108.5, 103, 104, 1], _signal("hold", START + 2 * HOUR)
+    )
+
+    assert sold.result is not None
+    assert (sold.result.action, sold.result.reason) == ("sell", "trailing_stop")
+    assert sold.result.average_price == Decimal("104.2")
+    state = (await live_client.get(f"/trading/bots/{bot_id}", headers=user.headers)).json()
+    assert state["position"] is None
+    assert state["status"] == "running"
+    orders = (
+        await live_client.get(f"/trading/orders?bot_id={bot_id}", headers=user.headers)
+    ).json()
+    assert sorted((o["type"], o["status"]) for o in orders) == [
+        ("market", "filled"),
+        ("stop", "canceled"),
+        ("stop", "filled"),
+    ]
+
+
+async def test_where_the_venue_takes_no_stop_orders_the_bot_watches_and_sells_at_market(
+    live_app: FastAPI,
+    live_client: httpx.AsyncClient,
+    binance: BinanceStub,
+    live_user,
+    session: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from trading_engine.brokers import exit_support
+
+    monkeypatch.setitem(exit_support.EXIT_SUPPORT, "binance", exit_support.WATCHED)
+    user = await live_user()
+    bot_id, adapter = await _live_bot(live_app, live_client, user, session, {"stop_loss": "0.02"})
+    assert not adapter.rests_venue_stop
+    await adapter.on_candle([START, 100, 101, 99, 100, 1], _signal("buy", START))
+
+    binance.price = Decimal("97.5")
+    sold = await adapter.on_candle(
+        [START + HOUR, 100, 100.5, 97, 97.5, 1], _signal("hold", START + HOUR)
+    )
+
+    assert sold.result is not None
+    assert (sold.result.action, sold.result.reason, sold.result.status) == (
+        "sell",
+        "stop_loss",
+        "filled",
+    )
+    assert not [o for o in binance.orders.values() if o["type"] == "STOP_LOSS"]
+    assert [o["type"] for o in binance.orders.values()] == ["MARKET", "MARKET"]
+    state = (await live_client.get(f"/trading/bots/{bot_id}", headers=user.headers)).json()
+    assert (state["position"], state["status"]) == (None, "running")
