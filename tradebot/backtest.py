@@ -148,33 +148,10 @@ def sim_candles(
         raise CandleSourceError(
             f"unknown sim symbol {symbol!r}; choose one of {', '.join(sim.SIM_PAIRS)}"
         )
-    frame = TIMEFRAME_MS[timeframe]
-    align = 4 * 86_400_000 if timeframe == "1w" else 0  # weeks start on Monday
-    start = max(start_ms, sim.EPOCH_MS)
-    first_bucket = -(-(start - align) // frame) * frame + align
-    now_ms = int(time.time() * 1000)
-    last_end = (min(end_ms, now_ms) - align) // frame * frame + align  # closed buckets only
-    if last_end <= first_bucket:
-        return Candles.from_rows([])
     path = sim.SimPath(seed, sim.SIM_PAIRS[symbol])
-    first_min = (first_bucket - sim.EPOCH_MS) // 60_000
-    last_min = (last_end - sim.EPOCH_MS) // 60_000 - 1
-    rows = path.minutes(first_min, last_min)
-    per = frame // 60_000
-    if per == 1:
-        return Candles(
-            rows[:, 0].astype(np.int64), *(np.ascontiguousarray(rows[:, i]) for i in range(1, 6))
-        )
-    n = rows.shape[0] // per
-    blocks = rows[: n * per].reshape(n, per, 6)
+    rows = path.closed_rows(timeframe, start_ms, end_ms, int(time.time() * 1000))
     return Candles(
-        blocks[:, 0, 0].astype(np.int64),
-        np.ascontiguousarray(blocks[:, 0, 1]),
-        blocks[:, :, 2].max(axis=1),
-        blocks[:, :, 3].min(axis=1),
-        np.ascontiguousarray(blocks[:, -1, 4]),
-        # rounded to the pair's amount step, as the market service rounds aggregated volume
-        sim._round_to(blocks[:, :, 5].sum(axis=1), sim.SIM_PAIRS[symbol].amount_step),
+        rows[:, 0].astype(np.int64), *(np.ascontiguousarray(rows[:, i]) for i in range(1, 6))
     )
 
 
