@@ -69,8 +69,9 @@ def read_candles(data: bytes) -> Candles:
         raise CandleStreamError(f"not a candle stream: {exc}") from exc
     if not table.schema.equals(CANDLE_SCHEMA):
         raise CandleStreamError(f"unexpected candle columns: {table.schema.names}")
-    columns = [
-        np.ascontiguousarray(table.column(name).to_numpy(), dtype=dtype)
-        for name, dtype in zip(CANDLE_SCHEMA.names, [np.int64] + [np.float64] * 5, strict=True)
+    prices = [
+        np.ascontiguousarray(table.column(name).to_numpy(), dtype=np.float64)
+        for name in CANDLE_SCHEMA.names[1:]
     ]
-    return Candles(*columns)
+    timestamp = np.ascontiguousarray(table.column("timestamp").to_numpy(), dtype=np.int64)
+    return Candles(timestamp, *prices)

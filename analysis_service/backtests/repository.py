@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analysis_service.models import Backtest
@@ -17,6 +17,25 @@ async def add(session: AsyncSession, backtest: Backtest) -> Backtest:
     await session.flush()
     await session.refresh(backtest)
     return backtest
+
+
+async def lock_user_jobs(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Serialise job creation of one user until the transaction ends, across replicas
+    (a transaction-level advisory lock on the user id), so the count below stays true."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"backtests:{user_id}"},
+    )
+
+
+async def count_active_for_user(session: AsyncSession, user_id: uuid.UUID) -> int:
+    """The user's jobs still queued or running."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Backtest)
+        .where(Backtest.user_id == user_id, Backtest.status.in_(("queued", "running")))
+    )
+    return int(count or 0)
 
 
 async def get(session: AsyncSession, backtest_id: uuid.UUID) -> Backtest | None:

@@ -1,7 +1,8 @@
 """Backtest jobs: accepted by the API, queued on a Redis Stream, run by any replica.
 
 Creating a job validates everything that can be checked up front (strategy name and
-parameters, candles, range size) so a bad request is a 422 and leaves nothing behind. The
+parameters, candles, range size) so a bad request is a 422 and leaves nothing behind. A
+user has at most ``backtest_max_jobs_per_user`` jobs queued or running; one more is a 429. The
 row and a ``backtest.requested`` event are written in one transaction (the outbox), so the
 job reaches the stream after the commit even if Redis blinks.
 """
@@ -21,7 +22,7 @@ from analysis_service.candle_input import candles_from_rows, to_ms
 from analysis_service.market import TIMEFRAME_MS
 from analysis_service.models import Backtest
 from analysis_service.settings import AnalysisSettings
-from shared.errors import NotFound, ValidationFailed
+from shared.errors import NotFound, RateLimited, ValidationFailed
 from shared.events import Event, stage
 from shared.strategies import StrategyParamsError, UnknownStrategyError, create_strategy
 
@@ -83,6 +84,7 @@ class BacktestService:
                 )
             if expected < 2:
                 raise _problem("the range holds fewer than 2 candles", "start")
+        await self._check_job_bound(user_id)
         row = Backtest(
             user_id=user_id,
             status="queued",
@@ -107,6 +109,21 @@ class BacktestService:
             stream=self.settings.backtest_stream,
         )
         return row
+
+    async def _check_job_bound(self, user_id: uuid.UUID) -> None:
+        """429 when the user already has ``backtest_max_jobs_per_user`` jobs queued or
+        running. The advisory lock holds until this request's commit, so two requests of
+        one user (on any replica) cannot both take the last place."""
+        await repository.lock_user_jobs(self.session, user_id)
+        active = await repository.count_active_for_user(self.session, user_id)
+        limit = self.settings.backtest_max_jobs_per_user
+        if active >= limit:
+            wait = self.settings.backtest_busy_retry_after_s
+            raise RateLimited(
+                f"You have {active} backtests queued or running, the most allowed at once "
+                f"is {limit}; retry after one of them finishes (in about {wait} s).",
+                retry_after=wait,
+            )
 
     async def get(self, user_id: uuid.UUID, backtest_id: uuid.UUID) -> Backtest:
         row = await repository.get_for_user(self.session, backtest_id, user_id)

@@ -32,9 +32,9 @@ def _problem(message: str, name: str) -> ValidationFailed:
     return ValidationFailed(message, extra={"errors": [{"loc": ["query", name], "msg": message}]})
 
 
-def missing_runs(stored_ms: np.ndarray, start_ms: int, end_ms: int, frame_ms: int) -> list[
-    tuple[int, int]
-]:
+def missing_runs(
+    stored_ms: np.ndarray, start_ms: int, end_ms: int, frame_ms: int
+) -> list[tuple[int, int]]:
     """Runs ``[from, to)`` of bucket open times in ``[start_ms, end_ms)`` that the sorted
     ``stored_ms`` lacks."""
     bounds = np.concatenate([[start_ms - frame_ms], stored_ms, [end_ms]]).astype(np.int64)
@@ -83,7 +83,9 @@ class BulkOhlcv:
         self.exchange = exchange
         self.settings = settings
 
-    async def plan(self, symbol: str, timeframe: str, since_ms: int, until_ms: int | None) -> BulkPlan:
+    async def plan(
+        self, symbol: str, timeframe: str, since_ms: int, until_ms: int | None
+    ) -> BulkPlan:
         """Check the request and cut its closed part into windows (422/404 when bad)."""
         await validate_market(self.exchange, symbol, timeframe)
         frame = TIMEFRAME_MS[timeframe]

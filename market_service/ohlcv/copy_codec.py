@@ -52,7 +52,7 @@ Columns = tuple[
 
 @njit(cache=True, nogil=True)
 def _u16(buf: npt.NDArray[np.uint8], pos: int) -> int:
-    return (np.int64(buf[pos]) << 8) | np.int64(buf[pos + 1])
+    return int((np.int64(buf[pos]) << 8) | np.int64(buf[pos + 1]))
 
 
 @njit(cache=True, nogil=True)
@@ -72,7 +72,7 @@ def _i64(buf: npt.NDArray[np.uint8], pos: int) -> int:
     value = np.int64(0)
     for k in range(8):
         value = (value << 8) | np.int64(buf[pos + k])
-    return value
+    return int(value)
 
 
 @njit(cache=True, nogil=True)

@@ -3,6 +3,8 @@ stored with COPY and served from PostgreSQL the next time."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -78,7 +80,8 @@ async def test_a_range_not_stored_yet_is_built_stored_and_then_read_back(
 
     calls = count_calls(bulk_app)
     again = await bulk(bulk_client, symbol="SOL/USDT", timeframe="1m", since=SINCE, until=until)
-    assert len(asked) == 4 and sum(calls.values()) == 0  # no exchange read at all
+    assert len(asked) == 4  # no range built again
+    assert sum(calls.values()) == 0  # and no other exchange read
     assert read_candles(again.content).to_rows() == candles.to_rows()
 
 
@@ -92,7 +95,11 @@ async def test_bulk_values_equal_the_paged_route_on_the_same_history(
     )
     rows = paged.json()["candles"]
     response = await bulk(
-        bulk_client, symbol="XRP/USDT", timeframe="1h", since=SINCE - 24 * HOUR, until=SINCE + 48 * HOUR
+        bulk_client,
+        symbol="XRP/USDT",
+        timeframe="1h",
+        since=SINCE - 24 * HOUR,
+        until=SINCE + 48 * HOUR,
     )
     candles = read_candles(response.content).to_rows()
     assert len(candles) == 72
@@ -102,7 +109,12 @@ async def test_bulk_values_equal_the_paged_route_on_the_same_history(
 async def test_only_the_missing_runs_are_fetched_into_a_stored_range(
     bulk_app: FastAPI, bulk_client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
-    params = {"symbol": "ETH/USDT", "timeframe": "5m", "since": SINCE, "until": SINCE + 600 * 300_000}
+    params = {
+        "symbol": "ETH/USDT",
+        "timeframe": "5m",
+        "since": SINCE,
+        "until": SINCE + 600 * 300_000,
+    }
     full = read_candles((await bulk(bulk_client, **params)).content).to_rows()
     async with engine.begin() as conn:
         await conn.execute(
@@ -135,9 +147,10 @@ async def test_an_exchange_without_whole_ranges_is_paged(
     calls = count_calls(bulk_app)
     until = SINCE + 2500 * MINUTE
     response = await bulk(bulk_client, symbol="BNB/USDT", timeframe="1m", since=SINCE, until=until)
-    assert read_candles(response.content).to_rows() == sim_candles(
-        "BNB/USDT", "1m", SINCE, until
-    ).to_rows()
+    assert (
+        read_candles(response.content).to_rows()
+        == sim_candles("BNB/USDT", "1m", SINCE, until).to_rows()
+    )
     assert calls["fetch_ohlcv"] == 3  # windows of 1000, 1000 and 500 candles
 
 
@@ -197,3 +210,31 @@ async def test_a_bad_request_is_refused_before_anything_is_fetched(
     assert asked == []
     async with engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM ohlcv_data")) == 0
+
+
+async def test_tickers_are_answered_while_a_range_is_being_built(
+    bulk_app: FastAPI, bulk_client: httpx.AsyncClient
+) -> None:
+    exchange = bulk_app.state.exchanges.get("sim")
+    original = exchange.closed_ohlcv_rows
+    entered, release = threading.Event(), threading.Event()
+    released_in_time: list[bool] = []
+
+    def held(*args: Any) -> Any:
+        entered.set()
+        # Bounded: built on the event loop, this would block the request that releases it.
+        released_in_time.append(release.wait(timeout=20))
+        return original(*args)
+
+    exchange.closed_ohlcv_rows = held
+    job = asyncio.create_task(
+        bulk(bulk_client, symbol="BTC/USDT", timeframe="1h", since=SINCE, until=SINCE + 5 * HOUR)
+    )
+    assert await asyncio.to_thread(entered.wait, 20)
+    try:
+        ticker = await bulk_client.get("/market/ticker", params={"symbol": "ETH/USDT"})
+        assert ticker.status_code == 200
+    finally:
+        release.set()
+    assert len(read_candles((await job).content)) == 5
+    assert released_in_time == [True]
