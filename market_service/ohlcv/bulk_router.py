@@ -61,20 +61,27 @@ async def get_ohlcv_bulk(
         parse_time("since", since),
         parse_time("until", until) if until else None,
     )
+    windows = bulk.windows(plan)
     # The first window before the status line: an exchange or database failure on it is
     # still a proper 503. A later failure cuts the stream short (no end-of-stream marker).
-    first = await bulk.window(plan, *plan.windows[0]) if plan.windows else None
+    try:
+        first = await anext(windows, None)
+    except BaseException:
+        await windows.aclose()
+        raise
 
     async def body() -> AsyncIterator[bytes]:
-        yield stream_header()
-        if first is not None:
-            yield stream_batch(first)
         try:
-            for window in plan.windows[1:]:
-                yield stream_batch(await bulk.window(plan, *window))
+            yield stream_header()
+            if first is not None:
+                yield stream_batch(first)
+            async for columns in windows:
+                yield stream_batch(columns)
+            yield stream_end()
         except Exception as exc:
             log.warning("ohlcv_bulk_cut_short", symbol=plan.symbol, error=repr(exc))
             raise
-        yield stream_end()
+        finally:
+            await windows.aclose()
 
     return StreamingResponse(body(), media_type=MEDIA_TYPE)

@@ -4,8 +4,9 @@
 cut into windows of ``ohlcv_bulk_window`` candles; for each, the stored candles are read
 with one COPY, the runs the table lacks are fetched from the exchange (the sim builds them
 in whole arrays, a ccxt exchange page by page) and stored with one COPY, and the window
-goes out as one Arrow record batch. Memory stays at one window, and the first bytes leave
-before the last window is filled.
+goes out as one Arrow record batch. ``ohlcv_bulk_parallel`` windows are worked on at once
+(each on its own connection, so PostgreSQL uses as many cores), sent in order. Memory
+stays at a few windows, and the first bytes leave before the last window is filled.
 
 Only closed candles are served: a backtest must not read a candle that is still forming.
 The number crunching (decoding, encoding, the sim's path) runs on worker threads, so the
@@ -15,6 +16,9 @@ service keeps answering other requests while a big range streams.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -105,6 +109,30 @@ class BulkOhlcv:
         step = self.settings.ohlcv_bulk_window * frame
         windows = [(lo, min(lo + step, end)) for lo in range(start, end, step)]
         return BulkPlan(self.exchange.id, symbol, timeframe, start, end, windows)
+
+    async def windows(self, plan: BulkPlan) -> AsyncIterator[Columns]:
+        """Every window's candles, in order, ``ohlcv_bulk_parallel`` worked on at once."""
+        todo = iter(plan.windows)
+        running: deque[asyncio.Task[Columns]] = deque()
+
+        def start_next() -> None:
+            window = next(todo, None)
+            if window is not None:
+                running.append(asyncio.create_task(self.window(plan, *window)))
+
+        try:
+            for _ in range(max(1, self.settings.ohlcv_bulk_parallel)):
+                start_next()
+            while running:
+                columns = await running.popleft()
+                start_next()
+                yield columns
+        finally:  # the client went away, or a window failed: stop the others
+            for task in running:
+                task.cancel()
+            for task in running:
+                with contextlib.suppress(BaseException):
+                    await task
 
     async def window(self, plan: BulkPlan, start_ms: int, end_ms: int) -> Columns:
         """The closed candles of ``[start_ms, end_ms)``: stored ones, and missing ones
