@@ -23,6 +23,7 @@ import concurrent.futures
 import contextlib
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
@@ -163,10 +164,13 @@ class BacktestWorker:
                 asyncio.run_coroutine_threadsafe(self._progress(backtest_id, fraction), loop)
             )
 
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
         try:
             request = row.request
             strategy = build_strategy(row.strategy, row.parameters)
             candles = await self._candles(backtest_id, request)
+            timings["load_s"] = time.perf_counter() - clock
             result = await asyncio.to_thread(
                 run_backtest,
                 strategy,
@@ -180,6 +184,7 @@ class BacktestWorker:
                 trailing_stop=request.get("trailing_stop"),
                 progress=lambda f: report(LOAD_SHARE + (1 - LOAD_SHARE) * f * 0.99),
             )
+            timings["run_s"] = time.perf_counter() - clock - timings["load_s"]
             # Thousands of trades to dicts: CPU work, kept off the event loop too.
             body: dict[str, Any] | None = await asyncio.to_thread(
                 result.to_json, max_points=self.settings.backtest_max_points
@@ -196,7 +201,13 @@ class BacktestWorker:
         async with self.sessionmaker() as session:
             await repository.finish(session, backtest_id, result=body, error=error)
             await session.commit()
-        log.info("backtest_finished", backtest_id=str(backtest_id), error=error)
+        log.info(
+            "backtest_finished",
+            backtest_id=str(backtest_id),
+            error=error,
+            total_s=round(time.perf_counter() - clock, 3),
+            **{key: round(value, 3) for key, value in timings.items()},
+        )
 
     async def _candles(self, backtest_id: uuid.UUID, request: dict[str, Any]) -> Candles:
         rows = request.get("candles")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
@@ -74,9 +75,9 @@ async def get_ohlcv_bulk(
         try:
             yield stream_header()
             if first is not None:
-                yield stream_batch(first)
+                yield await asyncio.to_thread(stream_batch, first)
             async for columns in windows:
-                yield stream_batch(columns)
+                yield await asyncio.to_thread(stream_batch, columns)  # a copy of the window
             yield stream_end()
         except Exception as exc:
             log.warning("ohlcv_bulk_cut_short", symbol=plan.symbol, error=repr(exc))

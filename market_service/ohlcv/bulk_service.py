@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -110,7 +110,7 @@ class BulkOhlcv:
         windows = [(lo, min(lo + step, end)) for lo in range(start, end, step)]
         return BulkPlan(self.exchange.id, symbol, timeframe, start, end, windows)
 
-    async def windows(self, plan: BulkPlan) -> AsyncIterator[Columns]:
+    async def windows(self, plan: BulkPlan) -> AsyncGenerator[Columns, None]:
         """Every window's candles, in order, ``ohlcv_bulk_parallel`` worked on at once."""
         todo = iter(plan.windows)
         running: deque[asyncio.Task[Columns]] = deque()
@@ -147,16 +147,18 @@ class BulkOhlcv:
             if not runs:
                 return stored
             fetched = [await self._fetch(plan, lo, hi) for lo, hi in runs]
-            fresh = _merge(fetched)
+            fresh = fetched[0] if len(fetched) == 1 else await asyncio.to_thread(_merge, fetched)
             async with driver.transaction():
                 await insert_new(driver, *key, fresh, timeout_s=timeout)
-        return _merge([stored, fresh])
+        if len(stored[0]) == 0:
+            return fresh
+        return await asyncio.to_thread(_merge, [stored, fresh])
 
     async def _fetch(self, plan: BulkPlan, start_ms: int, end_ms: int) -> Columns:
         rows_of = getattr(self.exchange, "closed_ohlcv_rows", None)
         if rows_of is not None:  # the sim: whole arrays, no pages
-            rows = await asyncio.to_thread(rows_of, plan.symbol, plan.timeframe, start_ms, end_ms)
-        else:
-            pages = await fetch_range(self.exchange, plan.symbol, plan.timeframe, start_ms, end_ms)
-            rows = np.asarray(pages, dtype=np.float64).reshape(-1, 6)
-        return _columns(rows)
+            return await asyncio.to_thread(
+                lambda: _columns(rows_of(plan.symbol, plan.timeframe, start_ms, end_ms))
+            )
+        pages = await fetch_range(self.exchange, plan.symbol, plan.timeframe, start_ms, end_ms)
+        return _columns(np.asarray(pages, dtype=np.float64).reshape(-1, 6))
