@@ -158,7 +158,8 @@ def sim_candles(
 def market_candles(
     exchange: str, symbol: str, timeframe: str, start_ms: int, end_ms: int
 ) -> Candles:
-    """Candles through the market service (stored history, gaps fetched by it)."""
+    """Closed candles through the market service's bulk route (stored history, gaps
+    fetched and stored by it), in one request."""
     import asyncio
 
     from analysis_service.market import MarketClient
@@ -170,13 +171,13 @@ def market_candles(
 
     async def fetch() -> Candles:
         async with ServiceClient("market", urls, caller="backtest", timeout_s=30) as http:
-            return await MarketClient(http, page_limit=1000).fetch_range(
+            return await MarketClient(http, bulk_timeout_s=300).fetch_bulk(
                 exchange=exchange,
                 symbol=symbol,
                 timeframe=timeframe,
                 start_ms=start_ms,
                 end_ms=end_ms,
-                max_candles=5_000_000,
+                max_candles=2_000_000,
             )
 
     try:
