@@ -189,6 +189,7 @@ class BacktestWorker:
             body: dict[str, Any] | None = await asyncio.to_thread(
                 result.to_json, max_points=self.settings.backtest_max_points
             )
+            timings["json_s"] = time.perf_counter() - clock - timings["load_s"] - timings["run_s"]
             error = None
         except (AppError, BacktestInputError, ValueError) as exc:
             body, error = None, _message(exc)
