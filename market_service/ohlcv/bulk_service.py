@@ -97,8 +97,9 @@ class BulkOhlcv:
         if until_ms is not None and until_ms <= since_ms:
             raise _problem("until must be after since", "until")
         start = bucket_ceil(since_ms, timeframe)
-        end = min(closed_end, bucket_ceil(until_ms, timeframe) if until_ms else closed_end)
-        end = max(start, end)
+        if until_ms is not None:
+            closed_end = min(closed_end, bucket_ceil(until_ms, timeframe))
+        end = max(start, closed_end)
         count = (end - start) // frame
         limit = self.settings.ohlcv_bulk_max_candles
         if count > limit:
@@ -143,11 +144,14 @@ class BulkOhlcv:
         async with self.sessionmaker() as session:
             driver = await driver_connection(session)
             stored = await read_range(driver, *key, start_ms, end_ms, timeout_s=timeout)
-            runs = missing_runs(stored[0], start_ms, end_ms, frame)
-            if not runs:
-                return stored
-            fetched = [await self._fetch(plan, lo, hi) for lo, hi in runs]
-            fresh = fetched[0] if len(fetched) == 1 else await asyncio.to_thread(_merge, fetched)
+        runs = missing_runs(stored[0], start_ms, end_ms, frame)
+        if not runs:
+            return stored
+        # No connection is held while the exchange answers (a ccxt range takes many calls).
+        fetched = [await self._fetch(plan, lo, hi) for lo, hi in runs]
+        fresh = fetched[0] if len(fetched) == 1 else await asyncio.to_thread(_merge, fetched)
+        async with self.sessionmaker() as session:
+            driver = await driver_connection(session)
             async with driver.transaction():
                 await insert_new(driver, *key, fresh, timeout_s=timeout)
         if len(stored[0]) == 0:
