@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from analysis_service.models import Backtest
 
@@ -52,15 +53,18 @@ async def get_for_user(
 
 async def list_for_user(
     session: AsyncSession, user_id: uuid.UUID, *, limit: int, offset: int
-) -> Sequence[Backtest]:
-    rows = await session.scalars(
-        select(Backtest)
+) -> Sequence[tuple[Backtest, dict[str, Any] | None]]:
+    """The user's jobs, newest first, each with its ``result.metrics``: the result itself
+    (a long run's trades, megabytes) and the request stay in the database."""
+    rows = await session.execute(
+        select(Backtest, Backtest.result["metrics"])
+        .options(defer(Backtest.result), defer(Backtest.request))
         .where(Backtest.user_id == user_id)
         .order_by(Backtest.created_at.desc(), Backtest.id)
         .limit(limit)
         .offset(offset)
     )
-    return rows.all()
+    return [(row, metrics) for row, metrics in rows.all()]
 
 
 async def claim(session: AsyncSession, backtest_id: uuid.UUID) -> Backtest | None:

@@ -39,7 +39,7 @@ async def list_backtests(
 ) -> list[dict[str, Any]]:
     """The caller's backtests, newest first (metrics only)."""
     rows = await BacktestService(session, settings).list(user.user_id, limit=limit, offset=offset)
-    return [backtest_summary(row) for row in rows]
+    return [backtest_summary(row, metrics) for row, metrics in rows]
 
 
 @router.get("/backtests/strategies")

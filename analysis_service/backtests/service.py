@@ -131,7 +131,9 @@ class BacktestService:
             raise NotFound("no such backtest")
         return row
 
-    async def list(self, user_id: uuid.UUID, *, limit: int, offset: int) -> Sequence[Backtest]:
+    async def list(
+        self, user_id: uuid.UUID, *, limit: int, offset: int
+    ) -> Sequence[tuple[Backtest, dict[str, Any] | None]]:
         return await repository.list_for_user(self.session, user_id, limit=limit, offset=offset)
 
 
@@ -168,7 +170,7 @@ def backtest_read(row: Backtest) -> dict[str, Any]:
     }
 
 
-def backtest_summary(row: Backtest) -> dict[str, Any]:
+def backtest_summary(row: Backtest, metrics: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "id": row.id,
         "status": row.status,
@@ -178,5 +180,5 @@ def backtest_summary(row: Backtest) -> dict[str, Any]:
         "timeframe": row.timeframe,
         "created_at": row.created_at,
         "finished_at": row.finished_at,
-        "metrics": (row.result or {}).get("metrics"),
+        "metrics": metrics,
     }
