@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Text, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
@@ -43,12 +43,19 @@ async def get(session: AsyncSession, backtest_id: uuid.UUID) -> Backtest | None:
     return await session.get(Backtest, backtest_id)
 
 
-async def get_for_user(
+async def get_for_user_result_text(
     session: AsyncSession, backtest_id: uuid.UUID, user_id: uuid.UUID
-) -> Backtest | None:
-    return await session.scalar(
-        select(Backtest).where(Backtest.id == backtest_id, Backtest.user_id == user_id)
-    )
+) -> tuple[Backtest, str | None] | None:
+    """The user's job with its result as JSON text (parsed by the caller, off the event
+    loop: a long run's result is megabytes)."""
+    found = (
+        await session.execute(
+            select(Backtest, Backtest.result.cast(Text))
+            .options(defer(Backtest.result))
+            .where(Backtest.id == backtest_id, Backtest.user_id == user_id)
+        )
+    ).first()
+    return None if found is None else (found[0], found[1])
 
 
 async def list_for_user(

@@ -9,15 +9,17 @@ job reaches the stream after the commit even if Redis blinks.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analysis_service.backtests import repository
-from analysis_service.backtests.schemas import BacktestCreate
+from analysis_service.backtests.schemas import BacktestCreate, BacktestRead
 from analysis_service.candle_input import candles_from_rows, to_ms
 from analysis_service.market import TIMEFRAME_MS
 from analysis_service.models import Backtest
@@ -125,11 +127,18 @@ class BacktestService:
                 retry_after=wait,
             )
 
-    async def get(self, user_id: uuid.UUID, backtest_id: uuid.UUID) -> Backtest:
-        row = await repository.get_for_user(self.session, backtest_id, user_id)
-        if row is None:
+    async def read_json(self, user_id: uuid.UUID, backtest_id: uuid.UUID) -> bytes:
+        """The body of ``GET /analysis/backtests/{id}``, built on a worker thread."""
+        found = await repository.get_for_user_result_text(self.session, backtest_id, user_id)
+        if found is None:
             raise NotFound("no such backtest")
-        return row
+        row, result_text = found
+
+        def build() -> bytes:
+            body = backtest_read(row, None if result_text is None else orjson.loads(result_text))
+            return BacktestRead.model_validate(body).model_dump_json().encode()
+
+        return await asyncio.to_thread(build)
 
     async def list(
         self, user_id: uuid.UUID, *, limit: int, offset: int
@@ -137,7 +146,7 @@ class BacktestService:
         return await repository.list_for_user(self.session, user_id, limit=limit, offset=offset)
 
 
-def backtest_read(row: Backtest) -> dict[str, Any]:
+def backtest_read(row: Backtest, result: dict[str, Any] | None) -> dict[str, Any]:
     """The body of ``GET /analysis/backtests/{id}``."""
     request = row.request
     return {
@@ -163,7 +172,7 @@ def backtest_read(row: Backtest) -> dict[str, Any]:
                 "trailing_stop",
             )
         },
-        "result": row.result,
+        "result": result,
         "created_at": row.created_at,
         "started_at": row.started_at,
         "finished_at": row.finished_at,
