@@ -3,11 +3,10 @@
 Each job is one stream entry (a ``backtest.requested`` event naming the row). A replica
 reads it with XREADGROUP, marks the row running, loads the candles (the request body, or
 the market service's bulk route in one streamed request), runs the engine and turns its
-result into JSON on a worker thread (the numba kernels release the GIL, so the event loop
-keeps serving requests while a million candles are simulated) and stores the result, then
-acks. While
-it works it re-claims its own entry every few seconds (a heartbeat), so only entries of a
-replica that died go idle; those are taken over with XAUTOCLAIM after
+result into JSON on worker threads (the numba kernels release the GIL, so the event loop
+keeps serving requests while a million candles are simulated), stores the result and
+acks. While it works it re-claims its own entry every few seconds (a heartbeat), so only
+entries of a replica that died go idle; those are taken over with XAUTOCLAIM after
 ``backtest_claim_idle_ms`` and run again from the start (a job is a pure function of its
 stored request, so running it twice gives the same result).
 
