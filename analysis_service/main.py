@@ -43,7 +43,11 @@ def market_component(transport: httpx.AsyncBaseTransport | None = None) -> Compo
             breaker_reset_s=settings.market_breaker_reset_s,
             transport=transport,
         ) as http:
-            app.state.market = MarketClient(http, page_limit=settings.market_page_limit)
+            app.state.market = MarketClient(
+                http,
+                page_limit=settings.market_page_limit,
+                bulk_timeout_s=settings.market_bulk_timeout_s,
+            )
             yield
 
     return _market

@@ -1,4 +1,6 @@
-"""Candles from the market service (``GET /market/ohlcv``), over HTTP.
+"""Candles from the market service over HTTP: ``GET /market/ohlcv`` for recent candles and
+short ranges (JSON, paged), ``GET /market/ohlcv/bulk`` for a backtest's whole range (one
+Arrow IPC stream, decoded on a worker thread).
 
 Calls go through the shared :class:`~shared.service_client.ServiceClient` (every replica in
 ``MARKET_SERVICE_URLS``, failover, a breaker per replica). The market service's refusals
@@ -8,13 +10,15 @@ here; its absence becomes :class:`~shared.errors.ServiceUnavailable` (503 with R
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from shared.candle_arrow import CandleStreamError, read_candles
 from shared.candles import Candles
-from shared.errors import ValidationFailed
+from shared.errors import ServiceUnavailable, ValidationFailed
 from shared.service_client import ServiceClient, StatusErrors
 from shared.timeframes import TIMEFRAME_MS as TIMEFRAME_MS  # re-exported for this package
 
@@ -27,9 +31,12 @@ _REJECTED: StatusErrors = dict.fromkeys((400, 404, 422), MarketRejected)
 
 
 class MarketClient:
-    def __init__(self, http: ServiceClient, *, page_limit: int = 1000) -> None:
+    def __init__(
+        self, http: ServiceClient, *, page_limit: int = 1000, bulk_timeout_s: float = 120.0
+    ) -> None:
         self._http = http
         self.page_limit = page_limit
+        self.bulk_timeout_s = bulk_timeout_s
 
     async def _get(self, path: str, params: dict[str, Any]) -> Any:
         return await self._http.get(path, params=params, errors=_REJECTED)
@@ -89,3 +96,44 @@ class MarketClient:
         if not pages:
             return Candles.from_rows([])
         return Candles.from_rows(np.concatenate(pages))  # type: ignore[arg-type]
+
+    async def fetch_bulk(
+        self,
+        *,
+        exchange: str | None,
+        symbol: str,
+        timeframe: str,
+        start_ms: int,
+        end_ms: int,
+        max_candles: int,
+    ) -> Candles:
+        """Closed candles opening in ``[start_ms, end_ms)``, oldest first, in one request
+        (the market service fills and stores what it lacks first)."""
+        frame = TIMEFRAME_MS[timeframe]
+        expected = (end_ms - start_ms) // frame
+        if expected > max_candles:
+            raise ValidationFailed(
+                f"the range holds about {expected} {timeframe} candles; at most {max_candles} "
+                "are allowed, shorten it or use a longer timeframe"
+            )
+        params: dict[str, Any] = {
+            "symbol": symbol,
+            "timeframe": timeframe,
+            "since": start_ms,
+            "until": end_ms,
+        }
+        if exchange:
+            params["exchange"] = exchange
+        response = await self._http.request(
+            "GET",
+            "/market/ohlcv/bulk",
+            params=params,
+            errors=_REJECTED,
+            timeout_s=self.bulk_timeout_s,
+        )
+        try:
+            return await asyncio.to_thread(read_candles, response.content)
+        except CandleStreamError as exc:
+            raise ServiceUnavailable(
+                "market", f"The market service sent an incomplete candle stream ({exc})."
+            ) from exc

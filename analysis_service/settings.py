@@ -17,6 +17,9 @@ class AnalysisSettings(ServiceSettings):
     market_page_limit: int = Field(default=1000, ge=10, le=5000)
     market_breaker_failures: int = Field(default=5, ge=1)
     market_breaker_reset_s: float = Field(default=10.0, gt=0)
+    # A backtest's whole range in one streamed answer (GET /market/ohlcv/bulk): the wait
+    # for each part of it, longer than for a page.
+    market_bulk_timeout_s: float = Field(default=120.0, gt=0)
 
     # Indicators
     indicators_max_candles: int = Field(default=50_000, ge=100)
@@ -33,6 +36,10 @@ class AnalysisSettings(ServiceSettings):
     backtest_heartbeat_s: float = Field(default=5.0, gt=0)
     backtest_max_points: int = Field(default=5000, ge=100)
     backtest_workers: int = Field(default=1, ge=0, le=8)
+    # Jobs one user may have queued or running at once (counted in PostgreSQL, so across
+    # replicas); one more is a 429 telling them to wait this many seconds.
+    backtest_max_jobs_per_user: int = Field(default=3, ge=1)
+    backtest_busy_retry_after_s: int = Field(default=30, ge=1)
 
     # Signals
     signals_cache_ttl_s: int = Field(default=30, ge=1)

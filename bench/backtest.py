@@ -1,11 +1,22 @@
-"""Backtest engine speed, side by side with vectorbt and backtesting.py on the same rules.
+"""Backtest engine speed, side by side with vectorbt and backtesting.py on the same rules,
+and the same backtest end to end through the API.
 
 Workload: SMA(10)/SMA(30) crossover, long only, signal on the close, fill at the next open,
 fee 0.1 % per side, no slippage, all equity per trade, on 1-minute candles of the sim
 exchange (BTC/USDT). A forced exit on the second-to-last candle makes every engine end
 flat at the last open, so the final equities must agree.
 
+API part (skip with ``--skip-api``): the market and analysis services as their own
+processes (as `tradebot up` runs them) on a scratch database and Redis index;
+``POST /analysis/backtests`` over ``--candles`` sim candles until the job is done, first
+with none of them stored (the market service builds and stores them), then with all of
+them stored, ``--api-runs`` times (the history is emptied before each run); beside it the
+engine's own time on the same candles, and the latency of ``GET /market/ticker`` and of
+the analysis service's ``/health`` while the job runs (and before, idle). Targets
+(issue 14): under 5 s stored, under 15 s not yet stored.
+
     .venv/bin/python bench/backtest.py [--candles 1000000] [--reference-candles 100000]
+        [--skip-cli] [--skip-api] [--api-runs 3]
 
 The references come from the ``bench`` extra (``pip install -e '.[bench]'``); without them
 the script says so and prints our own figures. Figures are noisy on a shared machine.
@@ -14,6 +25,8 @@ the script says so and prints our own figures. Figures are noisy on a shared mac
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import importlib.util
 import os
 import statistics
@@ -229,12 +242,175 @@ def cold_cli(n: int) -> dict[str, float]:
     return out
 
 
+# --- end to end through the API ---------------------------------------------------------
+
+
+class LatencyProbe:
+    """GETs one URL back to back while a job runs; the latencies in ms."""
+
+    def __init__(self, client: Any, url: str, headers: dict[str, str] | None = None) -> None:
+        self.client, self.url, self.headers = client, url, headers
+        self.samples: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            t0 = time.perf_counter()
+            # Any answer counts: the time to answer is what is measured (a /health probe
+            # of a busy shared database may say 503).
+            await self.client.get(self.url, headers=self.headers)
+            self.samples.append((time.perf_counter() - t0) * 1000)
+            await asyncio.sleep(0.02)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> list[float]:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        return self.samples
+
+
+def p50_max(samples: list[float]) -> str:
+    if not samples:
+        return "n/a"
+    return f"{statistics.median(samples):.0f}/{max(samples):.0f} ms (n={len(samples)})"
+
+
+async def api_runs(n: int, runs: int) -> list[dict[str, Any]]:
+    """End-to-end figures of ``runs`` runs (not stored, then stored) over n candles."""
+    import httpx
+    from sqlalchemy import text
+
+    from bench.stores import ScratchStores
+    from shared.db import create_engine, create_sessionmaker
+    from shared.redis import create_redis
+    from tests.factories import create_user
+    from tests.servers import ServiceProcess
+    from tests.stores import TEST_ENCRYPTION_KEY, TEST_JWT_SECRET
+
+    stores = await ScratchStores.open()
+    env = {
+        "DATABASE_URL": stores.database_url,
+        "REDIS_URL": stores.redis_url,
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
+        "ENVIRONMENT": "development",
+        "LOG_LEVEL": "WARNING",
+        "MARKET_EXCHANGES": "sim",
+    }
+    market = ServiceProcess("market", env=env)
+    await asyncio.to_thread(market.start)
+    analysis = ServiceProcess("analysis", env={**env, "MARKET_SERVICE_URLS": market.url})
+    await asyncio.to_thread(analysis.start)
+    engine = create_engine(stores.database_url, pool_size=2)
+    redis = create_redis(stores.redis_url)
+    out: list[dict[str, Any]] = []
+    try:
+        async with create_sessionmaker(engine, redis)() as session:
+            user = await create_user(session, redis)
+        async with httpx.AsyncClient(timeout=120) as client:
+
+            async def backtest(start_ms: int, count: int) -> float:
+                """Seconds from the POST to the job being done."""
+                body = {
+                    "strategy": {"name": "ma_crossover", "params": {"fast": 10, "slow": 30}},
+                    "exchange": "sim",
+                    "symbol": "BTC/USDT",
+                    "timeframe": "1m",
+                    "start": start_ms / 1000,
+                    "end": (start_ms + count * 60_000) / 1000,
+                    "fee": FEE,
+                }
+                t0 = time.perf_counter()
+                accepted = await client.post(
+                    analysis.url + "/analysis/backtests", json=body, headers=user.headers
+                )
+                accepted.raise_for_status()
+                job = f"{analysis.url}/analysis/backtests/{accepted.json()['id']}"
+                while True:
+                    state = (await client.get(job, headers=user.headers)).json()
+                    if state["status"] in ("done", "failed"):
+                        break
+                    await asyncio.sleep(0.05)
+                elapsed = time.perf_counter() - t0
+                if state["status"] != "done":
+                    raise SystemExit(f"the API backtest failed: {state['error']}")
+                if not state["result"]["metrics"]["n_trades"]:
+                    raise SystemExit(f"the API backtest made no trade: {state['result']}")
+                return elapsed
+
+            ticker = f"{market.url}/market/ticker?symbol=ETH/USDT"
+            health = f"{analysis.url}/health"
+            await backtest(START_MS - 10_000 * 60_000, 5000)  # warm both processes
+            idle = [LatencyProbe(client, ticker), LatencyProbe(client, health)]
+            for probe in idle:
+                probe.start()
+            await asyncio.sleep(3)
+            idle_ticker, idle_health = [await probe.stop() for probe in idle]
+            for run in range(runs):
+                async with engine.begin() as conn:
+                    await conn.execute(text("TRUNCATE ohlcv_data"))
+                figures: dict[str, Any] = {"load": os.getloadavg()[0]}
+                for phase in ("fresh", "stored"):
+                    probes = [LatencyProbe(client, ticker), LatencyProbe(client, health)]
+                    for probe in probes:
+                        probe.start()
+                    figures[phase] = await backtest(START_MS, n)
+                    figures[f"{phase}_ticker"], figures[f"{phase}_health"] = [
+                        await probe.stop() for probe in probes
+                    ]
+                figures["idle_ticker"], figures["idle_health"] = idle_ticker, idle_health
+                out.append(figures)
+                print(
+                    f"  run {run + 1}: not stored {figures['fresh']:.2f} s, "
+                    f"stored {figures['stored']:.2f} s (load {figures['load']:.2f})",
+                    flush=True,
+                )
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+        analysis.stop()
+        market.stop()
+        await stores.close()
+    return out
+
+
+def print_api(n: int, engine_s: float, runs: list[dict[str, Any]]) -> None:
+    def span(key: str) -> str:
+        values = [r[key] for r in runs]
+        return f"{min(values):.2f}-{max(values):.2f} s" if len(values) > 1 else f"{values[0]:.2f} s"
+
+    def merged(key: str) -> list[float]:
+        return [x for r in runs for x in r[key]]
+
+    print(f"\nPOST /analysis/backtests to done, {n:,} sim 1m candles, {len(runs)} run(s):")
+    print(
+        f"  {'candles not yet stored (market builds, COPYs them)':52} {span('fresh'):>14}"
+        f"   target < 15 s"
+    )
+    print(f"  {'candles stored (one COPY out per window)':52} {span('stored'):>14}   target < 5 s")
+    print(f"  {'the engine alone on the same candles (in process)':52} {engine_s:>12.2f} s")
+    print("  latency p50/max while idle / during a not-stored job / during a stored job:")
+    for name, key in (("GET /market/ticker", "ticker"), ("analysis GET /health", "health")):
+        print(
+            f"    {name:22} {p50_max(runs[0]['idle_' + key])} / "
+            f"{p50_max(merged('fresh_' + key))} / {p50_max(merged('stored_' + key))}"
+        )
+    loads = ", ".join(f"{r['load']:.2f}" for r in runs)
+    print(f"  1-minute load average at the start of each run: {loads} ({os.cpu_count()} cpus)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candles", type=int, default=1_000_000)
     parser.add_argument("--reference-candles", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--skip-cli", action="store_true")
+    parser.add_argument("--skip-api", action="store_true")
+    parser.add_argument("--api-runs", type=int, default=3)
     args = parser.parse_args()
 
     print(f"Loading {args.candles:,} sim BTC/USDT 1m candles ...")
@@ -283,6 +459,10 @@ def main() -> None:
             f"cold `tradebot backtest` over {args.candles:,} candles, whole process "
             f"(median of 3): sim {cli['sim']:.2f} s, Parquet file {cli['parquet']:.2f} s"
         )
+    if not args.skip_api:
+        print(f"\nAPI runs over {args.candles:,} candles ...", flush=True)
+        runs = asyncio.run(api_runs(args.candles, args.api_runs))
+        print_api(args.candles, ours_big["full"], runs)
 
 
 if __name__ == "__main__":

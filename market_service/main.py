@@ -19,6 +19,7 @@ from market_service.exchanges import ExchangeRegistry, build_registry
 from market_service.feed.router import router as feed_router
 from market_service.feed.stream import MarketDataStream
 from market_service.feed.watchers import FeedWatchers
+from market_service.ohlcv.bulk_router import router as ohlcv_bulk_router
 from market_service.ohlcv.router import router as ohlcv_router
 from market_service.pairs.router import router as pairs_router
 from market_service.pairs.service import sync_pairs
@@ -164,7 +165,7 @@ def create_app(settings: MarketSettings | None = None) -> FastAPI:
         settings,
         title="TradeBot Market data service",
         description="Exchanges via ccxt and the sim exchange, cache, history, live feed.",
-        routers=[pairs_router, tickers_router, ohlcv_router, feed_router],
+        routers=[pairs_router, tickers_router, ohlcv_router, ohlcv_bulk_router, feed_router],
         components=[
             exchanges_component(settings),
             feed_component(settings),

@@ -33,6 +33,13 @@ class MarketSettings(ServiceSettings):
     orderbook_ttl_seconds: float = Field(default=1.0, gt=0)
     ohlcv_ttl_seconds: float = Field(default=10.0, gt=0)
     ohlcv_cache_length: int = Field(default=1000, ge=10)
+    # Bulk history (GET /market/ohlcv/bulk): candles per read/fill window (one COPY each),
+    # windows worked on at once (one connection each), most candles a request may span,
+    # and how long one COPY may take.
+    ohlcv_bulk_window: int = Field(default=250_000, ge=1000)
+    ohlcv_bulk_parallel: int = Field(default=2, ge=1, le=8)
+    ohlcv_bulk_max_candles: int = Field(default=2_000_000, ge=1000)
+    ohlcv_copy_timeout_s: float = Field(default=300.0, gt=0)
 
     # ccxt exchanges: per-call timeout, retries (3 attempts, 4-10 s; docs/operations.md), breaker.
     exchange_timeout_ms: int = Field(default=10_000, ge=50)

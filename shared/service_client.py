@@ -182,12 +182,14 @@ class ServiceClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         errors: StatusErrors | None = None,
+        timeout_s: float | None = None,
     ) -> httpx.Response:
         """Send ``method path`` to a replica (see the module docstring for which, how
-        often, and the errors raised); the answer when it is not an error."""
+        often, and the errors raised); the answer when it is not an error. ``timeout_s``
+        overrides the client's timeout for this call (a long streamed answer)."""
         method = method.upper()
         if method not in _IDEMPOTENT or self._read_attempts == 1:
-            return self._checked(await self._pass(method, path, params, json), errors)
+            return self._checked(await self._pass(method, path, params, json, timeout_s), errors)
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(self._read_attempts),
             wait=wait_exponential(
@@ -200,11 +202,16 @@ class ServiceClient:
             reraise=True,
         ):
             with attempt:
-                response = await self._pass(method, path, params, json)
+                response = await self._pass(method, path, params, json, timeout_s)
         return self._checked(response, errors)  # an answer, even an error, is not retried
 
     async def _pass(
-        self, method: str, path: str, params: Mapping[str, Any] | None, json: Any
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        timeout_s: float | None = None,
     ) -> httpx.Response:
         """One try over the replicas, from the preferred one on."""
         may_resend = method in _IDEMPOTENT
@@ -224,7 +231,11 @@ class ServiceClient:
             tried = True
             try:
                 response = await self._http.request(
-                    method, replica.url + path, params=params, json=json
+                    method,
+                    replica.url + path,
+                    params=params,
+                    json=json,
+                    timeout=httpx.USE_CLIENT_DEFAULT if timeout_s is None else timeout_s,
                 )
             except httpx.TransportError as exc:
                 self._failed(index, repr(exc))

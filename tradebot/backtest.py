@@ -148,40 +148,18 @@ def sim_candles(
         raise CandleSourceError(
             f"unknown sim symbol {symbol!r}; choose one of {', '.join(sim.SIM_PAIRS)}"
         )
-    frame = TIMEFRAME_MS[timeframe]
-    align = 4 * 86_400_000 if timeframe == "1w" else 0  # weeks start on Monday
-    start = max(start_ms, sim.EPOCH_MS)
-    first_bucket = -(-(start - align) // frame) * frame + align
-    now_ms = int(time.time() * 1000)
-    last_end = (min(end_ms, now_ms) - align) // frame * frame + align  # closed buckets only
-    if last_end <= first_bucket:
-        return Candles.from_rows([])
     path = sim.SimPath(seed, sim.SIM_PAIRS[symbol])
-    first_min = (first_bucket - sim.EPOCH_MS) // 60_000
-    last_min = (last_end - sim.EPOCH_MS) // 60_000 - 1
-    rows = path.minutes(first_min, last_min)
-    per = frame // 60_000
-    if per == 1:
-        return Candles(
-            rows[:, 0].astype(np.int64), *(np.ascontiguousarray(rows[:, i]) for i in range(1, 6))
-        )
-    n = rows.shape[0] // per
-    blocks = rows[: n * per].reshape(n, per, 6)
+    rows = path.closed_rows(timeframe, start_ms, end_ms, int(time.time() * 1000))
     return Candles(
-        blocks[:, 0, 0].astype(np.int64),
-        np.ascontiguousarray(blocks[:, 0, 1]),
-        blocks[:, :, 2].max(axis=1),
-        blocks[:, :, 3].min(axis=1),
-        np.ascontiguousarray(blocks[:, -1, 4]),
-        # rounded to the pair's amount step, as the market service rounds aggregated volume
-        sim._round_to(blocks[:, :, 5].sum(axis=1), sim.SIM_PAIRS[symbol].amount_step),
+        rows[:, 0].astype(np.int64), *(np.ascontiguousarray(rows[:, i]) for i in range(1, 6))
     )
 
 
 def market_candles(
     exchange: str, symbol: str, timeframe: str, start_ms: int, end_ms: int
 ) -> Candles:
-    """Candles through the market service (stored history, gaps fetched by it)."""
+    """Closed candles through the market service's bulk route (stored history, gaps
+    fetched and stored by it), in one request."""
     import asyncio
 
     from analysis_service.market import MarketClient
@@ -193,13 +171,13 @@ def market_candles(
 
     async def fetch() -> Candles:
         async with ServiceClient("market", urls, caller="backtest", timeout_s=30) as http:
-            return await MarketClient(http, page_limit=1000).fetch_range(
+            return await MarketClient(http, bulk_timeout_s=300).fetch_bulk(
                 exchange=exchange,
                 symbol=symbol,
                 timeframe=timeframe,
                 start_ms=start_ms,
                 end_ms=end_ms,
-                max_candles=5_000_000,
+                max_candles=2_000_000,
             )
 
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
 from analysis_service.backtests.schemas import (
     BacktestAccepted,
@@ -13,7 +13,7 @@ from analysis_service.backtests.schemas import (
     BacktestRead,
     BacktestSummary,
 )
-from analysis_service.backtests.service import BacktestService, backtest_read, backtest_summary
+from analysis_service.backtests.service import BacktestService, backtest_summary
 from analysis_service.deps import AnalysisSettingsDep, CurrentUser, SessionDep
 from shared.strategies import catalog
 
@@ -39,7 +39,7 @@ async def list_backtests(
 ) -> list[dict[str, Any]]:
     """The caller's backtests, newest first (metrics only)."""
     rows = await BacktestService(session, settings).list(user.user_id, limit=limit, offset=offset)
-    return [backtest_summary(row) for row in rows]
+    return [backtest_summary(row, metrics) for row, metrics in rows]
 
 
 @router.get("/backtests/strategies")
@@ -51,7 +51,9 @@ async def backtest_strategies(user: CurrentUser) -> list[dict[str, Any]]:
 @router.get("/backtests/{backtest_id}", response_model=BacktestRead)
 async def get_backtest(
     backtest_id: uuid.UUID, user: CurrentUser, session: SessionDep, settings: AnalysisSettingsDep
-) -> dict[str, Any]:
+) -> Response:
     """Status, progress (0..1), error and, when done, metrics, trades and equity curve."""
-    row = await BacktestService(session, settings).get(user.user_id, backtest_id)
-    return backtest_read(row)
+    # Built (validated against BacktestRead) on a worker thread: a long run's result is
+    # megabytes of JSON, too much to parse and render on the event loop.
+    body = await BacktestService(session, settings).read_json(user.user_id, backtest_id)
+    return Response(body, media_type="application/json")

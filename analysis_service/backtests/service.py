@@ -1,27 +1,30 @@
 """Backtest jobs: accepted by the API, queued on a Redis Stream, run by any replica.
 
 Creating a job validates everything that can be checked up front (strategy name and
-parameters, candles, range size) so a bad request is a 422 and leaves nothing behind. The
+parameters, candles, range size) so a bad request is a 422 and leaves nothing behind. A
+user has at most ``backtest_max_jobs_per_user`` jobs queued or running; one more is a 429. The
 row and a ``backtest.requested`` event are written in one transaction (the outbox), so the
 job reaches the stream after the commit even if Redis blinks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analysis_service.backtests import repository
-from analysis_service.backtests.schemas import BacktestCreate
+from analysis_service.backtests.schemas import BacktestCreate, BacktestRead
 from analysis_service.candle_input import candles_from_rows, to_ms
 from analysis_service.market import TIMEFRAME_MS
 from analysis_service.models import Backtest
 from analysis_service.settings import AnalysisSettings
-from shared.errors import NotFound, ValidationFailed
+from shared.errors import NotFound, RateLimited, ValidationFailed
 from shared.events import Event, stage
 from shared.strategies import StrategyParamsError, UnknownStrategyError, create_strategy
 
@@ -83,6 +86,7 @@ class BacktestService:
                 )
             if expected < 2:
                 raise _problem("the range holds fewer than 2 candles", "start")
+        await self._check_job_bound(user_id)
         row = Backtest(
             user_id=user_id,
             status="queued",
@@ -108,17 +112,41 @@ class BacktestService:
         )
         return row
 
-    async def get(self, user_id: uuid.UUID, backtest_id: uuid.UUID) -> Backtest:
-        row = await repository.get_for_user(self.session, backtest_id, user_id)
-        if row is None:
-            raise NotFound("no such backtest")
-        return row
+    async def _check_job_bound(self, user_id: uuid.UUID) -> None:
+        """429 when the user already has ``backtest_max_jobs_per_user`` jobs queued or
+        running. The advisory lock holds until this request's commit, so two requests of
+        one user (on any replica) cannot both take the last place."""
+        await repository.lock_user_jobs(self.session, user_id)
+        active = await repository.count_active_for_user(self.session, user_id)
+        limit = self.settings.backtest_max_jobs_per_user
+        if active >= limit:
+            wait = self.settings.backtest_busy_retry_after_s
+            raise RateLimited(
+                f"You have {active} backtests queued or running, the most allowed at once "
+                f"is {limit}; retry after one of them finishes (in about {wait} s).",
+                retry_after=wait,
+            )
 
-    async def list(self, user_id: uuid.UUID, *, limit: int, offset: int) -> Sequence[Backtest]:
+    async def read_json(self, user_id: uuid.UUID, backtest_id: uuid.UUID) -> bytes:
+        """The body of ``GET /analysis/backtests/{id}``, built on a worker thread."""
+        found = await repository.get_for_user_result_text(self.session, backtest_id, user_id)
+        if found is None:
+            raise NotFound("no such backtest")
+        row, result_text = found
+
+        def build() -> bytes:
+            body = backtest_read(row, None if result_text is None else orjson.loads(result_text))
+            return BacktestRead.model_validate(body).model_dump_json().encode()
+
+        return await asyncio.to_thread(build)
+
+    async def list(
+        self, user_id: uuid.UUID, *, limit: int, offset: int
+    ) -> Sequence[tuple[Backtest, dict[str, Any] | None]]:
         return await repository.list_for_user(self.session, user_id, limit=limit, offset=offset)
 
 
-def backtest_read(row: Backtest) -> dict[str, Any]:
+def backtest_read(row: Backtest, result: dict[str, Any] | None) -> dict[str, Any]:
     """The body of ``GET /analysis/backtests/{id}``."""
     request = row.request
     return {
@@ -144,14 +172,14 @@ def backtest_read(row: Backtest) -> dict[str, Any]:
                 "trailing_stop",
             )
         },
-        "result": row.result,
+        "result": result,
         "created_at": row.created_at,
         "started_at": row.started_at,
         "finished_at": row.finished_at,
     }
 
 
-def backtest_summary(row: Backtest) -> dict[str, Any]:
+def backtest_summary(row: Backtest, metrics: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "id": row.id,
         "status": row.status,
@@ -161,5 +189,5 @@ def backtest_summary(row: Backtest) -> dict[str, Any]:
         "timeframe": row.timeframe,
         "created_at": row.created_at,
         "finished_at": row.finished_at,
-        "metrics": (row.result or {}).get("metrics"),
+        "metrics": metrics,
     }

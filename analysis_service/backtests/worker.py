@@ -1,10 +1,12 @@
 """The backtest worker: a consumer-group member on the job stream, in every replica.
 
 Each job is one stream entry (a ``backtest.requested`` event naming the row). A replica
-reads it with XREADGROUP, marks the row running, loads the candles (the request body or
-the market service), runs the engine in a thread and stores the result, then acks. While
-it works it re-claims its own entry every few seconds (a heartbeat), so only entries of a
-replica that died go idle; those are taken over with XAUTOCLAIM after
+reads it with XREADGROUP, marks the row running, loads the candles (the request body, or
+the market service's bulk route in one streamed request), runs the engine and turns its
+result into JSON on worker threads (the numba kernels release the GIL, so the event loop
+keeps serving requests while a million candles are simulated), stores the result and
+acks. While it works it re-claims its own entry every few seconds (a heartbeat), so only
+entries of a replica that died go idle; those are taken over with XAUTOCLAIM after
 ``backtest_claim_idle_ms`` and run again from the start (a job is a pure function of its
 stored request, so running it twice gives the same result).
 
@@ -20,6 +22,7 @@ import concurrent.futures
 import contextlib
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
@@ -33,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from analysis_service.backtests import repository
 from analysis_service.backtests.service import build_strategy
 from analysis_service.candle_input import candles_from_rows, to_ms
-from analysis_service.market import TIMEFRAME_MS, MarketClient
+from analysis_service.market import MarketClient
 from analysis_service.settings import AnalysisSettings
 from shared.backtest import BacktestInputError, run_backtest
 from shared.candles import Candles
@@ -160,10 +163,13 @@ class BacktestWorker:
                 asyncio.run_coroutine_threadsafe(self._progress(backtest_id, fraction), loop)
             )
 
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
         try:
             request = row.request
             strategy = build_strategy(row.strategy, row.parameters)
             candles = await self._candles(backtest_id, request)
+            timings["load_s"] = time.perf_counter() - clock
             result = await asyncio.to_thread(
                 run_backtest,
                 strategy,
@@ -177,9 +183,12 @@ class BacktestWorker:
                 trailing_stop=request.get("trailing_stop"),
                 progress=lambda f: report(LOAD_SHARE + (1 - LOAD_SHARE) * f * 0.99),
             )
-            body: dict[str, Any] | None = result.to_json(
-                max_points=self.settings.backtest_max_points
+            timings["run_s"] = time.perf_counter() - clock - timings["load_s"]
+            # Thousands of trades to dicts: CPU work, kept off the event loop too.
+            body: dict[str, Any] | None = await asyncio.to_thread(
+                result.to_json, max_points=self.settings.backtest_max_points
             )
+            timings["json_s"] = time.perf_counter() - clock - timings["load_s"] - timings["run_s"]
             error = None
         except (AppError, BacktestInputError, ValueError) as exc:
             body, error = None, _message(exc)
@@ -192,34 +201,29 @@ class BacktestWorker:
         async with self.sessionmaker() as session:
             await repository.finish(session, backtest_id, result=body, error=error)
             await session.commit()
-        log.info("backtest_finished", backtest_id=str(backtest_id), error=error)
+        log.info(
+            "backtest_finished",
+            backtest_id=str(backtest_id),
+            error=error,
+            total_s=round(time.perf_counter() - clock, 3),
+            **{key: round(value, 3) for key, value in timings.items()},
+        )
 
     async def _candles(self, backtest_id: uuid.UUID, request: dict[str, Any]) -> Candles:
         rows = request.get("candles")
         if rows is not None:
-            return candles_from_rows(rows)
+            return await asyncio.to_thread(candles_from_rows, rows)
         start_ms = to_ms(datetime.fromisoformat(request["start"]))
         end_ms = to_ms(datetime.fromisoformat(request["end"]))
-        expected = max(1, (end_ms - start_ms) // TIMEFRAME_MS[request["timeframe"]])
-
-        writes: list[asyncio.Task[None]] = []
-
-        def on_page(total: int) -> None:
-            fraction = LOAD_SHARE * min(1.0, total / expected)
-            writes.append(asyncio.create_task(self._progress(backtest_id, fraction)))
-
-        try:
-            candles = await self.market.fetch_range(
-                exchange=request.get("exchange"),
-                symbol=request["symbol"],
-                timeframe=request["timeframe"],
-                start_ms=start_ms,
-                end_ms=end_ms,
-                max_candles=self.settings.backtest_max_candles,
-                on_page=on_page,
-            )
-        finally:
-            await asyncio.gather(*writes, return_exceptions=True)
+        candles = await self.market.fetch_bulk(
+            exchange=request.get("exchange"),
+            symbol=request["symbol"],
+            timeframe=request["timeframe"],
+            start_ms=start_ms,
+            end_ms=end_ms,
+            max_candles=self.settings.backtest_max_candles,
+        )
+        await self._progress(backtest_id, LOAD_SHARE)
         if len(candles) < 2:
             raise BacktestInputError(
                 f"the market service has {len(candles)} {request['timeframe']} candles of "

@@ -68,6 +68,17 @@ async def fetch_range(
     return out
 
 
+async def validate_market(exchange: MarketExchange, symbol: str, timeframe: str) -> None:
+    """Raise BadTimeframe / BadSymbol unless ``exchange`` offers both."""
+    if timeframe not in exchange.timeframes or timeframe not in TIMEFRAME_MS:
+        offered = [t for t in exchange.timeframes if t in TIMEFRAME_MS]
+        raise BadTimeframe(
+            f"Timeframe {timeframe!r} is not offered by {exchange.id!r}; use one of "
+            f"{', '.join(offered)}."
+        )
+    await exchange.market(symbol)
+
+
 class OhlcvService:
     """The original design's ``fetch_crypto_ohlcv`` with history and pagination."""
 
@@ -86,13 +97,7 @@ class OhlcvService:
         self.settings = settings
 
     async def validate(self, symbol: str, timeframe: str) -> None:
-        if timeframe not in self.exchange.timeframes or timeframe not in TIMEFRAME_MS:
-            offered = [t for t in self.exchange.timeframes if t in TIMEFRAME_MS]
-            raise BadTimeframe(
-                f"Timeframe {timeframe!r} is not offered by {self.exchange.id!r}; use one of "
-                f"{', '.join(offered)}."
-            )
-        await self.exchange.market(symbol)
+        await validate_market(self.exchange, symbol, timeframe)
 
     async def fetch_crypto_ohlcv(
         self, symbol: str, timeframe: str, limit: int, since: int | None = None
