@@ -118,12 +118,19 @@ class MarketClient:
         )
 
     async def ohlcv(
-        self, exchange: str, symbol: str, timeframe: str, limit: int
+        self, exchange: str, symbol: str, timeframe: str, limit: int, *, since: int | None = None
     ) -> list[list[float]]:
-        body = await self._http.get(
-            "/market/ohlcv",
-            params={"exchange": exchange, "symbol": symbol, "timeframe": timeframe, "limit": limit},
-        )
+        """The most recent ``limit`` candles, or ``limit`` from ``since`` (epoch ms): a range
+        is read from the stored history, not the short-lived cache of recent candles."""
+        params: dict[str, object] = {
+            "exchange": exchange,
+            "symbol": symbol,
+            "timeframe": timeframe,
+            "limit": limit,
+        }
+        if since is not None:
+            params["since"] = since
+        body = await self._http.get("/market/ohlcv", params=params)
         return [list(map(float, row[:6])) for row in body.get("candles", [])]
 
     async def rules(self, exchange: str, symbol: str) -> MarketRules:
