@@ -3,13 +3,13 @@ over the live replicas, with a bounded load. Every replica computes the same pla
 from the same inputs (the running bots in PostgreSQL, the live replicas in Redis).
 
 A bot's replicas are ranked by ``hash(replica, bot)``; bots are placed in id order, each
-on the best-ranked replica still under ``ceil(bots / replicas)``, so the loads differ by
-the rounding alone, and a replica joining or leaving moves about its share of bots."""
+on the best-ranked replica with room left (``bots // replicas``, one more for the first
+``bots % replicas`` replica ids), so the loads differ by one at most, and a replica
+joining or leaving moves about its share of bots."""
 
 from __future__ import annotations
 
 import hashlib
-import math
 import uuid
 from collections.abc import Collection, Sequence
 
@@ -23,13 +23,13 @@ def place(bot_ids: Collection[uuid.UUID], replicas: Sequence[str]) -> dict[uuid.
     """The replica each bot belongs on (empty when no replica is live)."""
     if not replicas or not bot_ids:
         return {}
-    capacity = math.ceil(len(bot_ids) / len(replicas))
-    load = dict.fromkeys(replicas, 0)
+    share, extra = divmod(len(bot_ids), len(replicas))
+    room = {r: share + (i < extra) for i, r in enumerate(sorted(replicas))}
     placed: dict[uuid.UUID, str] = {}
     for bot_id in sorted(bot_ids):
         for replica in sorted(replicas, key=lambda r: weight(r, bot_id), reverse=True):
-            if load[replica] < capacity:
-                load[replica] += 1
+            if room[replica]:
+                room[replica] -= 1
                 placed[bot_id] = replica
                 break
     return placed
