@@ -4,6 +4,7 @@ market does not have yet."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 
 import pytest
@@ -25,7 +26,7 @@ async def book(market_stub_server: tuple[MarketStub, str]) -> AsyncIterator[Cand
 
 
 def consecutive(rows: list[list[float]]) -> bool:
-    return all(b[0] - a[0] == STEP_MS for a, b in zip(rows, rows[1:], strict=False))
+    return all(b[0] - a[0] == STEP_MS for a, b in itertools.pairwise(rows))
 
 
 async def test_a_stale_recent_history_is_completed_from_the_stored_range(
