@@ -431,28 +431,34 @@ async def burst(
             Adapter(bot, create_strategy(row.strategy, row.parameters), orders)
             for bot, row in loaded
         ]
-        walls, cpus = [], []
+        walls, cpus, commits = [], [], []
         loop = asyncio.get_running_loop()
         for k in range(rounds + 1):
             candle = rows[k]
             action = SignalAction.BUY if k % 2 == 0 else SignalAction.SELL
             signal = TradingSignal(action, int(candle[0]), candle[4], "ma_crossover")
             work = [CandleWork(a, candle, signal, loop.time()) for a in adapters]
-            wall, cpu = time.perf_counter(), time.process_time()
+            started, wall, cpu = loop.time(), time.perf_counter(), time.process_time()
             outcomes = await apply_candles(orders, work)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            # Until the commit (the orders exist): signal-to-order, without the events'
+            # publishing after it.
+            committed = max(o.ordered_at or started for o in outcomes) - started
             placed = sum(1 for o in outcomes if o.result is not None and o.result.order_id)
             if placed != n:
                 raise SystemExit(f"burst {k}: {placed} orders of {n}")
             if k:  # the first: caches warming
                 walls.append(wall * 1000)
                 cpus.append(cpu * 1000)
+                commits.append(committed * 1000)
     await redis.aclose()
     await engine.dispose()
     walls.sort()
     cpus.sort()
+    commits.sort()
     print(
         f"burst of {n} orders in one transaction, {rounds} bursts: "
+        f"to the commit p50 {commits[len(commits) // 2]:.1f} ms (min {commits[0]:.1f}), "
         f"wall p50 {walls[len(walls) // 2]:.1f} ms (min {walls[0]:.1f}, max {walls[-1]:.1f}), "
         f"process CPU p50 {cpus[len(cpus) // 2]:.1f} ms (min {cpus[0]:.1f}, "
         f"max {cpus[-1]:.1f}), load {load_average()}"

@@ -5,8 +5,10 @@ The ledger and the adapter keep building ORM objects (new orders, fills, positio
 outbox entries; balances, positions and bot rows changed in place). Before the commit
 :func:`write_batch` writes them per table in ONE statement over arrays
 (``INSERT ... SELECT FROM unnest(...)``, ``UPDATE ... FROM unnest(...)``: fixed SQL, so
-one prepared statement each, the arrays encoded by asyncpg), then marks the objects
-clean, so the commit's flush has nothing left to do. The ORM's flush of ~900 rows for
+one prepared statement each, the arrays encoded by asyncpg), then takes them off the
+session's books (expunged; outbox entries back in as persistent, which their publishing
+after the commit checks), so the commit's flush has nothing left to do. Nothing reads
+these objects in the session afterwards. The ORM's flush of ~900 rows for
 100 orders was most of a burst's time (Python work per row and attribute).
 
 Anything else the transaction changed (another table, a column not listed here) is left
@@ -191,39 +193,47 @@ _UPDATES = (
 
 async def write_batch(session: AsyncSession) -> None:
     """Write the session's new and changed rows of the tables above, one statement per
-    table, and mark them clean (the commit's flush then skips them)."""
+    table, and take them off the session's books (the commit's flush then skips them)."""
     with session.no_autoflush:
         new: dict[type[Any], list[Any]] = {}
         for obj in session.new:
             new.setdefault(type(obj), []).append(obj)
-        for rows in _INSERTS:
-            objects = new.get(rows.model)
-            if objects:
-                await _insert(session, rows, objects)
         changed: dict[type[Any], list[Any]] = {}
         for obj in session.dirty:
             changed.setdefault(type(obj), []).append(obj)
+        inserts = [(rows, new.pop(rows.model, [])) for rows in _INSERTS]
+        updates = []
         for rows in _UPDATES:
-            objects = [
-                obj
-                for obj in changed.get(rows.model, ())
-                if inspect(obj).committed_state.keys() <= set(rows.columns)
-            ]
+            objects = changed.pop(rows.model, [])
+            known = [o for o in objects if inspect(o).committed_state.keys() <= set(rows.columns)]
+            updates.append((rows, known))
+            if len(known) < len(objects):
+                changed[rows.model] = [o for o in objects if o not in known]
+        entries: list[Any] = []
+        for rows, objects in inserts:
+            if objects:
+                result = await session.execute(rows.insert, rows.params(objects))
+                if rows.returning is not None:
+                    # Keys are drawn in the ORDER BY of the insert: ascending, in order.
+                    for obj, key in zip(objects, sorted(result.scalars()), strict=True):
+                        setattr(obj, rows.returning, key)
+                    entries = objects
+        for rows, objects in updates:
             if objects:
                 await session.execute(rows.update, rows.params(objects))
+        if not new and not changed:
+            # Nothing else to flush (the usual case): off the books in one go.
+            session.expunge_all()
+        else:  # the rest is the ORM's to write
+            for _, objects in inserts:
+                for obj in objects:
+                    session.expunge(obj)
+            for _, objects in updates:
                 for obj in objects:
                     for key in list(inspect(obj).committed_state):
                         set_committed_value(obj, key, obj.__dict__[key])
-
-
-async def _insert(session: AsyncSession, rows: _Rows, objects: list[Any]) -> None:
-    for obj in objects:
-        session.expunge(obj)
-    result = await session.execute(rows.insert, rows.params(objects))
-    if rows.returning is not None:
-        # Keys are drawn in the ORDER BY of the insert: ascending, in the objects' order.
-        for obj, key in zip(objects, sorted(result.scalars()), strict=True):
-            setattr(obj, rows.returning, key)
-    for obj in objects:
-        make_transient_to_detached(obj)  # persistent, with nothing left to write
-        session.add(obj)
+        # Outbox entries are published after the commit only if persistent: back in,
+        # with nothing left to write.
+        for obj in entries:
+            make_transient_to_detached(obj)
+        session.add_all(entries)
