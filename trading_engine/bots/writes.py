@@ -54,10 +54,10 @@ class _Rows:
     def _json(self) -> frozenset[str]:
         return frozenset(c for c in self.columns if isinstance(self.table.c[c].type, JSON))
 
-    def _arrays(self) -> str:
+    def _arrays(self, columns: tuple[str, ...] | None = None) -> str:
         return ", ".join(
             f"CAST(:{c} AS {self.table.c[c].type.compile(dialect=_DIALECT)}[])"
-            for c in self.columns
+            for c in columns or self.columns
         )
 
     @cached_property
@@ -72,19 +72,31 @@ class _Rows:
             sql += f' RETURNING "{self.returning}"'
         return text(sql)
 
-    @cached_property
-    def update(self) -> TextClause:
-        key, *values = self.columns
-        sets = ", ".join(f'"{c}" = v."{c}"' for c in values)
-        names = ", ".join(f'"{c}"' for c in self.columns)
-        return text(
-            f'UPDATE "{self.table.name}" AS t SET {sets} '  # noqa: S608
-            f'FROM unnest({self._arrays()}) AS v({names}) WHERE t."{key}" = v."{key}"'
-        )
+    def update(self, columns: tuple[str, ...]) -> TextClause:
+        """``UPDATE`` of these columns (the key first): only what the rows' objects
+        changed, as the ORM's flush would (a live order's own transactions change a
+        bot's position beside this one's)."""
+        statement = self._updates.get(columns)
+        if statement is None:
+            key, *values = columns
+            sets = ", ".join(f'"{c}" = v."{c}"' for c in values)
+            names = ", ".join(f'"{c}"' for c in columns)
+            statement = self._updates[columns] = text(
+                f'UPDATE "{self.table.name}" AS t SET {sets} '  # noqa: S608
+                f"FROM unnest({self._arrays(columns)}) AS v({names}) "
+                f'WHERE t."{key}" = v."{key}"'
+            )
+        return statement
 
-    def params(self, objects: Sequence[Any]) -> dict[str, list[Any]]:
+    @cached_property
+    def _updates(self) -> dict[tuple[str, ...], TextClause]:
+        return {}
+
+    def params(
+        self, objects: Sequence[Any], columns: tuple[str, ...] | None = None
+    ) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {}
-        for column in self.columns:
+        for column in columns or self.columns:
             values = [obj.__dict__.get(column) for obj in objects]
             if column in self._json:
                 values = [None if v is None else _json(v) for v in values]
@@ -169,7 +181,8 @@ _INSERTS = (
     ),
     _Rows(OutboxEntry, ("stream", "fields"), returning="seq"),
 )
-# Rows changed in place, the key first: a changed row is written whole (it is locked).
+# Rows changed in place: the key, then the columns that may change (those changed are
+# written).
 _UPDATES = (
     _Rows(Balance, ("id", "free", "locked")),
     _Rows(
@@ -202,13 +215,18 @@ async def write_batch(session: AsyncSession) -> None:
         for obj in session.dirty:
             changed.setdefault(type(obj), []).append(obj)
         inserts = [(rows, new.pop(rows.model, [])) for rows in _INSERTS]
-        updates = []
+        # Changed rows grouped by the columns they changed (the key first).
+        updates: list[tuple[_Rows, tuple[str, ...], list[Any]]] = []
         for rows in _UPDATES:
-            objects = changed.pop(rows.model, [])
-            known = [o for o in objects if inspect(o).committed_state.keys() <= set(rows.columns)]
-            updates.append((rows, known))
-            if len(known) < len(objects):
-                changed[rows.model] = [o for o in objects if o not in known]
+            groups: dict[tuple[str, ...], list[Any]] = {}
+            for obj in changed.pop(rows.model, []):
+                keys = inspect(obj).committed_state.keys()
+                if keys <= set(rows.columns):
+                    columns = (rows.columns[0], *(c for c in rows.columns[1:] if c in keys))
+                    groups.setdefault(columns, []).append(obj)
+                else:  # something this module does not write: the ORM's
+                    changed.setdefault(rows.model, []).append(obj)
+            updates.extend((rows, columns, objects) for columns, objects in groups.items())
         entries: list[Any] = []
         for rows, objects in inserts:
             if objects:
@@ -218,9 +236,9 @@ async def write_batch(session: AsyncSession) -> None:
                     for obj, key in zip(objects, sorted(result.scalars()), strict=True):
                         setattr(obj, rows.returning, key)
                     entries = objects
-        for rows, objects in updates:
-            if objects:
-                await session.execute(rows.update, rows.params(objects))
+        for rows, columns, objects in updates:
+            if len(columns) > 1:
+                await session.execute(rows.update(columns), rows.params(objects, columns))
         if not new and not changed:
             # Nothing else to flush (the usual case): off the books in one go.
             session.expunge_all()
@@ -228,7 +246,7 @@ async def write_batch(session: AsyncSession) -> None:
             for _, objects in inserts:
                 for obj in objects:
                     session.expunge(obj)
-            for _, objects in updates:
+            for _, _, objects in updates:
                 for obj in objects:
                     for key in list(inspect(obj).committed_state):
                         set_committed_value(obj, key, obj.__dict__[key])
