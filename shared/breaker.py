@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -26,6 +27,10 @@ class BreakerState(enum.StrEnum):
 
 
 _GAUGE_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+
+def _gauge_value(breaker: CircuitBreaker | None) -> float:
+    return 0 if breaker is None else _GAUGE_VALUE[breaker.state]
 
 
 class CircuitOpenError(Exception):
@@ -53,8 +58,10 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at: float | None = None
         self._probe_in_flight = False
-        self._gauge = BREAKER_STATE.labels(name)
-        self._gauge.set(0)
+        # Read when scraped: OPEN turns HALF_OPEN by the clock alone, with no call to
+        # update a stored value (it showed open while half-open).
+        own = weakref.ref(self)
+        BREAKER_STATE.labels(name).set_function(lambda: _gauge_value(own()))
 
     @property
     def state(self) -> BreakerState:
@@ -90,16 +97,13 @@ class CircuitBreaker:
     def record_success(self) -> None:
         self._failures = 0
         self._probe_in_flight = False
-        if self._opened_at is not None:  # the gauge moves only on a change (hot path)
-            self._opened_at = None
-            self._gauge.set(0)
+        self._opened_at = None
 
     def record_failure(self) -> None:
         self._failures += 1
         if self._probe_in_flight or self._failures >= self.failure_threshold:
             self._opened_at = self._clock()
         self._probe_in_flight = False
-        self._gauge.set(_GAUGE_VALUE[self.state])
 
     async def call(
         self,

@@ -118,11 +118,11 @@ class MarketClient:
         )
 
     async def ohlcv(
-        self, exchange: str, symbol: str, timeframe: str, limit: int, since: int | None = None
+        self, exchange: str, symbol: str, timeframe: str, limit: int, *, since: int | None = None
     ) -> list[list[float]]:
-        """The latest ``limit`` candles, or with ``since`` (epoch ms) the ``limit`` candles
-        from then on; oldest first."""
-        params: dict[str, Any] = {
+        """The most recent ``limit`` candles, or ``limit`` from ``since`` (epoch ms): a range
+        is read from the stored history, not the short-lived cache of recent candles."""
+        params: dict[str, object] = {
             "exchange": exchange,
             "symbol": symbol,
             "timeframe": timeframe,

@@ -32,6 +32,9 @@ class TradingSettings(ServiceSettings):
     bot_lease_ms: int = Field(default=15_000, ge=1000)
     bot_sync_interval_s: float = Field(default=2.0, gt=0)
     bot_history_limit: int = Field(default=500, ge=10, le=5000)
+    # Candles a bot missed (no replica ran it: a crash, a takeover) are all replayed in
+    # order, at most this many; older ones are skipped and shown on the bot.
+    bot_replay_limit: int = Field(default=1000, ge=1, le=4000)
     # Bots processing a candle at the same time (each holds a database connection).
     bot_concurrency: int = Field(default=4, ge=1)
     # Bots of one market that act on the same candle are booked this many per transaction.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 
 from shared.breaker import BreakerState, CircuitBreaker, CircuitOpenError
 
@@ -68,3 +69,22 @@ async def test_errors_that_are_not_the_dependencys_fault_do_not_count() -> None:
     with pytest.raises(KeyError):
         await breaker.call(bad_symbol, is_failure=lambda exc: not isinstance(exc, KeyError))
     assert breaker.state is BreakerState.CLOSED
+
+
+async def test_the_state_gauge_follows_the_clock_into_half_open() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("gauge-x", failure_threshold=1, reset_timeout=10, clock=clock)
+
+    def gauge() -> float | None:
+        return REGISTRY.get_sample_value("circuit_breaker_state", {"breaker": "gauge-x"})
+
+    assert gauge() == 0
+    with pytest.raises(ConnectionError):
+        await breaker.call(fail)
+    assert gauge() == 2
+    clock.now = 10  # no call in between: the time alone makes it half-open
+    assert gauge() == 1
+    assert breaker.allow()  # the probe in flight: still half-open
+    assert gauge() == 1
+    breaker.record_success()
+    assert gauge() == 0

@@ -42,6 +42,9 @@ class MarketStub:
     def reset(self) -> None:
         self.books: dict[tuple[str, str], dict[str, list[list[float]]]] = {}
         self.candles: dict[tuple[str, str, str], list[list[float]]] = {}
+        # The stored history ranges are read from (default: ``candles``); a test sets it
+        # apart to make the recent candles a stale cache.
+        self.history: dict[tuple[str, str, str], list[list[float]]] = {}
         self.markets: dict[str, dict[str, dict[str, Any]]] = {"sim": dict(DEFAULT_MARKETS)}
         self.down = False
         self.requests: list[str] = []
@@ -95,14 +98,12 @@ class MarketStub:
             self.requests.append(f"ohlcv {symbol} {timeframe}")
             check()
             rows = self.candles.get((exchange, symbol, timeframe), [])
-            if since is not None:
-                rows = [row for row in rows if row[0] >= since][:limit]
-            return {
-                "exchange": exchange,
-                "symbol": symbol,
-                "timeframe": timeframe,
-                "candles": rows[-limit:],
-            }
+            if since is not None:  # a range: the stored history, never the stale cache
+                rows = self.history.get((exchange, symbol, timeframe), rows)
+                rows = [r for r in rows if r[0] >= since][:limit]
+            else:
+                rows = rows[-limit:]
+            return {"exchange": exchange, "symbol": symbol, "timeframe": timeframe, "candles": rows}
 
         @app.get("/market/markets")
         async def markets(exchange: str = "sim") -> dict[str, Any]:

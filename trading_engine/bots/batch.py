@@ -1,6 +1,7 @@
 """Booking the closed candle of many bots of one market in one transaction: their rows,
 open positions and balances locked in a few statements, each bot's rules and order in
-turn, every write flushed together at the commit (docs/trading.md, running bots)."""
+turn, every write of the batch made in one statement per table at the end
+(:mod:`~trading_engine.bots.writes`; docs/trading.md, running bots)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy import text
 from shared.db import COMMITTED_AT, unit_of_work
 from shared.strategies import TradingSignal
 from trading_engine.bots import repository as bot_repository
+from trading_engine.bots.writes import write_batch
 from trading_engine.ledger import repository as ledger_repository
 from trading_engine.orders.service import OrderService
 
@@ -49,9 +51,11 @@ async def apply_candles(orders: OrderService, work: Sequence[CandleWork]) -> lis
 
     The bots' rows and open positions are locked in one query and their balances in
     another; each bot then runs its rules and orders in turn with nothing flushed until
-    the commit, so a burst of orders on one candle costs a few batched statements instead
-    of a transaction per bot. A query that needs the other bots' writes (a user's open
-    positions or realised PnL for their limits) flushes first. Any error rolls the whole
+    the end, where every table's new and changed rows are written in one set-based
+    statement each (:func:`~trading_engine.bots.writes.write_batch`), so a burst of
+    orders on one candle costs a few statements instead of a transaction per bot. A
+    query that needs the other bots' writes (a user's open positions or realised PnL
+    for their limits) flushes first (through the ORM). Any error rolls the whole
     batch back: the caller then retries each bot on its own.
     """
     loop = asyncio.get_running_loop()
@@ -78,6 +82,7 @@ async def apply_candles(orders: OrderService, work: Sequence[CandleWork]) -> lis
                     session, bot.user_id, bot.id, bot.exchange, bot.symbol, bot.mode, position
                 )
                 await item.adapter.apply(session, bot, position, item.candle, item.signal, outcome)
+        await write_batch(session)
         if not any(_ordered(outcome) for outcome in outcomes):
             # No money moved: a crash may lose these status writes (the candle is then
             # replayed), so they need not wait for the WAL flush.

@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from trading_engine.bots.batch import CandleOutcome, CandleWork, apply_candles
-from trading_engine.bots.candles import CandleBook, CandleKey
+from trading_engine.bots.candles import CandleBook, CandleKey, timeframe_ms
 from trading_engine.bots.failures import (
     FAILURES_BEFORE_ERROR,
     TEMPORARY,
@@ -35,8 +35,6 @@ from trading_engine.portfolio.mirror import MirrorFlusher
 
 log = structlog.get_logger("trading.runner")
 
-MAX_REPLAY = 10
-
 
 class CandleBooking:
     def __init__(
@@ -46,6 +44,7 @@ class CandleBooking:
         candles: CandleBook,
         orders: OrderService,
         batch_size: int,
+        replay_limit: int,
         slots: BookingSlots,
         holds: HoldRecorder,
         mirrors: MirrorFlusher,
@@ -57,6 +56,7 @@ class CandleBooking:
         self.candles = candles
         self.orders = orders
         self.batch_size = batch_size
+        self.replay_limit = replay_limit
         self.slots = slots
         self.holds = holds
         self.mirrors = mirrors
@@ -194,19 +194,37 @@ class CandleBooking:
             return
         woken_at = woken_at if woken_at is not None else asyncio.get_running_loop().time()
         async with handle.lock:
+            if self.handles.get(bot_id) is not handle:
+                return  # handed over or dropped while this waited
             if handle.last_ts is not None and candle[0] <= handle.last_ts:
                 return
             adapter = handle.adapter
             try:
-                rows = await self.candles.window(handle.key, candle, handle.warmup + 1)
-                # A few missed candles at most are replayed (older signals are stale), so
-                # a signal is never lost. A bot that never saw a candle starts at this one.
+                step = timeframe_ms(handle.key.timeframe)
+                missed = (
+                    0
+                    if handle.last_ts is None
+                    else min(int(candle[0] - handle.last_ts) // step - 1, self.replay_limit)
+                )
+                rows = await self.candles.window(
+                    handle.key, candle, handle.warmup + 1 + max(missed, 0)
+                )
+                # Every candle missed since the last one the bot processed is replayed in
+                # order (the window is consecutive), so a signal is never lost; past
+                # BOT_REPLAY_LIMIT the oldest are skipped and shown on the bot. A bot
+                # that never saw a candle starts at this one.
                 last = len(rows) - 1
                 pending = (
                     [last]
                     if handle.last_ts is None
-                    else [i for i, row in enumerate(rows) if row[0] > handle.last_ts][-MAX_REPLAY:]
+                    else [i for i, row in enumerate(rows) if row[0] > handle.last_ts]
                 ) or [last]
+                pending = pending[-self.replay_limit :]
+                skipped = (
+                    0
+                    if handle.last_ts is None
+                    else int(rows[pending[0]][0] - handle.last_ts) // step - 1
+                )
                 for index in pending:
                     signal = self.candles.signal(handle.key, rows, index, adapter.strategy)
                     if self.holds.take(bot_id, handle, rows[index], signal):
@@ -218,6 +236,8 @@ class CandleBooking:
                     await self._settle(bot_id, handle, outcome, int(rows[index][0]))
                     if outcome.paused:
                         return
+                if skipped > 0:
+                    await self.failures.note_skipped(bot_id, skipped, int(rows[pending[0]][0]))
             except TEMPORARY as exc:
                 # The market, the exchange, the database or Redis is slow or down: keep
                 # the bot's state and retry on the next candle or sync.

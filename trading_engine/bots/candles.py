@@ -8,6 +8,7 @@ import asyncio
 from dataclasses import dataclass
 
 from shared.candles import Candles
+from shared.errors import DependencyUnavailable
 from shared.strategies import TradingSignal, TradingStrategy
 from trading_engine.market_client import MarketClient
 
@@ -76,28 +77,72 @@ class CandleBook:
         return cached
 
     async def window(self, key: CandleKey, candle: list[float], need: int) -> list[list[float]]:
-        """Closed candles up to and including ``candle`` (at least ``need`` when the
-        market has them)."""
+        """Consecutive closed candles up to and including ``candle`` (at least ``need`` when
+        the market has them). The recent history the market service answers may be
+        cached and end short of ``candle``: the missing range is fetched from its stored
+        history, and while candles are still missing :class:`CandlesMissing` is raised
+        (the bot waits and retries at the next candle or sync), so a window never spans
+        a gap."""
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             rows = self._rows.get(key, [])
             step = timeframe_ms(key.timeframe)
             keep = max(self.keep, need + 1)
             ts = candle[0]
-            if rows and rows[-1][0] == ts:
-                rows[-1] = candle
-            elif rows and ts - rows[-1][0] == step:
-                rows.append(candle)
-            elif rows and ts < rows[-1][0]:
+            if rows and ts < rows[-1][0]:
                 upto = [r for r in rows if r[0] <= ts]
                 if len(upto) >= need and upto[-1][0] == ts:
                     return upto
                 rows = []
-            else:
-                rows = []
-            if len(rows) < need:
+            elif rows and rows[-1][0] == ts:
+                rows = rows[:-1]
+            if rows and ts - rows[-1][0] > step:
+                rows = rows + await self._between(key, rows[-1][0], ts, step)
+            if len(rows) + 1 < need or (rows and ts - rows[-1][0] != step):
                 fetched = await self.market.ohlcv(key.exchange, key.symbol, key.timeframe, keep)
-                rows = [r for r in fetched if r[0] < ts] + [candle]
+                rows = consecutive_tail([r for r in fetched if r[0] < ts], step)
+                if rows and ts - rows[-1][0] > step:
+                    rows = rows + await self._between(key, rows[-1][0], ts, step)
+            if rows and ts - rows[-1][0] != step:
+                raise CandlesMissing(key, int(rows[-1][0]) + step, int(ts))
+            rows.append(candle)
             del rows[: max(0, len(rows) - keep)]
             self._rows[key] = rows
-            return [r for r in rows if r[0] <= ts]
+            return list(rows)  # a copy: the next candle extends the book's own list
+
+    async def _between(
+        self, key: CandleKey, after: float, before: float, step: int
+    ) -> list[list[float]]:
+        """The closed candles strictly between ``after`` and ``before`` (a range read),
+        as far as they are consecutive from ``after`` on."""
+        count = int((before - after) // step) - 1
+        fetched = await self.market.ohlcv(
+            key.exchange, key.symbol, key.timeframe, count, since=int(after) + step
+        )
+        out: list[list[float]] = []
+        expected = after + step
+        for row in fetched:
+            if row[0] >= before or row[0] != expected:
+                break
+            out.append(row)
+            expected += step
+        return out
+
+
+class CandlesMissing(DependencyUnavailable):
+    """The market service does not have the candles between a bot's history and the
+    closed candle yet: the bot waits for them (retried at the next candle or sync)."""
+
+    def __init__(self, key: CandleKey, first: int, before: int) -> None:
+        super().__init__(
+            f"Candles of {key.member} from {first} to {before} (epoch ms) are missing; "
+            "waiting for them.",
+        )
+
+
+def consecutive_tail(rows: list[list[float]], step: int) -> list[list[float]]:
+    """The longest run at the end of ``rows`` in which each candle follows the one before."""
+    start = len(rows) - 1
+    while start > 0 and rows[start][0] - rows[start - 1][0] == step:
+        start -= 1
+    return rows[max(start, 0) :]

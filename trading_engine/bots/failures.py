@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from datetime import UTC, datetime
 
 import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -17,6 +18,7 @@ from shared.errors import DependencyUnavailable
 from shared.events import BOT_FAILED, Event, stage
 from trading_engine.bots import repository
 from trading_engine.bots.lease import BotLeases
+from trading_engine.bots.metrics import CANDLES_SKIPPED
 from trading_engine.ledger.service import SOURCE, request_notification
 
 log = structlog.get_logger("trading.runner")
@@ -49,6 +51,20 @@ class BotFailures:
         with contextlib.suppress(Exception):
             async with unit_of_work(self.sessionmaker) as session:
                 await repository.set_errors(session, bot_ids, detail)
+
+    async def note_skipped(self, bot_id: uuid.UUID, count: int, resumed_at_ms: int) -> None:
+        """Missed candles past ``BOT_REPLAY_LIMIT`` were not replayed: shown on the bot (its
+        ``error``, until its next candle) and logged."""
+        resumed = datetime.fromtimestamp(resumed_at_ms / 1000, UTC).isoformat()
+        detail = (
+            f"{count} missed candles before {resumed} were not replayed "
+            "(more than BOT_REPLAY_LIMIT, or the market no longer has them)."
+        )
+        log.warning("bot_candles_skipped", bot_id=str(bot_id), count=count, before=resumed)
+        CANDLES_SKIPPED.inc(count)
+        with contextlib.suppress(Exception):
+            async with unit_of_work(self.sessionmaker) as session:
+                await repository.set_errors(session, [bot_id], detail)
 
     async def fail(self, user_id: uuid.UUID, bot_id: uuid.UUID, error: str) -> None:
         """Mark the bot ``error`` and tell the user (``bot.failed`` + a notification)."""

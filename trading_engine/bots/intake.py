@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.events import MARKET_DATA_UPDATED, Event, EventConsumer, stream_for
 from trading_engine.bots.candles import CandleKey, timeframe_ms
+from trading_engine.bots.service import LATEST_CANDLES_KEY
 from trading_engine.orders.service import OrderService
 
 log = structlog.get_logger("trading.runner")
 
-LATEST_CANDLES_KEY = "trading:candles:latest"
 CONSUMER_GROUP = "trading"
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from prometheus_client import Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from trading_engine.bots.batch import CandleOutcome
 
 BOTS_OWNED = Gauge("trading_bots_owned", "Running bots this replica owns")
+CANDLES_SKIPPED = Counter(
+    "trading_bot_candles_skipped",
+    "Missed candles not replayed to a bot (past BOT_REPLAY_LIMIT or gone from the market)",
+)
 # Fine around the 100 ms objective, so its p99 reads to 10 ms.
 _LATENCY_BUCKETS = (
     0.005,

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Text, func, select, text, update
@@ -85,14 +85,23 @@ def _settings_fingerprint() -> Any:
     )
 
 
-async def running_fingerprints(session: AsyncSession) -> dict[uuid.UUID, str]:
-    """Every running bot's id with its settings fingerprint (one light query)."""
+class RunningBot(NamedTuple):
+    fingerprint: str  # of its settings (see _settings_fingerprint)
+    market: str  # exchange|symbol|timeframe
+
+
+async def running_bots(session: AsyncSession) -> dict[uuid.UUID, RunningBot]:
+    """Every running bot's id with its settings fingerprint and market (one light query)."""
     rows = await session.execute(
-        select(Bot.id, _settings_fingerprint())
+        select(
+            Bot.id,
+            _settings_fingerprint(),
+            func.concat_ws("|", Bot.exchange, Bot.symbol, Bot.timeframe),
+        )
         .join(Strategy, Strategy.id == Bot.strategy_id)
         .where(Bot.status == "running")
     )
-    return {row[0]: row[1] for row in rows}
+    return {row[0]: RunningBot(row[1], row[2]) for row in rows}
 
 
 async def running_with_strategy(

@@ -99,7 +99,10 @@ async def _set_running(
         bot = await repository.get(session, user.user_id, bot_id)
         if bot is None:
             raise NotFound("No such bot.")
-        bot = await service.set_running(session, user, bot, running=running)
+        latest = await service.latest_candle_at(redis, bot) if running else None
+        bot = await service.set_running(
+            session, user, bot, running=running, latest_candle_at=latest
+        )
     async with orders.sessionmaker() as session:
         await service.update_watch(redis, session, bot)
         return await service.to_read(session, bot)

@@ -5,7 +5,9 @@
 - :class:`~trading_engine.bots.booking.CandleBooking`: a market's candle booked for its
   bots (holds recorded by :class:`~trading_engine.bots.holds.HoldRecorder`, batches of
   :func:`~trading_engine.bots.batch.apply_candles`, lone bots and replays);
-- :class:`~trading_engine.bots.ownership.BotOwnership`: leases, adoption and the sync loop;
+- :class:`~trading_engine.bots.ownership.BotOwnership`: leases, placement over the live
+  replicas (:mod:`~trading_engine.bots.replicas`, :mod:`~trading_engine.bots.placement`),
+  hand-overs, adoption and the sync loop;
 - :class:`~trading_engine.bots.failures.BotFailures`: a bot whose exchange fails keeps its
   state and is retried at the next candle or sync; an unexpected error marks it ``error``
   and publishes ``bot.failed``, never crashing the engine.
@@ -36,6 +38,7 @@ from trading_engine.bots.holds import HoldRecorder
 from trading_engine.bots.intake import CandleIntake
 from trading_engine.bots.lease import BotLeases
 from trading_engine.bots.ownership import BotOwnership
+from trading_engine.bots.replicas import ReplicaMembership
 from trading_engine.bots.slots import BookingSlots
 from trading_engine.orders.service import OrderService
 from trading_engine.portfolio.mirror import MirrorFlusher
@@ -60,6 +63,7 @@ class BotRunner:
             f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         )
         self.leases = BotLeases(redis, self.replica_id, settings.bot_lease_ms)
+        self.members = ReplicaMembership(redis, self.replica_id, settings.bot_lease_ms)
         self.candles = CandleBook(orders.market, keep=settings.bot_history_limit)
         self.handles: dict[uuid.UUID, BotHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -71,6 +75,7 @@ class BotRunner:
             candles=self.candles,
             orders=orders,
             batch_size=settings.bot_batch_size,
+            replay_limit=settings.bot_replay_limit,
             slots=slots,
             holds=self.holds,
             mirrors=MirrorFlusher(sessionmaker, redis),
@@ -94,6 +99,7 @@ class BotRunner:
             settings=settings,
             leases=self.leases,
             failures=failures,
+            members=self.members,
             replica_id=self.replica_id,
             wake=self.wake,
             spawn=self.spawn,
@@ -109,6 +115,8 @@ class BotRunner:
             await asyncio.gather(*loops)
         finally:
             await cancel_and_wait(loops + list(self._tasks))
+            with contextlib.suppress(Exception):
+                await self.members.leave()
             for bot_id in list(self.handles):
                 with contextlib.suppress(Exception):
                     await self.leases.release(bot_id)
@@ -124,6 +132,8 @@ class BotRunner:
         if due:
             woken_at = asyncio.get_running_loop().time()
             self.spawn(self.booking.process_market(key, candle, due, woken_at=woken_at))
+        if key in self.ownership.asked.values():  # some may have been handed over since
+            self.spawn(self.ownership.claim(key, candle))
         return len(due)
 
     def spawn(self, coro: Coroutine[Any, Any, object]) -> None:

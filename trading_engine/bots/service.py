@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -24,10 +25,20 @@ from trading_engine.strategies import repository as strategy_repository
 from trading_engine.strategies.service import build
 
 SUBSCRIPTIONS_KEY = "subscriptions:candles"  # the candle watch registry (docs/events.md)
+# The latest closed candle of each market, as the engines' intake recorded it.
+LATEST_CANDLES_KEY = "trading:candles:latest"
 
 
 def watch_member(bot: Bot) -> str:
     return f"{bot.exchange}|{bot.symbol}|{bot.timeframe}"
+
+
+async def latest_candle_at(redis: Redis, bot: Bot) -> datetime | None:
+    """When the latest closed candle of the bot's market seen by the engines opened."""
+    raw = await redis.hget(LATEST_CANDLES_KEY, watch_member(bot))
+    if raw is None:
+        return None
+    return datetime.fromtimestamp(json.loads(raw)["candle"][0] / 1000, UTC)
 
 
 async def create(
@@ -123,10 +134,19 @@ async def delete(session: AsyncSession, principal: Principal, bot: Bot, redis: R
 
 
 async def set_running(
-    session: AsyncSession, principal: Principal, bot: Bot, *, running: bool
+    session: AsyncSession,
+    principal: Principal,
+    bot: Bot,
+    *,
+    running: bool,
+    latest_candle_at: datetime | None = None,
 ) -> Bot:
     """Start or stop: the row is locked, so a candle being processed either commits first
-    or sees the new status (a stop mid-candle never leaves half a trade)."""
+    or sees the new status (a stop mid-candle never leaves half a trade).
+
+    A started bot acts on the candles that close from then on: ``last_candle_at`` moves
+    up to the market's latest closed candle, so the candles of the time it was stopped
+    are not taken for missed ones and replayed."""
     locked = await repository.get(session, principal.user_id, bot.id, lock=True)
     assert locked is not None  # noqa: S101
     if running:
@@ -138,6 +158,10 @@ async def set_running(
         locked.status = "running"
         locked.error = None
         locked.paused_until = None
+        if latest_candle_at is not None and (
+            locked.last_candle_at is None or locked.last_candle_at < latest_candle_at
+        ):
+            locked.last_candle_at = latest_candle_at
     else:
         locked.status = "stopped"
     locked.updated_at = datetime.now(UTC)

@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack
 import httpx
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import text
 
 from shared.backtest import run_backtest
 from shared.candles import Candles
@@ -163,3 +164,117 @@ async def test_two_engines_never_run_the_same_bot_and_one_takes_over_the_others(
             return {str(x) for x in app_a.state.bot_runner.handles} == set(bot_ids)
 
         await eventually(a_owns_all, timeout=15)
+
+
+def expected_orders(rows: list[list[float]]) -> list[tuple[int, str]]:
+    """(candle ts, side) of every order the strategy's signals call for, recomputed on
+    each closed candle: a BUY while flat, a SELL while long."""
+    strategy = create_strategy("ma_crossover", {"fast": 3, "slow": 8})
+    long, out = False, []
+    for i in range(len(rows)):
+        action = strategy.generate_signal(Candles.from_rows(rows[: i + 1])).action.value
+        if (action == "buy" and not long) or (action == "sell" and long):
+            long = not long
+            out.append((int(rows[i][0]), action))
+    return out
+
+
+async def start(engine: ServiceProcess) -> None:
+    engine.start(wait=False)
+    await asyncio.to_thread(engine.wait_listening, 90)  # a busy machine starts slowly
+
+
+async def owned(engine: ServiceProcess) -> int:
+    async with httpx.AsyncClient(base_url=engine.url, timeout=5) as client:
+        for line in (await client.get("/metrics")).text.splitlines():
+            if line.startswith("trading_bots_owned "):
+                return int(float(line.split()[-1]))
+    return 0
+
+
+@pytest.mark.timeout(400)
+async def test_two_engines_on_a_fast_clock_act_on_every_signal_once_through_kills_and_rebalance(
+    market: MarketStub,
+    users: UserStub,
+    market_stub_server: tuple[MarketStub, str],
+    user_stub_server: tuple[UserStub, str],
+    new_user,
+    redis: Redis,
+    candle_channel: str,
+    session,
+) -> None:
+    env = {
+        "CANDLE_CHANNEL": candle_channel,
+        "MARKET_SERVICE_URLS": market_stub_server[1],
+        "USER_SERVICE_URLS": user_stub_server[1],
+        "INTERNAL_API_TOKEN": UserStub.TOKEN,
+        "BOT_SYNC_INTERVAL_S": "0.2",
+        "BOT_LEASE_MS": "2000",
+        "EVENT_CLAIM_IDLE_MS": "1000",
+        "ORDER_BOOK_TTL_S": "0",
+    }
+    user = await new_user()
+    rows = wave_candles(220)
+    bots = 6
+    a, b = ServiceProcess("trading", env=env), ServiceProcess("trading", env=env)
+    engines = [a, b]
+    try:
+        for engine in engines:
+            await start(engine)
+        async with httpx.AsyncClient(base_url=a.url, timeout=10) as client:
+            bot_ids = [await make_bot(client, user.headers) for _ in range(bots)]
+
+            async def spread() -> bool:
+                counts = [await owned(e) for e in (engines[0], engines[-1])]
+                return counts == [bots // 2, bots // 2]
+
+            await eventually(spread, timeout=20)
+
+            fed = 0
+            flowing = asyncio.Event()
+            flowing.set()
+
+            async def feed() -> None:
+                nonlocal fed
+                for i in range(len(rows)):
+                    await flowing.wait()
+                    expose(market, rows, i)
+                    await publish_candle(redis, rows[i])
+                    fed = i
+                    await asyncio.sleep(0.12)  # a candle every 0.12 s: a fast sim clock
+
+            async def fed_up_to(i: int) -> None:
+                while fed < i:
+                    await asyncio.sleep(0.02)
+
+            async def chaos() -> None:
+                for kill_at in (40, 120):
+                    await fed_up_to(kill_at)
+                    await asyncio.to_thread(engines[-1].kill)  # with its bots mid-stream
+                    # ~25 candles close before the survivor takes over (2 s leases).
+                    await fed_up_to(kill_at + 25)
+                    flowing.clear()  # the clock waits while the replacement boots
+                    engines.append(ServiceProcess("trading", env=env))
+                    await start(engines[-1])
+                    flowing.set()
+                    # It gets its share handed over while candles flow.
+                    await eventually(lambda: owned(engines[-1]), timeout=20)
+
+            await asyncio.gather(feed(), chaos())
+            for bot_id in bot_ids:
+                await wait_candle_seen(client, bot_id, user.headers, rows[-1][0], timeout=30)
+            await eventually(spread, timeout=20)
+    finally:
+        for engine in engines:
+            await asyncio.to_thread(engine.kill)
+
+    expected = expected_orders(rows)
+    assert len(expected) >= 10
+    for bot_id in bot_ids:
+        ids = (
+            await session.execute(
+                text("SELECT client_order_id FROM orders WHERE bot_id = :b"), {"b": bot_id}
+            )
+        ).scalars()
+        got = sorted((int(c.split("-")[2]), c.split("-")[3]) for c in ids)
+        assert got == expected, bot_id

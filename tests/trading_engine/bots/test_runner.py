@@ -394,3 +394,46 @@ async def _status(
 ) -> Any:
     state = await bot_state(client, bot_id, headers)
     return state if state["status"] == status else None
+
+
+async def test_a_restarted_bot_acts_from_its_start_not_on_the_candles_it_was_stopped_for(
+    running_app, market: MarketStub, new_user, redis: Redis, session: AsyncSession
+) -> None:
+    _, client = running_app
+    user = await new_user()
+    rows = wave_candles(90)
+    bot_id = await make_bot(client, user.headers)
+    await eventually(lambda: _owned(redis, bot_id))
+    await feed(client, redis, market, rows, bot_id, user.headers, upto=20)
+    stopped = await client.post(f"/trading/bots/{bot_id}/stop", headers=user.headers)
+    assert stopped.status_code == 200, stopped.text
+    await eventually(lambda: _released(redis, bot_id))
+    for i in range(20, 60):  # the market goes on (crossovers included) while it is stopped
+        expose(market, rows, i)
+        await publish_candle(redis, rows[i])
+    await eventually(lambda: _latest_is(redis, rows[59][0]))
+
+    started = await client.post(f"/trading/bots/{bot_id}/start", headers=user.headers)
+
+    assert started.status_code == 200, started.text
+    await eventually(lambda: _owned(redis, bot_id))
+    for i in range(60, 90):
+        expose(market, rows, i)
+        await publish_candle(redis, rows[i])
+        await wait_candle_seen(client, bot_id, user.headers, rows[i][0])
+    candles = [
+        int(c.split("-")[2])
+        for c in (
+            await session.execute(
+                select(Order.client_order_id).where(Order.bot_id == uuid.UUID(bot_id))
+            )
+        ).scalars()
+    ]
+    assert candles, "the series makes the bot trade after its restart"
+    assert not [ts for ts in candles if rows[20][0] <= ts <= rows[59][0]]
+    assert any(ts >= rows[60][0] for ts in candles)
+
+
+async def _latest_is(redis: Redis, ts: float) -> bool:
+    raw = await redis.hget("trading:candles:latest", "sim|BTC/USDT|1h")
+    return raw is not None and json.loads(raw)["candle"][0] == ts
