@@ -23,6 +23,7 @@ from shared.health import HealthCheck, ops_router
 from shared.logging import RequestLogMiddleware, configure_logging
 from shared.redis import create_redis
 from shared.settings import ServiceSettings
+from shared.strict_query import refuse_unknown_query_params
 
 # A component started with the app: gets the app (its state holds the clients).
 Component = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -81,6 +82,7 @@ def create_service_app(
     app.include_router(ops_router())
     for router in routers:
         app.include_router(router)
+    refuse_unknown_query_params(app)
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,
