@@ -7,16 +7,20 @@ always fits PostgreSQL's ``bigint`` (an unbounded one was a 500).
 
 # No ``from __future__ import annotations``: FastAPI reads the dependency's signature, whose
 # bounds (``maximum``, ``default``) are locals of :func:`paging`.
+from collections.abc import Sequence
 from typing import Annotated, Any, Generic, NamedTuple, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ["MAX_OFFSET", "Page", "PageParams", "paging"]
+__all__ = ["MAX_OFFSET", "Page", "PageParams", "fetch_page", "page_of", "paging"]
 
 MAX_OFFSET = 1_000_000_000
 
 T = TypeVar("T")
+M = TypeVar("M")
 
 
 class PageParams(NamedTuple):
@@ -45,3 +49,22 @@ def paging(default: int, maximum: int) -> Any:
         return PageParams(limit, offset)
 
     return Depends(page_params)
+
+
+async def fetch_page(
+    session: AsyncSession, query: Select[M], page: PageParams
+) -> tuple[list[M], int]:
+    """One page of an ordered query's rows, and how many rows the whole query has."""
+    total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = await session.scalars(query.limit(page.limit).offset(page.offset))
+    return list(rows), int(total or 0)
+
+
+def page_of(items: Sequence[T], page: PageParams) -> dict[str, Any]:
+    """A page of a list held in memory (a catalog), in the envelope's shape."""
+    return {
+        "items": list(items[page.offset : page.offset + page.limit]),
+        "total": len(items),
+        "limit": page.limit,
+        "offset": page.offset,
+    }

@@ -70,7 +70,9 @@ Url = Annotated[
 ]
 Symbol = Annotated[
     str,
-    StringConstraints(min_length=3, max_length=26, pattern=r"^[A-Za-z0-9]{1,15}/[A-Za-z0-9]{1,10}$"),
+    StringConstraints(
+        min_length=3, max_length=26, pattern=r"^[A-Za-z0-9]{1,15}/[A-Za-z0-9]{1,10}$"
+    ),
 ]
 ExchangeId = Annotated[str, StringConstraints(min_length=2, max_length=50, pattern=r"^[a-z0-9_]+$")]
 
@@ -134,7 +136,9 @@ def _bounded_json(value: dict[str, Any]) -> dict[str, Any]:
 JsonObject = Annotated[dict[str, Any], AfterValidator(_bounded_json)]
 
 
-def invalid_input(loc: Sequence[str | int], message: str, kind: str = "value_error") -> ValidationFailed:
+def invalid_input(
+    loc: Sequence[str | int], message: str, kind: str = "value_error"
+) -> ValidationFailed:
     """A 422 in the shape FastAPI's validation errors take (``errors: [{loc, msg, type}]``),
     for checks a schema cannot state (a symbol list, a time in the future)."""
     return ValidationFailed(

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analysis_service.models import Backtest
@@ -31,17 +30,13 @@ async def get_for_user(
     )
 
 
-async def list_for_user(
-    session: AsyncSession, user_id: uuid.UUID, *, limit: int, offset: int
-) -> Sequence[Backtest]:
-    rows = await session.scalars(
+def backtests_query(user_id: uuid.UUID) -> Select[Backtest]:
+    """A user's backtests, newest first."""
+    return (
         select(Backtest)
         .where(Backtest.user_id == user_id)
         .order_by(Backtest.created_at.desc(), Backtest.id)
-        .limit(limit)
-        .offset(offset)
     )
-    return rows.all()
 
 
 async def claim(session: AsyncSession, backtest_id: uuid.UUID) -> Backtest | None:

@@ -9,7 +9,6 @@ job reaches the stream after the commit even if Redis blinks.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +22,7 @@ from analysis_service.models import Backtest
 from analysis_service.settings import AnalysisSettings
 from shared.errors import NotFound, ValidationFailed
 from shared.events import Event, stage
+from shared.paging import PageParams, fetch_page
 from shared.strategies import StrategyParamsError, UnknownStrategyError, create_strategy
 
 BACKTEST_REQUESTED = "backtest.requested"
@@ -114,8 +114,9 @@ class BacktestService:
             raise NotFound("no such backtest")
         return row
 
-    async def list(self, user_id: uuid.UUID, *, limit: int, offset: int) -> Sequence[Backtest]:
-        return await repository.list_for_user(self.session, user_id, limit=limit, offset=offset)
+    async def page(self, user_id: uuid.UUID, page: PageParams) -> tuple[list[Backtest], int]:
+        """The user's backtests, newest first, and how many there are."""
+        return await fetch_page(self.session, repository.backtests_query(user_id), page)
 
 
 def backtest_read(row: Backtest) -> dict[str, Any]:
