@@ -24,6 +24,7 @@ from shared.errors import NotFound, ValidationFailed
 from shared.events import Event, stage
 from shared.paging import PageParams, fetch_page
 from shared.strategies import StrategyParamsError, UnknownStrategyError, create_strategy
+from shared.validation import invalid_input
 
 BACKTEST_REQUESTED = "backtest.requested"
 
@@ -33,16 +34,16 @@ def _utc(ms: int) -> datetime:
 
 
 def _problem(message: str, *loc: str) -> ValidationFailed:
-    return ValidationFailed(message, extra={"errors": [{"loc": ["body", *loc], "msg": message}]})
+    return invalid_input(["body", *loc], message)
 
 
 def build_strategy(name: str, params: dict[str, Any]) -> Any:
     try:
         return create_strategy(name, params)
     except UnknownStrategyError as exc:
-        raise _problem(str(exc), "strategy", "name") from None
+        raise _problem(str(exc), "strategy") from None
     except StrategyParamsError as exc:
-        raise _problem(str(exc), "strategy", "params") from None
+        raise _problem(str(exc), "parameters") from None
 
 
 class BacktestService:
@@ -52,7 +53,7 @@ class BacktestService:
 
     async def create(self, user_id: uuid.UUID, body: BacktestCreate) -> Backtest:
         """Validate, store the job and stage its event (sent after the commit)."""
-        strategy = build_strategy(body.strategy.name, body.strategy.params)
+        strategy = build_strategy(body.strategy, body.parameters)
         start_at, end_at = body.start, body.end
         if body.candles is not None:
             if len(body.candles) > self.settings.backtest_body_max_candles:
@@ -127,7 +128,8 @@ def backtest_read(row: Backtest) -> dict[str, Any]:
         "status": row.status,
         "progress": row.progress,
         "error": row.error,
-        "strategy": {"name": row.strategy, "params": row.parameters},
+        "strategy": row.strategy,
+        "parameters": row.parameters,
         "exchange": row.exchange,
         "symbol": row.symbol,
         "timeframe": row.timeframe,
@@ -157,7 +159,8 @@ def backtest_summary(row: Backtest) -> dict[str, Any]:
         "id": row.id,
         "status": row.status,
         "progress": row.progress,
-        "strategy": {"name": row.strategy, "params": row.parameters},
+        "strategy": row.strategy,
+        "parameters": row.parameters,
         "symbol": row.symbol,
         "timeframe": row.timeframe,
         "created_at": row.created_at,

@@ -119,6 +119,9 @@ async def _subscription(
     except ExchangeError as exc:
         client.send_json(_error(exc.detail))
         return
+    # The reply goes first: once subscribed, a tick may be delivered at any moment, and a
+    # client must see "subscribed" before the first tick it asked for.
+    client.send_json({"type": f"{op}d", "exchange": exchange.id, "symbols": wanted})
     try:
         for symbol in wanted:
             if op == "subscribe":
@@ -126,9 +129,7 @@ async def _subscription(
             else:
                 await stream.unsubscribe(symbol, client.id, exchange=exchange.id)
     except RedisError:
-        client.send_json(_error("the feed is temporarily unavailable; retry"))
-        return
-    client.send_json({"type": f"{op}d", "exchange": exchange.id, "symbols": wanted})
+        client.send_json(_error(f"{op} failed: the feed is temporarily unavailable; retry"))
 
 
 def _error(message: str) -> dict[str, str]:

@@ -91,10 +91,18 @@ async def _send(websocket: WebSocket, inbox: asyncio.Queue[str | None]) -> None:
 
 
 async def _receive(websocket: WebSocket) -> None:
-    """Answer client frames until the client goes away."""
+    """Answer client frames until the client goes away; a binary frame gets an error
+    frame like any other unreadable one (the socket stays open)."""
     with contextlib.suppress(WebSocketDisconnect):
         while True:
-            await websocket.send_json(_answer(await websocket.receive_text()))
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                await websocket.send_json({"type": "error", "detail": "frames must be JSON text"})
+            else:
+                await websocket.send_json(_answer(text))
 
 
 async def _watch_session(
