@@ -56,12 +56,12 @@ async def test_market_buy_walks_the_book_and_pays_the_taker_fee(
         "USDT": Decimal("10000") - Decimal("201") - Decimal("0.201"),
         "BTC": Decimal("2"),
     }
-    trades = (await client.get("/trading/trades", headers=user.headers)).json()
+    trades = (await client.get("/trading/trades", headers=user.headers)).json()["items"]
     assert sorted((t["side"], t["price"], t["fee"]) for t in trades) == [
         ("BUY", "100.00000000", "0.10000000"),
         ("BUY", "101.00000000", "0.10100000"),
     ]
-    [position] = (await client.get("/trading/positions", headers=user.headers)).json()
+    [position] = (await client.get("/trading/positions", headers=user.headers)).json()["items"]
     assert position["quantity"] == "2.00000000"
     assert position["average_entry_price"] == "100.50000000"
     assert position["cost_basis"] == "201.20100000"
@@ -90,7 +90,7 @@ async def test_selling_the_position_realises_pnl_that_adds_up_with_the_wallet(
     )
 
     assert sell.status_code == 201, sell.text
-    trades = (await client.get("/trading/trades", headers=user.headers)).json()
+    trades = (await client.get("/trading/trades", headers=user.headers)).json()["items"]
     realised = sum(Decimal(t["pnl"]) for t in trades if t["pnl"] is not None)
     # bought 3 @ 100 (+0.3 fee); sold 1 @ 120 (-0.12) and 2 @ 110 (-0.22)
     assert realised == Decimal("340") - Decimal("0.34") - Decimal("300.3")
@@ -98,8 +98,8 @@ async def test_selling_the_position_realises_pnl_that_adds_up_with_the_wallet(
         "USDT": Decimal("10000") + realised,
         "BTC": Decimal("0"),
     }
-    assert (await client.get("/trading/positions", headers=user.headers)).json() == []
-    closed = (await client.get("/trading/positions?status=closed", headers=user.headers)).json()
+    assert (await client.get("/trading/positions", headers=user.headers)).json()["items"] == []
+    closed = (await client.get("/trading/positions?status=closed", headers=user.headers)).json()["items"]
     assert Decimal(closed[0]["realized_pnl"]) == realised
 
 
@@ -244,9 +244,9 @@ async def test_another_users_orders_trades_and_positions_are_not_visible(
     assert (
         await client.delete(f"/trading/orders/{order_id}", headers=bob.headers)
     ).status_code == 404
-    assert (await client.get("/trading/orders", headers=bob.headers)).json() == []
-    assert (await client.get("/trading/trades", headers=bob.headers)).json() == []
-    assert (await client.get("/trading/positions", headers=bob.headers)).json() == []
+    assert (await client.get("/trading/orders", headers=bob.headers)).json()["items"] == []
+    assert (await client.get("/trading/trades", headers=bob.headers)).json()["items"] == []
+    assert (await client.get("/trading/positions", headers=bob.headers)).json()["items"] == []
 
 
 async def test_a_user_trading_limit_blocks_the_order_and_reports_the_breach(
@@ -290,4 +290,4 @@ async def test_resetting_the_wallet_restores_the_starting_amount(
     response = await client.post("/trading/balances/reset", headers=user.headers)
     assert response.status_code == 200
     assert await wallet(client, user.headers) == {"USDT": Decimal("10000")}
-    assert (await client.get("/trading/positions", headers=user.headers)).json() == []
+    assert (await client.get("/trading/positions", headers=user.headers)).json()["items"] == []

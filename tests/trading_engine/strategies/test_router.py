@@ -11,7 +11,7 @@ async def test_the_catalog_lists_the_builtins_with_json_schema_parameters(
     user = await new_user()
     response = await client.get("/trading/strategies/catalog", headers=user.headers)
     assert response.status_code == 200
-    entries = {e["name"]: e for e in response.json()}
+    entries = {e["name"]: e for e in response.json()["items"]}
     assert {"ma_crossover", "rsi_divergence", "bollinger_bands", "rules"} <= set(entries)
     assert entries["ma_crossover"]["parameters"]["properties"]["fast"]["type"] == "integer"
 
@@ -90,7 +90,7 @@ async def test_strategies_are_updated_deleted_and_private(
     sid = created.json()["id"]
 
     assert (await client.get(f"/trading/strategies/{sid}", headers=bob.headers)).status_code == 404
-    assert (await client.get("/trading/strategies", headers=bob.headers)).json() == []
+    assert (await client.get("/trading/strategies", headers=bob.headers)).json()["items"] == []
     patched = await client.patch(
         f"/trading/strategies/{sid}",
         json={"name": "renamed", "parameters": {"fast": 3, "slow": 9}},
