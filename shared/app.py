@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from shared.cancellation import cancel_and_wait
@@ -76,13 +76,17 @@ def create_service_app(
             if engine is not None:
                 await engine.dispose()
 
-    app = app_class(title=title, description=description, lifespan=lifespan)
+    app = app_class(
+        title=title,
+        description=description,
+        lifespan=lifespan,
+        dependencies=[Depends(refuse_unknown_query_params)],
+    )
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(ops_router())
     for router in routers:
         app.include_router(router)
-    refuse_unknown_query_params(app)
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,

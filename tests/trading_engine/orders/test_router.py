@@ -99,7 +99,9 @@ async def test_selling_the_position_realises_pnl_that_adds_up_with_the_wallet(
         "BTC": Decimal("0"),
     }
     assert (await client.get("/trading/positions", headers=user.headers)).json()["items"] == []
-    closed = (await client.get("/trading/positions?status=closed", headers=user.headers)).json()["items"]
+    closed = (await client.get("/trading/positions?status=closed", headers=user.headers)).json()[
+        "items"
+    ]
     assert Decimal(closed[0]["realized_pnl"]) == realised
 
 
