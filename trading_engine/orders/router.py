@@ -146,7 +146,7 @@ async def _marked(positions: list[Position], market: MarketClient) -> list[Posit
         read = PositionRead.model_validate(p)
         mark = prices.get((p.exchange, p.symbol)) if p.status == "open" else None
         if mark is not None:
-            read.mark_price = mark
+            read.mark_price = money(mark)
             read.unrealized_pnl = money(p.quantity * mark) - p.cost_basis
         reads.append(read)
     return reads

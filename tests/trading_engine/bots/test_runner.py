@@ -78,7 +78,9 @@ async def test_a_paper_bot_trades_like_the_backtest_and_its_books_add_up(
     await feed(client, redis, market, rows, bot_id, user.headers)
 
     trades = sorted(
-        (await client.get(f"/trading/trades?bot_id={bot_id}", headers=user.headers)).json(),
+        (await client.get(f"/trading/trades?bot_id={bot_id}", headers=user.headers)).json()[
+            "items"
+        ],
         key=lambda t: (t["timestamp"], t["side"]),
     )
     backtest = run_backtest(
@@ -159,7 +161,9 @@ async def test_a_stop_loss_closes_the_position_pauses_the_bot_and_reports_it(
     [(_, fields)] = await redis.xrange("events:risk.limit.exceeded")
     data = json.loads(fields["data"])
     assert (data["rule"], data["action"], data["bot_id"]) == ("stop_loss", "closed", bot_id)
-    trades = (await client.get(f"/trading/trades?bot_id={bot_id}", headers=user.headers)).json()
+    trades = (await client.get(f"/trading/trades?bot_id={bot_id}", headers=user.headers)).json()[
+        "items"
+    ]
     assert trades[0]["side"] == "SELL"
     kinds = [json.loads(f["data"])["kind"] for _, f in await redis.xrange("queue:notifications")]
     assert "risk.limit.exceeded" in kinds
@@ -330,7 +334,9 @@ async def test_bots_of_one_market_book_a_candle_together_and_one_bots_failure_st
 
     bought = []
     for bot_id in bots[:2]:
-        trades = (await client.get(f"/trading/trades?bot_id={bot_id}", headers=user.headers)).json()
+        trades = (
+            await client.get(f"/trading/trades?bot_id={bot_id}", headers=user.headers)
+        ).json()["items"]
         assert [t["side"] for t in trades] == ["BUY"]
         state = await bot_state(client, bot_id, user.headers)
         cost_basis = Decimal(state["position"]["cost_basis"])

@@ -243,7 +243,7 @@ async def test_a_live_bot_buys_and_sells_through_the_adapter_once_per_candle(
     assert bought.result.filled_quantity == Decimal("1.998")
     trades = (
         await live_client.get(f"/trading/trades?bot_id={bot_id}", headers=user.headers)
-    ).json()
+    ).json()["items"]
     assert sorted(t["side"] for t in trades) == ["BUY", "SELL"]
     state = (await live_client.get(f"/trading/bots/{bot_id}", headers=user.headers)).json()
     assert state["position"] is None

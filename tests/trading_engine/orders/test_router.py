@@ -8,6 +8,7 @@ import json
 from decimal import Decimal
 
 import httpx
+import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -65,6 +66,9 @@ async def test_market_buy_walks_the_book_and_pays_the_taker_fee(
     assert position["quantity"] == "2.00000000"
     assert position["average_entry_price"] == "100.50000000"
     assert position["cost_basis"] == "201.20100000"
+    # Marked at the market service's last price (99, the stub's best bid).
+    assert position["mark_price"] == "99.00000000"
+    assert position["unrealized_pnl"] == "-3.20100000"
     mirrored = await redis.hgetall(f"trading:positions:{user.id}")
     assert json.loads(mirrored[position["id"]])["quantity"] == "2.00000000"
     executed = await redis.xrange("events:trade.executed")
@@ -180,6 +184,42 @@ async def test_invalid_bodies_are_422_problems(client: httpx.AsyncClient, new_us
     ):
         response = await client.post("/trading/orders", json=body, headers=user.headers)
         assert response.status_code == 422, body
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "offset=9223372036854775808",
+        "limit=1001",
+        "status=nonsense",
+        "symbol=BTC%00USDT",
+        "depth=3",
+    ],
+)
+async def test_bad_list_queries_are_422_problems(
+    client: httpx.AsyncClient, new_user, query
+) -> None:
+    user = await new_user()
+    for route in ("/trading/orders", "/trading/trades", "/trading/positions"):
+        response = await client.get(f"{route}?{query}", headers=user.headers)
+        if route != "/trading/orders" and query.startswith("status"):
+            continue  # trades take no status; positions take open/closed/all
+        assert response.status_code == 422, (route, query, response.text)
+        assert response.json()["title"] == "Unprocessable Content"
+
+
+async def test_a_position_stays_unmarked_while_the_market_has_no_price(
+    client: httpx.AsyncClient, market: MarketStub, new_user
+) -> None:
+    user = await new_user()
+    placed = await client.post("/trading/orders", json=order(), headers=user.headers)
+    assert placed.status_code == 201, placed.text
+    market.down = True
+    page = (await client.get("/trading/positions?limit=1", headers=user.headers)).json()
+    assert (page["total"], page["limit"], page["offset"]) == (1, 1, 0)
+    [position] = page["items"]
+    assert position["mark_price"] is None
+    assert position["unrealized_pnl"] is None
 
 
 async def test_a_resting_limit_order_locks_funds_and_fills_at_its_price_with_the_maker_fee(
