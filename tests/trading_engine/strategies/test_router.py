@@ -74,8 +74,23 @@ async def test_rule_strategies_are_parsed_on_save(client: httpx.AsyncClient, new
         headers=user.headers,
     )
     assert broken.status_code == 422
+    assert broken.json()["detail"].startswith("Invalid parameters for rules: ")
+    assert broken.json()["detail"].lower().count("invalid parameters") == 1
+    assert broken.json()["errors"][0]["loc"] == ["body", "parameters"]
     assert evil.status_code == 422
     assert fine.status_code == 201, fine.text
+
+
+async def test_text_postgresql_cannot_store_is_a_422(client: httpx.AsyncClient, new_user) -> None:
+    user = await new_user()
+    for body in (
+        {"name": "a\u0000b", "strategy": "ma_crossover"},
+        {"name": "ok", "strategy": "ma_crossover", "parameters": {"ma": "s\u0000ma"}},
+        {"name": "x" * 101, "strategy": "ma_crossover"},
+    ):
+        response = await client.post("/trading/strategies", json=body, headers=user.headers)
+        assert response.status_code == 422, response.text
+    assert (await client.get("/trading/strategies", headers=user.headers)).json()["total"] == 0
 
 
 async def test_strategies_are_updated_deleted_and_private(
