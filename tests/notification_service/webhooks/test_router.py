@@ -74,6 +74,8 @@ async def test_webhook_crud_is_owner_only_and_the_secret_is_shown_once(
         "ftp://example.com/hook",
         "http://user:pass@example.com/hook",
         "http://no-such-host.invalid/hook",
+        "http://exa\u0000mple.com/hook",
+        "http://example.com/a b",
     ],
 )
 async def test_webhook_urls_that_reach_internal_addresses_are_refused_by_default(
