@@ -35,8 +35,6 @@ __all__ = [
     "Price",
     "Quantity",
     "Secret",
-    "Symbol",
-    "Text",
     "TimestampMs",
     "Url",
     "UtcDatetime",
@@ -45,8 +43,6 @@ __all__ = [
 
 # No control character at all (C0, DEL, C1): names, labels, ids, query values.
 SINGLE_LINE = r"^[^\x00-\x1f\x7f-\x9f]*$"
-# Free text may break lines (tab, LF, CR) but carries no other control character.
-MULTI_LINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
 
 INT64_MAX = 2**63 - 1
 # Times a client may name: 2000-01-01 up to (not including) 2100-01-01 UTC.
@@ -59,19 +55,12 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=SI
 Label = Annotated[
     str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True, pattern=SINGLE_LINE)
 ]
-Text = Annotated[str, StringConstraints(max_length=2000, pattern=MULTI_LINE)]
 Secret = Annotated[str, StringConstraints(min_length=16, max_length=200, pattern=SINGLE_LINE)]
 # The scheme and address are checked where a URL is used (the webhook SSRF guard).
 Url = Annotated[
     str,
     StringConstraints(
         min_length=8, max_length=2000, strip_whitespace=True, pattern=r"^[^\x00-\x20\x7f-\x9f]+$"
-    ),
-]
-Symbol = Annotated[
-    str,
-    StringConstraints(
-        min_length=3, max_length=26, pattern=r"^[A-Za-z0-9]{1,15}/[A-Za-z0-9]{1,10}$"
     ),
 ]
 ExchangeId = Annotated[str, StringConstraints(min_length=2, max_length=50, pattern=r"^[a-z0-9_]+$")]
