@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from shared.cancellation import cancel_and_wait
@@ -23,7 +23,6 @@ from shared.health import HealthCheck, ops_router
 from shared.logging import RequestLogMiddleware, configure_logging
 from shared.redis import create_redis
 from shared.settings import ServiceSettings
-from shared.strict_query import refuse_unknown_query_params
 
 # A component started with the app: gets the app (its state holds the clients).
 Component = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -76,12 +75,7 @@ def create_service_app(
             if engine is not None:
                 await engine.dispose()
 
-    app = app_class(
-        title=title,
-        description=description,
-        lifespan=lifespan,
-        dependencies=[Depends(refuse_unknown_query_params)],
-    )
+    app = app_class(title=title, description=description, lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(ops_router())

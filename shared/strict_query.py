@@ -1,23 +1,26 @@
 """Unknown query parameters are refused (422), never silently ignored.
 
 ``/market/orderbook?limit=3`` used to answer the default depth as if ``limit`` meant
-something. :func:`refuse_unknown_query_params` is an app-wide dependency (installed by
-``shared.app.create_service_app``): it compares the names in the query string with those
-the route's endpoint and dependencies declare, a set computed once per route. A request
-naming anything else is a validation problem; a WebSocket handshake is refused with 1008.
-Nothing is parsed for a request without a query string.
+something. Every service router is an ``APIRouter(route_class=StrictQueryRoute)``: the
+route compares the names in a query string with those its endpoint and dependencies
+declare (a set computed once, when the handler is built); anything else is a validation
+problem. A request without a query string costs nothing more. WebSocket routes take
+:func:`refuse_unknown_query_params` as a dependency (the handshake is refused with 1008).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import WebSocketException
+from fastapi import Request, Response, WebSocketException
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.requests import HTTPConnection
 
-__all__ = ["refuse_unknown_query_params"]
+__all__ = ["StrictQueryRoute", "refuse_unknown_query_params"]
 
 POLICY_VIOLATION = 1008
 
@@ -43,23 +46,49 @@ def _allowed(route: object) -> frozenset[str] | None:
     return allowed
 
 
+def _unknown(query: bytes, allowed: frozenset[str]) -> list[str]:
+    names = {name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)}
+    return sorted(names - allowed)
+
+
+def _refusal(unknown: list[str], allowed: frozenset[str]) -> RequestValidationError:
+    expected = ", ".join(sorted(allowed)) or "none"
+    message = f"unknown query parameter; this route takes: {expected}"
+    return RequestValidationError(
+        [{"loc": ("query", name), "msg": message, "type": "extra_forbidden"} for name in unknown]
+    )
+
+
+class StrictQueryRoute(APIRoute):
+    """An API route that refuses query parameters it does not declare (422)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        allowed = frozenset(_query_names(self.dependant))
+
+        async def strict_handler(request: Request) -> Response:
+            query: bytes = request.scope.get("query_string", b"")
+            if query:
+                unknown = _unknown(query, allowed)
+                if unknown:
+                    raise _refusal(unknown, allowed)
+            return await handler(request)
+
+        return strict_handler
+
+
 async def refuse_unknown_query_params(connection: HTTPConnection) -> None:
-    """422 (or a refused WebSocket) when the query names a parameter the route lacks."""
+    """The same check as a dependency, for WebSocket routes (the handshake is refused)."""
     query: bytes = connection.scope.get("query_string", b"")
     if not query:
         return
     allowed = _allowed(connection.scope.get("route"))
     if allowed is None:
         return
-    names = {name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)}
-    unknown = sorted(names - allowed)
+    unknown = _unknown(query, allowed)
     if not unknown:
         return
     if connection.scope["type"] == "websocket":
         reason = f"unknown query parameter: {', '.join(unknown)}"[:120]
         raise WebSocketException(code=POLICY_VIOLATION, reason=reason)
-    expected = ", ".join(sorted(allowed)) or "none"
-    message = f"unknown query parameter; this route takes: {expected}"
-    raise RequestValidationError(
-        [{"loc": ("query", name), "msg": message, "type": "extra_forbidden"} for name in unknown]
-    )
+    raise _refusal(unknown, allowed)

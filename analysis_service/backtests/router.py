@@ -17,8 +17,9 @@ from analysis_service.backtests.service import BacktestService, backtest_read, b
 from analysis_service.deps import AnalysisSettingsDep, CurrentUser, SessionDep
 from shared.paging import Page, PageParams, page_of, paging
 from shared.strategies import catalog
+from shared.strict_query import StrictQueryRoute
 
-router = APIRouter(prefix="/analysis", tags=["backtests"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/analysis", tags=["backtests"])
 
 
 @router.post("/backtests", status_code=status.HTTP_202_ACCEPTED, response_model=BacktestAccepted)

@@ -11,9 +11,10 @@ from analysis_service.deps import AnalysisSettingsDep, CurrentUser, MarketDep, R
 from analysis_service.indicators.schemas import IndicatorsRead, IndicatorsRequest
 from analysis_service.indicators.service import IndicatorService
 from shared.errors import ValidationFailed
+from shared.strict_query import StrictQueryRoute
 from shared.validation import SINGLE_LINE, UtcDatetime
 
-router = APIRouter(prefix="/analysis", tags=["indicators"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/analysis", tags=["indicators"])
 
 
 @router.post("/indicators", response_model=IndicatorsRead)

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Query
 
 from analysis_service.deps import CurrentUser, SessionDep
 from analysis_service.performance.service import performance
+from shared.strict_query import StrictQueryRoute
 from shared.validation import UtcDatetime
 
-router = APIRouter(prefix="/analysis", tags=["performance"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/analysis", tags=["performance"])
 
 
 @router.get("/performance")

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Query
 
 from analysis_service.deps import AnalysisSettingsDep, CurrentUser, MarketDep, RedisDep
 from analysis_service.signals.service import SignalService
+from shared.strict_query import StrictQueryRoute
 from shared.validation import SINGLE_LINE
 
-router = APIRouter(prefix="/analysis", tags=["signals"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/analysis", tags=["signals"])
 
 
 @router.get("/signals")

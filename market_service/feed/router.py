@@ -15,19 +15,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 from redis.exceptions import RedisError
 
 from market_service.exchanges import ExchangeError, ExchangeRegistry
 from market_service.feed.clients import FeedClient
 from market_service.feed.stream import MarketDataStream
 from market_service.settings import MarketSettings
+from shared.strict_query import StrictQueryRoute, refuse_unknown_query_params
 
-router = APIRouter(prefix="/market", tags=["market"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/market", tags=["market"])
 _SYMBOL = re.compile(r"^[A-Z0-9]{1,15}/[A-Z0-9]{1,10}$")
 
 
-@router.websocket("/ws")
+@router.websocket("/ws", dependencies=[Depends(refuse_unknown_query_params)])
 async def market_feed(websocket: WebSocket) -> None:
     """Subscribe to tickers and 1 m candles of symbols."""
     await websocket.accept()

@@ -18,9 +18,10 @@ from market_service.deps import (
 from market_service.ohlcv.cache import OhlcvCache
 from market_service.ohlcv.schemas import OhlcvRead
 from market_service.ohlcv.service import OhlcvService
+from shared.strict_query import StrictQueryRoute
 from shared.validation import EPOCH_MS_MAX, EPOCH_MS_MIN, SINGLE_LINE, invalid_input
 
-router = APIRouter(prefix="/market", tags=["market"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/market", tags=["market"])
 
 
 def parse_since(value: str | None) -> int | None:

@@ -11,9 +11,10 @@ from market_service.exchanges import TIMEFRAME_MS
 from market_service.pairs import repository
 from market_service.pairs.schemas import ExchangesRead, MarketsRead, PairsRead, TradingPairRead
 from market_service.pairs.service import market_json
+from shared.strict_query import StrictQueryRoute
 from shared.validation import SINGLE_LINE
 
-router = APIRouter(prefix="/market", tags=["market"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/market", tags=["market"])
 
 
 @router.get("/exchanges", response_model=ExchangesRead)

@@ -20,9 +20,10 @@ from market_service.tickers.books import OrderBookCache, OrderBookService
 from market_service.tickers.cache import TickerCache
 from market_service.tickers.schemas import OrderBookRead, TickerRead, TickersRead, TradesRead
 from market_service.tickers.service import TickerService
+from shared.strict_query import StrictQueryRoute
 from shared.validation import SINGLE_LINE, invalid_input
 
-router = APIRouter(prefix="/market", tags=["market"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/market", tags=["market"])
 _SYMBOL = re.compile(r"^[A-Za-z0-9]{1,15}/[A-Za-z0-9]{1,10}$")
 
 

@@ -14,7 +14,7 @@ import contextlib
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -22,8 +22,9 @@ from notification_service.live.hub import LiveHub
 from notification_service.settings import NotificationSettings
 from shared.auth import Principal, bearer_token, session_key, verify_access_token
 from shared.errors import Unauthorized
+from shared.strict_query import StrictQueryRoute, refuse_unknown_query_params
 
-router = APIRouter(tags=["notifications"])
+router = APIRouter(route_class=StrictQueryRoute, tags=["notifications"])
 
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_SLOW = 4008
@@ -44,7 +45,7 @@ async def _authenticate(websocket: WebSocket, token: str | None) -> Principal:
     )
 
 
-@router.websocket("/notifications/ws")
+@router.websocket("/notifications/ws", dependencies=[Depends(refuse_unknown_query_params)])
 async def notifications_ws(
     websocket: WebSocket, token: Annotated[str | None, Query(max_length=4096)] = None
 ) -> None:

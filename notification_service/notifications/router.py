@@ -17,8 +17,9 @@ from notification_service.notifications.schemas import (
 from shared.deps import CurrentUser, SessionDep
 from shared.errors import NotFound
 from shared.paging import PageParams, paging
+from shared.strict_query import StrictQueryRoute
 
-router = APIRouter(prefix="/notifications", tags=["notifications"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/notifications", tags=["notifications"])
 
 
 async def valid_notification(

@@ -20,8 +20,11 @@ from notification_service.webhooks.schemas import (
 from shared.deps import CurrentUser, SessionDep
 from shared.errors import NotFound
 from shared.paging import Page, PageParams, fetch_page, paging
+from shared.strict_query import StrictQueryRoute
 
-router = APIRouter(prefix="/notifications/webhooks", tags=["webhooks"])
+router = APIRouter(
+    route_class=StrictQueryRoute, prefix="/notifications/webhooks", tags=["webhooks"]
+)
 
 
 async def valid_webhook(webhook_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Webhook:

@@ -13,9 +13,10 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from shared.app import create_service_app
 from shared.paging import Page, PageParams, page_of, paging
 from shared.settings import ServiceSettings
+from shared.strict_query import StrictQueryRoute
 from shared.validation import JsonObject, Name, TimestampMs, Url, UtcDatetime
 
-router = APIRouter()
+router = APIRouter(route_class=StrictQueryRoute)
 
 
 class Body(BaseModel):

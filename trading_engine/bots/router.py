@@ -11,6 +11,7 @@ from shared.db import unit_of_work
 from shared.deps import CurrentUser, RedisDep, SessionDep
 from shared.errors import Conflict, NotFound
 from shared.paging import Page, PageParams, fetch_page, paging
+from shared.strict_query import StrictQueryRoute
 from trading_engine.bots import repository, service
 from trading_engine.bots.schemas import BotCreate, BotRead, BotUpdate
 from trading_engine.deps import OrderServiceDep, ValidBot
@@ -18,7 +19,7 @@ from trading_engine.ledger import repository as ledger_repository
 from trading_engine.orders import repository as order_repository
 from trading_engine.portfolio.mirror import refresh_mirror
 
-router = APIRouter(prefix="/trading/bots", tags=["bots"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/trading/bots", tags=["bots"])
 
 
 @router.get("", response_model=Page[BotRead])

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Response, status
 from shared.deps import CurrentUser, SessionDep
 from shared.errors import BadRequest, DependencyUnavailable, NotFound
 from shared.paging import Page, PageParams, fetch_page, paging
+from shared.strict_query import StrictQueryRoute
 from trading_engine.deps import OrderServiceDep
 from trading_engine.market_client import MarketClient
 from trading_engine.models import Position
@@ -27,7 +28,7 @@ from trading_engine.orders.schemas import (
     TradeRead,
 )
 
-router = APIRouter(prefix="/trading", tags=["orders"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/trading", tags=["orders"])
 log = structlog.get_logger("orders")
 
 Paging = Annotated[PageParams, paging(100, 1000)]

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response, status
 from shared.deps import CurrentUser, SessionDep
 from shared.paging import Page, PageParams, fetch_page, page_of, paging
 from shared.strategies import catalog
+from shared.strict_query import StrictQueryRoute
 from trading_engine.deps import ValidStrategy
 from trading_engine.strategies import repository, service
 from trading_engine.strategies.schemas import (
@@ -18,7 +19,7 @@ from trading_engine.strategies.schemas import (
     StrategyUpdate,
 )
 
-router = APIRouter(prefix="/trading/strategies", tags=["strategies"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/trading/strategies", tags=["strategies"])
 
 
 Paging = Annotated[PageParams, paging(100, 1000)]

@@ -9,11 +9,14 @@ from fastapi import APIRouter, Depends, Response, status
 
 from shared.deps import CurrentUser, SessionDep
 from shared.paging import Page, PageParams, paging
+from shared.strict_query import StrictQueryRoute
 from user_service.deps import KeyVaultDep
 from user_service.exchange_keys.schemas import ExchangeKeyCreate, ExchangeKeyRead
 from user_service.exchange_keys.service import ExchangeKeyService
 
-router = APIRouter(prefix="/user/me/exchange-keys", tags=["exchange keys"])
+router = APIRouter(
+    route_class=StrictQueryRoute, prefix="/user/me/exchange-keys", tags=["exchange keys"]
+)
 
 
 def get_exchange_key_service(session: SessionDep, vault: KeyVaultDep) -> ExchangeKeyService:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from shared.deps import SessionDep
+from shared.strict_query import StrictQueryRoute
 from shared.validation import ExchangeId, Label
 from user_service.accounts.repository import UserRepository
 from user_service.deps import InternalCaller, KeyVaultDep, ValidUser
@@ -14,7 +15,12 @@ from user_service.exchange_keys.schemas import ExchangeKeySecret
 from user_service.exchange_keys.service import ExchangeKeyService
 from user_service.internal.schemas import InternalUser, PermissionsUpdate
 
-router = APIRouter(prefix="/user/internal", tags=["internal"], dependencies=[InternalCaller])
+router = APIRouter(
+    route_class=StrictQueryRoute,
+    prefix="/user/internal",
+    tags=["internal"],
+    dependencies=[InternalCaller],
+)
 
 
 @router.get("/users/{user_id}")
