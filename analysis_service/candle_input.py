@@ -9,10 +9,11 @@ import numpy as np
 
 from shared.candles import Candles
 from shared.errors import ValidationFailed
+from shared.validation import EPOCH_MS_MAX, invalid_input
 
 
 def _problem(message: str, field: str = "candles") -> ValidationFailed:
-    return ValidationFailed(message, extra={"errors": [{"loc": ["body", field], "msg": message}]})
+    return invalid_input(["body", field], message)
 
 
 def candles_from_rows(rows: Sequence[Sequence[float]]) -> Candles:
@@ -35,8 +36,8 @@ def candles_from_rows(rows: Sequence[Sequence[float]]) -> Candles:
                 f"candle timestamps must be strictly increasing; candle {i} is not after "
                 f"candle {i - 1} (send candles oldest first, without duplicates)"
             )
-    if (ts < 0).any() or (ts != np.floor(ts)).any():
-        raise _problem("timestamps must be whole epoch milliseconds")
+    if (ts < 0).any() or (ts >= EPOCH_MS_MAX).any() or (ts != np.floor(ts)).any():
+        raise _problem("timestamps must be whole epoch milliseconds before 2100")
     if (array[:, 1:5] <= 0).any():
         raise _problem("prices must be positive")
     if (array[:, 5] < 0).any():

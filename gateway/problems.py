@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from http import HTTPStatus
-
 import orjson
 from starlette.types import Send
+
+from shared.errors import status_title
 
 PROBLEM_JSON = b"application/problem+json"
 
@@ -21,7 +21,7 @@ async def send_problem(
     body = orjson.dumps(
         {
             "type": "about:blank",
-            "title": HTTPStatus(status).phrase,
+            "title": status_title(status),
             "status": status,
             "detail": detail,
             "instance": instance,

@@ -10,6 +10,7 @@ from market_service.exchanges import ExchangeRegistry, MarketExchange
 from market_service.settings import MarketSettings
 from market_service.singleflight import SingleFlight
 from shared.deps import RedisDep, SessionDep
+from shared.validation import SINGLE_LINE
 
 __all__ = [
     "ExchangeDep",
@@ -38,7 +39,12 @@ RegistryDep = Annotated[ExchangeRegistry, Depends(get_registry)]
 def get_exchange(
     registry: RegistryDep,
     exchange: Annotated[
-        str | None, Query(max_length=50, description="ccxt id (default: the first configured).")
+        str | None,
+        Query(
+            max_length=50,
+            pattern=SINGLE_LINE,
+            description="ccxt id (default: the first configured).",
+        ),
     ] = None,
 ) -> MarketExchange:
     """The exchange a request names (404 when it is not configured)."""

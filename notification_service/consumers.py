@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 import structlog
 from fastapi import FastAPI
+from pydantic import ValidationError
 from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
@@ -234,12 +235,18 @@ class NotificationIntake:
 
 def draft_requested(event: Event) -> NotificationDraft:
     request = payloads.NotificationRequested.model_validate(event.data)
+    title, body = request.title, request.body
+    if request.kind == TRADE_EXECUTED:
+        # A fill is announced both ways (its trade.executed event and this request);
+        # whichever arrives first is stored, so both must read the same.
+        with contextlib.suppress(ValidationError):
+            title, body = describe_trade(payloads.TradeExecuted.model_validate(request.data))
     return NotificationDraft(
         user_id=request.user_id,
         event_id=request.source_event_id or event.id,
         kind=request.kind,
-        title=request.title,
-        body=request.body,
+        title=title,
+        body=body,
         data=request.data,
     )
 

@@ -122,6 +122,16 @@ class ServiceUnavailable(DependencyUnavailable):
         self.circuit_open = circuit_open
 
 
+# RFC 9110 renamed these; Python before 3.13 still has the RFC 7231 phrases, which made the
+# same 422 "Unprocessable Entity" in one place and "Unprocessable Content" in another.
+_RFC9110_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
+
+
+def status_title(status: int) -> str:
+    """The problem ``title`` of a status: its RFC 9110 reason phrase."""
+    return _RFC9110_TITLES.get(status) or HTTPStatus(status).phrase
+
+
 def problem_response(
     request: Request,
     status: int,
@@ -134,7 +144,7 @@ def problem_response(
     """Build one problem-details response; the single place the body shape is defined."""
     body: dict[str, Any] = {
         "type": "about:blank",
-        "title": title or HTTPStatus(status).phrase,
+        "title": title or status_title(status),
         "status": status,
         "detail": detail,
         "instance": request.url.path,

@@ -15,6 +15,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shared.strict_query import StrictQueryRoute
+
 HealthCheck = Callable[[], Awaitable[Any]]
 
 
@@ -43,7 +45,7 @@ async def health_report(
 
 def ops_router() -> APIRouter:
     """`/health` from the checks on ``app.state.health_checks``, and `/metrics`."""
-    router = APIRouter(tags=["operations"])
+    router = APIRouter(route_class=StrictQueryRoute, tags=["operations"])
 
     @router.get("/health", summary="Health of this service and its dependencies")
     async def health(request: Request) -> JSONResponse:

@@ -108,14 +108,11 @@ def test_a_new_user_registers_trades_on_paper_backtests_and_is_notified(stack) -
     assert again.status_code == 200
     assert again.json()["id"] == placed["id"]
     trades = gw.get("/trading/trades", headers=auth).json()
-    trade_rows = trades["items"] if isinstance(trades, dict) else trades
-    assert len(trade_rows) == 1
+    assert len(trades["items"]) == trades["total"] == 1
 
     def notified():
         response = gw.get("/notifications", headers=auth)
-        body = response.json()
-        items = body["items"] if isinstance(body, dict) else body
-        return [n for n in items if n["kind"] == "trade.executed"]
+        return [n for n in response.json()["items"] if n["kind"] == "trade.executed"]
 
     notes = wait_for(notified, 20)
     assert len(notes) == 1, notes
@@ -124,7 +121,8 @@ def test_a_new_user_registers_trades_on_paper_backtests_and_is_notified(stack) -
         "/analysis/backtests",
         headers=auth,
         json={
-            "strategy": {"name": "ma_crossover", "params": {"fast": 10, "slow": 30, "ma": "sma"}},
+            "strategy": "ma_crossover",
+            "parameters": {"fast": 10, "slow": 30, "ma": "sma"},
             "candles": candles,
             "initial_capital": "10000",
             "fee": 0.001,
@@ -160,7 +158,7 @@ def test_a_new_user_registers_trades_on_paper_backtests_and_is_notified(stack) -
 
     catalog = gw.get("/trading/strategies/catalog", headers=auth)
     assert catalog.status_code == 200
-    names = {entry["name"] for entry in catalog.json()}
+    names = {entry["name"] for entry in catalog.json()["items"]}
     assert {"ma_crossover", "rsi_divergence", "bollinger_bands"} <= names
 
     logout = gw.post("/user/auth/logout", headers=auth)

@@ -117,6 +117,20 @@ class MarketClient:
             exchange, symbol, levels(body.get("bids", [])), levels(body.get("asks", []))
         )
 
+    async def last_prices(self, exchange: str, symbols: list[str]) -> dict[str, Decimal]:
+        """The last traded price of each symbol (the market service's cached tickers);
+        a symbol it could not price is left out."""
+        if not symbols:
+            return {}
+        body = await self._http.get(
+            "/market/tickers", params={"exchange": exchange, "symbols": ",".join(symbols)}
+        )
+        return {
+            str(t["symbol"]): Decimal(str(t["price"]))
+            for t in body.get("tickers", [])
+            if t.get("price") is not None
+        }
+
     async def ohlcv(
         self, exchange: str, symbol: str, timeframe: str, limit: int, *, since: int | None = None
     ) -> list[list[float]]:

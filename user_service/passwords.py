@@ -29,3 +29,7 @@ async def verify_password(password: str, hashed: str | None) -> tuple[bool, str 
         return await asyncio.to_thread(_hasher.verify_and_update, password, hashed)
     except UnknownHashError:  # e.g. a row seeded without a real hash never matches
         return False, None
+    except ValueError:
+        # bcrypt refuses passwords over 72 bytes (or with NUL): such a password was never
+        # the one that made the hash, so it is a wrong password like any other.
+        return False, None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Text, func, select, text, update
@@ -68,10 +67,16 @@ async def list_for_user(
         .options(defer(Backtest.result), defer(Backtest.request))
         .where(Backtest.user_id == user_id)
         .order_by(Backtest.created_at.desc(), Backtest.id)
-        .limit(limit)
-        .offset(offset)
     )
     return [(row, metrics) for row, metrics in rows.all()]
+
+
+async def count_for_user(session: AsyncSession, user_id: uuid.UUID) -> int:
+    """How many jobs the user has (the paging envelope's ``total``)."""
+    total = await session.scalar(
+        select(func.count()).select_from(Backtest).where(Backtest.user_id == user_id)
+    )
+    return int(total or 0)
 
 
 async def claim(session: AsyncSession, backtest_id: uuid.UUID) -> Backtest | None:

@@ -15,9 +15,11 @@ from analysis_service.backtests.schemas import (
 )
 from analysis_service.backtests.service import BacktestService, backtest_summary
 from analysis_service.deps import AnalysisSettingsDep, CurrentUser, SessionDep
+from shared.paging import Page, PageParams, page_of, paging
 from shared.strategies import catalog
+from shared.strict_query import StrictQueryRoute
 
-router = APIRouter(prefix="/analysis", tags=["backtests"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/analysis", tags=["backtests"])
 
 
 @router.post("/backtests", status_code=status.HTTP_202_ACCEPTED, response_model=BacktestAccepted)
@@ -29,23 +31,27 @@ async def create_backtest(
     return {"id": row.id, "status": row.status}
 
 
-@router.get("/backtests", response_model=list[BacktestSummary])
+Paging = Annotated[PageParams, paging(50, 200)]
+
+
+@router.get("/backtests", response_model=Page[BacktestSummary])
 async def list_backtests(
-    user: CurrentUser,
-    session: SessionDep,
-    settings: AnalysisSettingsDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> list[dict[str, Any]]:
+    user: CurrentUser, session: SessionDep, settings: AnalysisSettingsDep, page: Paging
+) -> dict[str, Any]:
     """The caller's backtests, newest first (metrics only)."""
-    rows = await BacktestService(session, settings).list(user.user_id, limit=limit, offset=offset)
-    return [backtest_summary(row, metrics) for row, metrics in rows]
+    rows, total = await BacktestService(session, settings).page(user.user_id, page)
+    return {
+        "items": [backtest_summary(row, metrics) for row, metrics in rows],
+        "total": total,
+        "limit": page.limit,
+        "offset": page.offset,
+    }
 
 
-@router.get("/backtests/strategies")
-async def backtest_strategies(user: CurrentUser) -> list[dict[str, Any]]:
+@router.get("/backtests/strategies", response_model=Page[dict[str, Any]])
+async def backtest_strategies(user: CurrentUser, page: Paging) -> dict[str, Any]:
     """The strategy catalog (the same list as ``GET /trading/strategies/catalog``)."""
-    return catalog()
+    return page_of(catalog(), page)
 
 
 @router.get("/backtests/{backtest_id}", response_model=BacktestRead)

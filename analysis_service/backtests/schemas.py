@@ -3,36 +3,38 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from shared.validation import SINGLE_LINE, JsonObject, UtcDatetime
 
 Status = Literal["queued", "running", "done", "failed"]
-
-
-class StrategyRef(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=100)
-    params: dict[str, Any] = Field(default_factory=dict)
+# A catalog name, as in a saved strategy (POST /trading/strategies).
+StrategyName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=SINGLE_LINE)]
+ShortId = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=SINGLE_LINE)]
+CandleRows = Annotated[
+    list[list[float]],
+    Field(max_length=200_000, description="ccxt rows [ts_ms, o, h, l, c, v], oldest first."),
+]
 
 
 class BacktestCreate(BaseModel):
-    """A backtest: a strategy, candles (or where to load them) and trading costs."""
+    """A backtest: a strategy and its parameters (the shape of a saved strategy), candles
+    (or where to load them) and trading costs."""
 
     model_config = ConfigDict(extra="forbid")
 
-    strategy: StrategyRef
-    candles: list[list[float]] | None = Field(
-        default=None, description="ccxt rows [ts_ms, o, h, l, c, v], oldest first."
-    )
-    exchange: str | None = Field(default=None, max_length=50)
+    strategy: StrategyName
+    parameters: JsonObject = Field(default_factory=dict)
+    candles: CandleRows | None = None
+    exchange: ShortId | None = None
     symbol: str | None = Field(default=None, max_length=20, pattern=r"^[A-Z0-9]+/[A-Z0-9]+$")
-    timeframe: str | None = Field(default=None, max_length=5)
-    start: datetime | None = None
-    end: datetime | None = None
+    timeframe: Annotated[str, StringConstraints(max_length=5, pattern=SINGLE_LINE)] | None = None
+    start: UtcDatetime | None = None
+    end: UtcDatetime | None = None
     initial_capital: Decimal = Field(default=Decimal("10000"), gt=0, le=Decimal("1e12"))
     fee: float = Field(default=0.001, ge=0, lt=0.5, description="Fraction of notional per side.")
     slippage: float = Field(default=0.0, ge=0, lt=0.5, description="Fraction, against you.")
@@ -57,6 +59,8 @@ class BacktestCreate(BaseModel):
             )
         if self.start is not None and self.end is not None and self.start >= self.end:
             raise ValueError("start must be before end")
+        if self.end is not None and self.end > datetime.now(UTC):
+            raise ValueError("end lies in the future: a backtest runs on closed candles only")
         return self
 
 
@@ -70,7 +74,8 @@ class BacktestRead(BaseModel):
     status: Status
     progress: float
     error: str | None
-    strategy: StrategyRef
+    strategy: str
+    parameters: dict[str, Any]
     exchange: str | None
     symbol: str | None
     timeframe: str | None
@@ -87,7 +92,8 @@ class BacktestSummary(BaseModel):
     id: uuid.UUID
     status: Status
     progress: float
-    strategy: StrategyRef
+    strategy: str
+    parameters: dict[str, Any]
     symbol: str | None
     timeframe: str | None
     created_at: datetime

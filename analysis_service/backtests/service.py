@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +25,9 @@ from analysis_service.models import Backtest
 from analysis_service.settings import AnalysisSettings
 from shared.errors import NotFound, RateLimited, ValidationFailed
 from shared.events import Event, stage
+from shared.paging import PageParams, fetch_page
 from shared.strategies import StrategyParamsError, UnknownStrategyError, create_strategy
+from shared.validation import invalid_input
 
 BACKTEST_REQUESTED = "backtest.requested"
 
@@ -36,16 +37,16 @@ def _utc(ms: int) -> datetime:
 
 
 def _problem(message: str, *loc: str) -> ValidationFailed:
-    return ValidationFailed(message, extra={"errors": [{"loc": ["body", *loc], "msg": message}]})
+    return invalid_input(["body", *loc], message)
 
 
 def build_strategy(name: str, params: dict[str, Any]) -> Any:
     try:
         return create_strategy(name, params)
     except UnknownStrategyError as exc:
-        raise _problem(str(exc), "strategy", "name") from None
+        raise _problem(str(exc), "strategy") from None
     except StrategyParamsError as exc:
-        raise _problem(str(exc), "strategy", "params") from None
+        raise _problem(str(exc), "parameters") from None
 
 
 class BacktestService:
@@ -55,7 +56,7 @@ class BacktestService:
 
     async def create(self, user_id: uuid.UUID, body: BacktestCreate) -> Backtest:
         """Validate, store the job and stage its event (sent after the commit)."""
-        strategy = build_strategy(body.strategy.name, body.strategy.params)
+        strategy = build_strategy(body.strategy, body.parameters)
         start_at, end_at = body.start, body.end
         if body.candles is not None:
             if len(body.candles) > self.settings.backtest_body_max_candles:
@@ -140,10 +141,14 @@ class BacktestService:
 
         return await asyncio.to_thread(build)
 
-    async def list(
-        self, user_id: uuid.UUID, *, limit: int, offset: int
-    ) -> Sequence[tuple[Backtest, dict[str, Any] | None]]:
-        return await repository.list_for_user(self.session, user_id, limit=limit, offset=offset)
+    async def page(
+        self, user_id: uuid.UUID, page: PageParams
+    ) -> tuple[Sequence[tuple[Backtest, dict[str, Any] | None]], int]:
+        """The user's backtests, newest first, with their metrics, and how many there are."""
+        rows = await repository.list_for_user(
+            self.session, user_id, limit=page.limit, offset=page.offset
+        )
+        return rows, await repository.count_for_user(self.session, user_id)
 
 
 def backtest_read(row: Backtest, result: dict[str, Any] | None) -> dict[str, Any]:
@@ -154,7 +159,8 @@ def backtest_read(row: Backtest, result: dict[str, Any] | None) -> dict[str, Any
         "status": row.status,
         "progress": row.progress,
         "error": row.error,
-        "strategy": {"name": row.strategy, "params": row.parameters},
+        "strategy": row.strategy,
+        "parameters": row.parameters,
         "exchange": row.exchange,
         "symbol": row.symbol,
         "timeframe": row.timeframe,
@@ -184,7 +190,8 @@ def backtest_summary(row: Backtest, metrics: dict[str, Any] | None) -> dict[str,
         "id": row.id,
         "status": row.status,
         "progress": row.progress,
-        "strategy": {"name": row.strategy, "params": row.parameters},
+        "strategy": row.strategy,
+        "parameters": row.parameters,
         "symbol": row.symbol,
         "timeframe": row.timeframe,
         "created_at": row.created_at,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -12,8 +11,10 @@ from analysis_service.deps import AnalysisSettingsDep, CurrentUser, MarketDep, R
 from analysis_service.indicators.schemas import IndicatorsRead, IndicatorsRequest
 from analysis_service.indicators.service import IndicatorService
 from shared.errors import ValidationFailed
+from shared.strict_query import StrictQueryRoute
+from shared.validation import SINGLE_LINE, UtcDatetime
 
-router = APIRouter(prefix="/analysis", tags=["indicators"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/analysis", tags=["indicators"])
 
 
 @router.post("/indicators", response_model=IndicatorsRead)
@@ -34,13 +35,15 @@ async def get_indicators(
     market: MarketDep,
     redis: RedisDep,
     settings: AnalysisSettingsDep,
-    symbol: Annotated[str, Query(max_length=20)],
-    indicators: Annotated[str, Query(max_length=500, description="e.g. sma:20,rsi:14")],
-    timeframe: Annotated[str, Query(max_length=5)] = "1h",
-    exchange: Annotated[str | None, Query(max_length=50)] = None,
+    symbol: Annotated[str, Query(max_length=20, pattern=r"^[A-Z0-9]+/[A-Z0-9]+$")],
+    indicators: Annotated[
+        str, Query(max_length=500, pattern=SINGLE_LINE, description="e.g. sma:20,rsi:14")
+    ],
+    timeframe: Annotated[str, Query(max_length=5, pattern=SINGLE_LINE)] = "1h",
+    exchange: Annotated[str | None, Query(max_length=50, pattern=SINGLE_LINE)] = None,
     limit: Annotated[int | None, Query(ge=1, le=50_000)] = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: Annotated[UtcDatetime | None, Query()] = None,
+    end: Annotated[UtcDatetime | None, Query()] = None,
 ) -> dict[str, Any]:
     """The same, for stored candles named in the query string."""
     try:
@@ -55,7 +58,8 @@ async def get_indicators(
         )
     except ValidationError as exc:
         errors: list[dict[str, Any]] = [
-            {"loc": ["query", *map(str, e["loc"])], "msg": e["msg"]} for e in exc.errors()
+            {"loc": ["query", *map(str, e["loc"])], "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors()
         ]
         raise ValidationFailed(
             "; ".join(e["msg"] for e in errors), extra={"errors": errors}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-Spec = Annotated[str, Field(min_length=1, max_length=40)]
+from shared.validation import SINGLE_LINE, UtcDatetime
+
+Spec = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=SINGLE_LINE)]
 
 
 class CandleSource(BaseModel):
@@ -20,11 +21,11 @@ class CandleSource(BaseModel):
         max_length=200_000,
         description="ccxt rows [ts_ms, open, high, low, close, volume], oldest first.",
     )
-    exchange: str | None = Field(default=None, max_length=50)
+    exchange: str | None = Field(default=None, max_length=50, pattern=SINGLE_LINE)
     symbol: str | None = Field(default=None, max_length=20, pattern=r"^[A-Z0-9]+/[A-Z0-9]+$")
-    timeframe: str = Field(default="1h", max_length=5)
-    start: datetime | None = None
-    end: datetime | None = None
+    timeframe: str = Field(default="1h", max_length=5, pattern=SINGLE_LINE)
+    start: UtcDatetime | None = None
+    end: UtcDatetime | None = None
     limit: int | None = Field(default=None, ge=1, le=50_000)
 
     @model_validator(mode="after")

@@ -20,6 +20,7 @@ from shared.candles import Candles, FloatArray
 from shared.errors import ValidationFailed
 from shared.indicators import IndicatorSpec, IndicatorSpecError, compute, parse_spec
 from shared.indicators import volume_profile as profile_of
+from shared.validation import invalid_input
 
 
 def as_json(values: FloatArray) -> list[float | None]:
@@ -33,9 +34,7 @@ def parse_specs(texts: list[str]) -> list[IndicatorSpec]:
         try:
             specs.append(parse_spec(text))
         except IndicatorSpecError as exc:
-            raise ValidationFailed(
-                str(exc), extra={"errors": [{"loc": ["body", "indicators"], "msg": str(exc)}]}
-            ) from None
+            raise invalid_input(["body", "indicators"], str(exc)) from None
     return specs
 
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from analysis_service.deps import CurrentUser, SessionDep
 from analysis_service.performance.service import performance
+from shared.strict_query import StrictQueryRoute
+from shared.validation import UtcDatetime
 
-router = APIRouter(prefix="/analysis", tags=["performance"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/analysis", tags=["performance"])
 
 
 @router.get("/performance")
@@ -19,7 +20,7 @@ async def get_performance(
     user: CurrentUser,
     session: SessionDep,
     bot_id: uuid.UUID | None = None,
-    since: datetime | None = None,
+    since: Annotated[UtcDatetime | None, Query()] = None,
 ) -> dict[str, Any]:
     """Realised PnL, fees, win rate and drawdown of the caller's trades, per bot too."""
     return await performance(session, user.user_id, bot_id=bot_id, since=since)

@@ -15,19 +15,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 from redis.exceptions import RedisError
 
 from market_service.exchanges import ExchangeError, ExchangeRegistry
 from market_service.feed.clients import FeedClient
 from market_service.feed.stream import MarketDataStream
 from market_service.settings import MarketSettings
+from shared.strict_query import StrictQueryRoute, refuse_unknown_query_params
 
-router = APIRouter(prefix="/market", tags=["market"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/market", tags=["market"])
 _SYMBOL = re.compile(r"^[A-Z0-9]{1,15}/[A-Z0-9]{1,10}$")
 
 
-@router.websocket("/ws")
+@router.websocket("/ws", dependencies=[Depends(refuse_unknown_query_params)])
 async def market_feed(websocket: WebSocket) -> None:
     """Subscribe to tickers and 1 m candles of symbols."""
     await websocket.accept()
@@ -119,6 +120,9 @@ async def _subscription(
     except ExchangeError as exc:
         client.send_json(_error(exc.detail))
         return
+    # The reply goes first: once subscribed, a tick may be delivered at any moment, and a
+    # client must see "subscribed" before the first tick it asked for.
+    client.send_json({"type": f"{op}d", "exchange": exchange.id, "symbols": wanted})
     try:
         for symbol in wanted:
             if op == "subscribe":
@@ -126,9 +130,7 @@ async def _subscription(
             else:
                 await stream.unsubscribe(symbol, client.id, exchange=exchange.id)
     except RedisError:
-        client.send_json(_error("the feed is temporarily unavailable; retry"))
-        return
-    client.send_json({"type": f"{op}d", "exchange": exchange.id, "symbols": wanted})
+        client.send_json(_error(f"{op} failed: the feed is temporarily unavailable; retry"))
 
 
 def _error(message: str) -> dict[str, str]:

@@ -18,27 +18,31 @@ from market_service.deps import (
 from market_service.ohlcv.cache import OhlcvCache
 from market_service.ohlcv.schemas import OhlcvRead
 from market_service.ohlcv.service import OhlcvService
-from shared.errors import ValidationFailed
+from shared.strict_query import StrictQueryRoute
+from shared.validation import EPOCH_MS_MAX, EPOCH_MS_MIN, SINGLE_LINE, invalid_input
 
-router = APIRouter(prefix="/market", tags=["market"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/market", tags=["market"])
 
 
 def parse_since(value: str | None) -> int | None:
-    """Epoch milliseconds, or an ISO-8601 time (UTC when no offset is given)."""
+    """Epoch milliseconds, or an ISO-8601 time (UTC when no offset is given), 2000-2099."""
     if value is None or value == "":
         return None
-    if value.isdigit():
-        return int(value)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ValidationFailed(
-            "since must be epoch milliseconds or an ISO-8601 time",
-            extra={"errors": [{"loc": ["query", "since"], "msg": "invalid time"}]},
-        ) from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
+    if value.isascii() and value.isdigit():
+        ms = int(value)
+    else:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise invalid_input(
+                ["query", "since"], "since must be epoch milliseconds or an ISO-8601 time"
+            ) from exc
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        ms = int(parsed.timestamp() * 1000)
+    if not EPOCH_MS_MIN <= ms < EPOCH_MS_MAX:
+        raise invalid_input(["query", "since"], "since must lie between 2000-01-01 and 2100-01-01")
+    return ms
 
 
 @router.get("/ohlcv", response_model=OhlcvRead)
@@ -49,10 +53,15 @@ async def get_ohlcv(
     redis: RedisDep,
     flights: FlightsDep,
     settings: MarketSettingsDep,
-    timeframe: Annotated[str, Query(max_length=5)] = "1h",
+    timeframe: Annotated[str, Query(max_length=5, pattern=SINGLE_LINE)] = "1h",
     limit: Annotated[int, Query(ge=1, le=5000)] = 100,
     since: Annotated[
-        str | None, Query(max_length=40, description="Epoch ms or ISO-8601 (first candle).")
+        str | None,
+        Query(
+            max_length=40,
+            pattern=SINGLE_LINE,
+            description="Epoch ms or ISO-8601 (first candle), 2000-2099.",
+        ),
     ] = None,
 ) -> dict[str, Any]:
     """Candles oldest first; with ``since`` a range served from the stored history,

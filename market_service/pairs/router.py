@@ -11,8 +11,10 @@ from market_service.exchanges import TIMEFRAME_MS
 from market_service.pairs import repository
 from market_service.pairs.schemas import ExchangesRead, MarketsRead, PairsRead, TradingPairRead
 from market_service.pairs.service import market_json
+from shared.strict_query import StrictQueryRoute
+from shared.validation import SINGLE_LINE
 
-router = APIRouter(prefix="/market", tags=["market"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/market", tags=["market"])
 
 
 @router.get("/exchanges", response_model=ExchangesRead)
@@ -35,7 +37,7 @@ async def list_exchanges(registry: RegistryDep) -> dict[str, Any]:
 async def list_trading_pairs(
     session: SessionDep,
     registry: RegistryDep,
-    exchange: Annotated[str | None, Query(max_length=50)] = None,
+    exchange: Annotated[str | None, Query(max_length=50, pattern=SINGLE_LINE)] = None,
     include_inactive: bool = False,
 ) -> dict[str, Any]:
     """Trading pairs from `trading_pairs` (kept in step with the exchanges' markets)."""

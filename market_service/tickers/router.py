@@ -20,9 +20,10 @@ from market_service.tickers.books import OrderBookCache, OrderBookService
 from market_service.tickers.cache import TickerCache
 from market_service.tickers.schemas import OrderBookRead, TickerRead, TickersRead, TradesRead
 from market_service.tickers.service import TickerService
-from shared.errors import ValidationFailed
+from shared.strict_query import StrictQueryRoute
+from shared.validation import SINGLE_LINE, invalid_input
 
-router = APIRouter(prefix="/market", tags=["market"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/market", tags=["market"])
 _SYMBOL = re.compile(r"^[A-Za-z0-9]{1,15}/[A-Za-z0-9]{1,10}$")
 
 
@@ -48,16 +49,23 @@ async def get_ticker(
 async def get_tickers(
     exchange: ExchangeDep,
     tickers: TickerServiceDep,
-    symbols: Annotated[str, Query(max_length=2000, description="Comma-separated symbols.")],
+    symbols: Annotated[
+        str,
+        Query(
+            max_length=2000,
+            pattern=SINGLE_LINE,
+            description="Required: 1 to 100 comma-separated symbols, e.g. BTC/USDT,ETH/USDT.",
+        ),
+    ],
 ) -> dict[str, Any]:
     """Tickers of many symbols in one call, fetched concurrently."""
     wanted = list(dict.fromkeys(s.strip().upper() for s in symbols.split(",") if s.strip()))
     bad = [s for s in wanted if not _SYMBOL.match(s)]
     if not wanted or bad or len(wanted) > 100:
-        raise ValidationFailed(
+        raise invalid_input(
+            ["query", "symbols"],
             "symbols must be 1 to 100 comma-separated unified symbols like BTC/USDT"
             + (f"; invalid: {', '.join(bad)}" if bad else ""),
-            extra={"errors": [{"loc": ["query", "symbols"], "msg": "invalid symbols"}]},
         )
     found = await tickers.fetch_crypto_prices(wanted, exchange=exchange.id)
     return {"exchange": exchange.id, "tickers": [t.to_json() for t in found]}

@@ -14,7 +14,7 @@ import contextlib
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -22,8 +22,9 @@ from notification_service.live.hub import LiveHub
 from notification_service.settings import NotificationSettings
 from shared.auth import Principal, bearer_token, session_key, verify_access_token
 from shared.errors import Unauthorized
+from shared.strict_query import StrictQueryRoute, refuse_unknown_query_params
 
-router = APIRouter(tags=["notifications"])
+router = APIRouter(route_class=StrictQueryRoute, tags=["notifications"])
 
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_SLOW = 4008
@@ -44,7 +45,7 @@ async def _authenticate(websocket: WebSocket, token: str | None) -> Principal:
     )
 
 
-@router.websocket("/notifications/ws")
+@router.websocket("/notifications/ws", dependencies=[Depends(refuse_unknown_query_params)])
 async def notifications_ws(
     websocket: WebSocket, token: Annotated[str | None, Query(max_length=4096)] = None
 ) -> None:
@@ -91,10 +92,18 @@ async def _send(websocket: WebSocket, inbox: asyncio.Queue[str | None]) -> None:
 
 
 async def _receive(websocket: WebSocket) -> None:
-    """Answer client frames until the client goes away."""
+    """Answer client frames until the client goes away; a binary frame gets an error
+    frame like any other unreadable one (the socket stays open)."""
     with contextlib.suppress(WebSocketDisconnect):
         while True:
-            await websocket.send_json(_answer(await websocket.receive_text()))
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                await websocket.send_json({"type": "error", "detail": "frames must be JSON text"})
+            else:
+                await websocket.send_json(_answer(text))
 
 
 async def _watch_session(

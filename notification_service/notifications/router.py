@@ -16,8 +16,10 @@ from notification_service.notifications.schemas import (
 )
 from shared.deps import CurrentUser, SessionDep
 from shared.errors import NotFound
+from shared.paging import PageParams, paging
+from shared.strict_query import StrictQueryRoute
 
-router = APIRouter(prefix="/notifications", tags=["notifications"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/notifications", tags=["notifications"])
 
 
 async def valid_notification(
@@ -37,12 +39,13 @@ OwnNotification = Annotated[Notification, Depends(valid_notification)]
 async def list_notifications(
     user: CurrentUser,
     session: SessionDep,
+    page: Annotated[PageParams, paging(50, 200)],
     unread: Annotated[bool, Query(description="only notifications not yet read")] = False,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> NotificationPage:
     """The caller's notifications, newest first."""
-    return await service.page(session, user.user_id, unread_only=unread, limit=limit, offset=offset)
+    return await service.page(
+        session, user.user_id, unread_only=unread, limit=page.limit, offset=page.offset
+    )
 
 
 @router.post("/read-all", response_model=MarkedRead)

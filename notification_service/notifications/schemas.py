@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from shared.paging import Page
+
 # The kinds users' preferences are keyed by (docs/api.md, user service); others are accepted.
 KINDS = ("trade.executed", "risk.limit.exceeded", "bot.failed", "info")
 CHANNELS = frozenset({"ws", "webhook"})
@@ -39,12 +41,10 @@ class NotificationRead(BaseModel):
     created_at: datetime
 
 
-class NotificationPage(BaseModel):
-    items: list[NotificationRead]
-    total: int
+class NotificationPage(Page[NotificationRead]):
+    """The paging envelope plus how many of the caller's notifications are unread."""
+
     unread: int
-    limit: int
-    offset: int
 
 
 class MarkedRead(BaseModel):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import Select, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification_service.models import Notification, Webhook, WebhookDelivery, WebhookDispatch
@@ -22,9 +22,11 @@ async def create(session: AsyncSession, **values: Any) -> Webhook:
     return webhook
 
 
-async def list_for_user(session: AsyncSession, user_id: uuid.UUID) -> list[Webhook]:
-    stmt = select(Webhook).where(Webhook.user_id == user_id).order_by(Webhook.created_at)
-    return list((await session.scalars(stmt)).all())
+def webhooks_query(user_id: uuid.UUID) -> Select[Webhook]:
+    """A user's webhooks, oldest first."""
+    return (
+        select(Webhook).where(Webhook.user_id == user_id).order_by(Webhook.created_at, Webhook.id)
+    )
 
 
 async def count_for_user(session: AsyncSession, user_id: uuid.UUID) -> int:
@@ -173,14 +175,14 @@ async def settle(
     )
 
 
-async def deliveries_of(
-    session: AsyncSession, webhook_id: uuid.UUID, *, limit: int, offset: int
-) -> list[WebhookDelivery]:
-    stmt = (
+def deliveries_query(webhook_id: uuid.UUID) -> Select[WebhookDelivery]:
+    """A webhook's delivery attempts, newest first."""
+    return (
         select(WebhookDelivery)
         .where(WebhookDelivery.webhook_id == webhook_id)
-        .order_by(WebhookDelivery.attempted_at.desc(), WebhookDelivery.attempt.desc())
-        .limit(limit)
-        .offset(offset)
+        .order_by(
+            WebhookDelivery.attempted_at.desc(),
+            WebhookDelivery.attempt.desc(),
+            WebhookDelivery.id,
+        )
     )
-    return list((await session.scalars(stmt)).all())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from notification_service.deps import NotificationSettingsDep
 from notification_service.models import Webhook
@@ -19,8 +19,12 @@ from notification_service.webhooks.schemas import (
 )
 from shared.deps import CurrentUser, SessionDep
 from shared.errors import NotFound
+from shared.paging import Page, PageParams, fetch_page, paging
+from shared.strict_query import StrictQueryRoute
 
-router = APIRouter(prefix="/notifications/webhooks", tags=["webhooks"])
+router = APIRouter(
+    route_class=StrictQueryRoute, prefix="/notifications/webhooks", tags=["webhooks"]
+)
 
 
 async def valid_webhook(webhook_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Webhook:
@@ -32,6 +36,7 @@ async def valid_webhook(webhook_id: uuid.UUID, user: CurrentUser, session: Sessi
 
 
 OwnWebhook = Annotated[Webhook, Depends(valid_webhook)]
+Paging = Annotated[PageParams, paging(50, 200)]
 
 
 @router.post("", response_model=WebhookCreated, status_code=status.HTTP_201_CREATED)
@@ -43,12 +48,12 @@ async def create_webhook(
     return WebhookCreated.model_validate(webhook)
 
 
-@router.get("", response_model=list[WebhookRead])
-async def list_webhooks(user: CurrentUser, session: SessionDep) -> list[WebhookRead]:
-    """The caller's webhooks."""
-    return [
-        WebhookRead.model_validate(w) for w in await repository.list_for_user(session, user.user_id)
-    ]
+@router.get("", response_model=Page[WebhookRead])
+async def list_webhooks(user: CurrentUser, session: SessionDep, page: Paging) -> Page[WebhookRead]:
+    """The caller's webhooks, oldest first."""
+    rows, total = await fetch_page(session, repository.webhooks_query(user.user_id), page)
+    items = [WebhookRead.model_validate(w) for w in rows]
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
 @router.get("/{webhook_id}", response_model=WebhookRead)
@@ -76,13 +81,11 @@ async def delete_webhook(webhook: OwnWebhook, session: SessionDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{webhook_id}/deliveries", response_model=list[DeliveryRead])
+@router.get("/{webhook_id}/deliveries", response_model=Page[DeliveryRead])
 async def list_deliveries(
-    webhook: OwnWebhook,
-    session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> list[DeliveryRead]:
+    webhook: OwnWebhook, session: SessionDep, page: Paging
+) -> Page[DeliveryRead]:
     """Every delivery attempt to this webhook, newest first."""
-    rows = await repository.deliveries_of(session, webhook.id, limit=limit, offset=offset)
-    return [DeliveryRead.model_validate(d) for d in rows]
+    rows, total = await fetch_page(session, repository.deliveries_query(webhook.id), page)
+    items = [DeliveryRead.model_validate(d) for d in rows]
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)

@@ -8,9 +8,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-Kind = Annotated[str, StringConstraints(min_length=1, max_length=50, strip_whitespace=True)]
-Url = Annotated[str, StringConstraints(min_length=8, max_length=2000, strip_whitespace=True)]
-Secret = Annotated[str, StringConstraints(min_length=16, max_length=200)]
+from shared.validation import SINGLE_LINE, Secret, Url
+
+Kind = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=50, strip_whitespace=True, pattern=SINGLE_LINE),
+]
 
 
 class WebhookCreate(BaseModel):

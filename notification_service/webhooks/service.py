@@ -12,7 +12,8 @@ from notification_service.settings import NotificationSettings
 from notification_service.webhooks import repository, signing
 from notification_service.webhooks.schemas import WebhookCreate, WebhookUpdate
 from notification_service.webhooks.url_guard import AddressPolicy, UnsafeWebhookUrl, resolve
-from shared.errors import Conflict, ValidationFailed
+from shared.errors import Conflict
+from shared.validation import invalid_input
 
 
 def address_policy(settings: NotificationSettings) -> AddressPolicy:
@@ -27,9 +28,7 @@ async def check_url(url: str, settings: NotificationSettings) -> None:
     try:
         await resolve(url, address_policy(settings))
     except UnsafeWebhookUrl as exc:
-        raise ValidationFailed(
-            str(exc), extra={"errors": [{"loc": ["body", "url"], "msg": str(exc)}]}
-        ) from exc
+        raise invalid_input(["body", "url"], str(exc)) from exc
 
 
 async def create(

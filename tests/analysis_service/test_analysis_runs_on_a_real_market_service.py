@@ -42,7 +42,8 @@ async def test_a_backtest_on_sim_history_equals_the_locally_generated_path(real_
     response = await real_client.post(
         "/analysis/backtests",
         json={
-            "strategy": {"name": "ma_crossover", "params": params},
+            "strategy": "ma_crossover",
+            "parameters": params,
             "exchange": "sim",
             "symbol": "BTC/USDT",
             "timeframe": "1h",

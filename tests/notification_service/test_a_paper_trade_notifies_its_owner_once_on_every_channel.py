@@ -96,7 +96,7 @@ async def test_a_paper_trade_makes_one_notification_one_push_to_its_owner_and_on
             )
             assert placed.status_code == 201, placed.text
             assert placed.json()["status"] == "filled"
-            trades = (await trading.get("/trading/trades", headers=owner.headers)).json()
+            trades = (await trading.get("/trading/trades", headers=owner.headers)).json()["items"]
             assert len(trades) == 1
 
             async def pushed() -> bool:

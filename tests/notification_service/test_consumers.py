@@ -194,3 +194,27 @@ async def test_a_database_outage_defers_a_batch_and_it_is_applied_once_the_datab
     assert stored == 5
     assert len(publisher.pushed) == 5
     assert (await redis.xpending("events:trade.executed", "notification"))["pending"] == 0
+
+
+def test_a_fill_reads_the_same_from_its_event_and_from_the_engines_request() -> None:
+    from notification_service.consumers import draft_requested, draft_trade
+    from shared.events import Event
+
+    user_id = uuid.uuid4()
+    executed = trade_event(user_id, side="SELL", pnl="1.5")
+    requested = Event(
+        type="notification.requested",
+        data={
+            "user_id": str(user_id),
+            "kind": "trade.executed",
+            "title": "SELL BTC/USDT filled",
+            "body": "paper sell 0.01 BTC/USDT at 50000 on sim",
+            "data": executed.data,
+            "source_event_id": str(executed.id),
+        },
+        source="trading",
+    )
+    from_event, from_request = draft_trade(executed), draft_requested(requested)
+    assert from_request.title == from_event.title == "Sold 0.01 BTC/USDT at 50000"
+    assert from_request.body == from_event.body
+    assert from_request.event_id == from_event.event_id

@@ -87,6 +87,20 @@ class MarketStub:
                 "timestamp": "2026-01-01T00:00:00+00:00",
             }
 
+        @app.get("/market/tickers")
+        async def tickers(symbols: str, exchange: str = "sim") -> dict[str, Any]:
+            """The last price: the best bid of the book a test set (unknown ones left out)."""
+            self.requests.append(f"tickers {symbols}")
+            check()
+            found = []
+            for symbol in symbols.split(","):
+                book = self.books.get((exchange, symbol))
+                if book and book["bids"]:
+                    found.append(
+                        {"exchange": exchange, "symbol": symbol, "price": book["bids"][0][0]}
+                    )
+            return {"exchange": exchange, "tickers": found}
+
         @app.get("/market/ohlcv")
         async def ohlcv(
             symbol: str,

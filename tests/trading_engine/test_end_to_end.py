@@ -90,7 +90,9 @@ async def test_a_bot_trades_on_candles_the_market_service_publishes(
     await client.post(f"/trading/bots/{bot_id}/start", headers=user.headers)
 
     async def traded() -> list[dict[str, object]]:
-        trades = (await client.get(f"/trading/trades?bot_id={bot_id}", headers=user.headers)).json()
+        trades = (
+            await client.get(f"/trading/trades?bot_id={bot_id}", headers=user.headers)
+        ).json()["items"]
         return trades if len(trades) >= 2 else []
 
     trades = await eventually(traded, timeout=40, interval=0.3)
@@ -99,7 +101,9 @@ async def test_a_bot_trades_on_candles_the_market_service_publishes(
 
     assert state["last_candle_at"] is not None
     assert len(trades) >= 2
-    all_trades = (await client.get(f"/trading/trades?bot_id={bot_id}", headers=user.headers)).json()
+    all_trades = (
+        await client.get(f"/trading/trades?bot_id={bot_id}", headers=user.headers)
+    ).json()["items"]
     realised = sum(
         (Decimal(str(t["pnl"])) for t in all_trades if t["pnl"] is not None), start=Decimal(0)
     )

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Text, func, select, text, update
+from sqlalchemy import Select, Text, func, select, text, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -52,11 +52,9 @@ async def lock_with_positions(
     return {bot.id: (bot, position) for bot, position in rows}
 
 
-async def list_for(session: AsyncSession, user_id: uuid.UUID) -> list[Bot]:
-    rows = await session.scalars(
-        select(Bot).where(Bot.user_id == user_id).order_by(Bot.created_at, Bot.id)
-    )
-    return list(rows)
+def bots_query(user_id: uuid.UUID) -> Select[Bot]:
+    """A user's bots, oldest first."""
+    return select(Bot).where(Bot.user_id == user_id).order_by(Bot.created_at, Bot.id)
 
 
 async def add(session: AsyncSession, bot: Bot) -> Bot:

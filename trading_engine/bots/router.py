@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 from fastapi import APIRouter, Response, status
 
 from shared.db import unit_of_work
 from shared.deps import CurrentUser, RedisDep, SessionDep
 from shared.errors import Conflict, NotFound
+from shared.paging import Page, PageParams, fetch_page, paging
+from shared.strict_query import StrictQueryRoute
 from trading_engine.bots import repository, service
 from trading_engine.bots.replay import ReplayRead, replay
 from trading_engine.bots.schemas import BotCreate, BotRead, BotUpdate
@@ -17,16 +20,17 @@ from trading_engine.ledger import repository as ledger_repository
 from trading_engine.orders import repository as order_repository
 from trading_engine.portfolio.mirror import refresh_mirror
 
-router = APIRouter(prefix="/trading/bots", tags=["bots"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/trading/bots", tags=["bots"])
 
 
-@router.get("", response_model=list[BotRead])
-async def list_bots(user: CurrentUser, session: SessionDep) -> list[BotRead]:
-    """The caller's bots with status, last signal, position, equity and PnL."""
-    return [
-        await service.to_read(session, bot)
-        for bot in await repository.list_for(session, user.user_id)
-    ]
+@router.get("", response_model=Page[BotRead])
+async def list_bots(
+    user: CurrentUser, session: SessionDep, page: Annotated[PageParams, paging(100, 1000)]
+) -> Page[BotRead]:
+    """The caller's bots, oldest first, with status, last signal, position, equity and PnL."""
+    bots, total = await fetch_page(session, repository.bots_query(user.user_id), page)
+    items = [await service.to_read(session, bot) for bot in bots]
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
 @router.post("", response_model=BotRead, status_code=status.HTTP_201_CREATED)

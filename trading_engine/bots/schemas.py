@@ -5,12 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.validation import Amount, Name
 from trading_engine.orders.schemas import ExchangeId, Money, PositionRead, Symbol
 from trading_engine.risk.rules import RiskSettings
+
+# The share of the bot's balance each entry uses.
+PositionSize = Annotated[Decimal, Field(gt=0, le=1, max_digits=9, decimal_places=8)]
 
 Timeframe = Literal["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d", "1w"]
 
@@ -19,22 +23,22 @@ class BotCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     strategy_id: uuid.UUID
-    name: str | None = Field(default=None, max_length=100)
+    name: Name | None = None
     exchange: ExchangeId = "sim"
     symbol: Symbol
     timeframe: Timeframe = "1m"
     mode: Literal["paper", "live"] = "paper"
-    capital: Decimal = Field(gt=0, max_digits=20, decimal_places=8)
-    position_size: Decimal = Field(default=Decimal(1), gt=0, le=1)
+    capital: Amount
+    position_size: PositionSize = Decimal(1)
     risk: RiskSettings = Field(default_factory=RiskSettings)
 
 
 class BotUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, max_length=100)
+    name: Name | None = None
     risk: RiskSettings | None = None
-    position_size: Decimal | None = Field(default=None, gt=0, le=1)
+    position_size: PositionSize | None = None
     strategy_id: uuid.UUID | None = None
 
 

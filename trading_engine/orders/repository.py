@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,16 +63,14 @@ async def order_of_user(
     return await session.scalar(query)
 
 
-async def list_orders(
-    session: AsyncSession,
+def orders_query(
     user_id: uuid.UUID,
     *,
     status: str | None = None,
     bot_id: uuid.UUID | None = None,
     symbol: str | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> list[Order]:
+) -> Select[Order]:
+    """A user's orders, newest first (``status="open"`` also takes partially filled)."""
     query = select(Order).where(Order.user_id == user_id)
     if status == "open":
         query = query.where(Order.status.in_(OPEN_STATUSES))
@@ -82,10 +80,7 @@ async def list_orders(
         query = query.where(Order.bot_id == bot_id)
     if symbol is not None:
         query = query.where(Order.symbol == symbol)
-    rows = await session.scalars(
-        query.order_by(Order.created_at.desc(), Order.id).limit(limit).offset(offset)
-    )
-    return list(rows)
+    return query.order_by(Order.created_at.desc(), Order.id)
 
 
 async def resting_paper_orders(
@@ -119,24 +114,28 @@ async def open_live_orders(session: AsyncSession, limit: int = 100) -> list[Orde
     return list(rows)
 
 
-async def list_trades(
-    session: AsyncSession,
-    user_id: uuid.UUID,
-    *,
-    bot_id: uuid.UUID | None = None,
-    symbol: str | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> list[Trade]:
+def trades_query(
+    user_id: uuid.UUID, *, bot_id: uuid.UUID | None = None, symbol: str | None = None
+) -> Select[Trade]:
+    """A user's fills, newest first."""
     query = select(Trade).where(Trade.user_id == user_id)
     if bot_id is not None:
         query = query.where(Trade.bot_id == bot_id)
     if symbol is not None:
         query = query.where(Trade.symbol == symbol)
-    rows = await session.scalars(
-        query.order_by(Trade.timestamp.desc(), Trade.id).limit(limit).offset(offset)
-    )
-    return list(rows)
+    return query.order_by(Trade.timestamp.desc(), Trade.id)
+
+
+def positions_query(
+    user_id: uuid.UUID, *, status: str | None = "open", bot_id: uuid.UUID | None = None
+) -> Select[Position]:
+    """A user's positions, newest first."""
+    query = select(Position).where(Position.user_id == user_id)
+    if status is not None:
+        query = query.where(Position.status == status)
+    if bot_id is not None:
+        query = query.where(Position.bot_id == bot_id)
+    return query.order_by(Position.opened_at.desc(), Position.id)
 
 
 async def list_positions(
@@ -146,12 +145,7 @@ async def list_positions(
     status: str | None = "open",
     bot_id: uuid.UUID | None = None,
 ) -> list[Position]:
-    query = select(Position).where(Position.user_id == user_id)
-    if status is not None:
-        query = query.where(Position.status == status)
-    if bot_id is not None:
-        query = query.where(Position.bot_id == bot_id)
-    rows = await session.scalars(query.order_by(Position.opened_at.desc(), Position.id))
+    rows = await session.scalars(positions_query(user_id, status=status, bot_id=bot_id))
     return list(rows)
 
 

@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from collections import defaultdict
+from decimal import Decimal
+from typing import Annotated, Literal
 
+import structlog
 from fastapi import APIRouter, Query, Response, status
 
 from shared.deps import CurrentUser, SessionDep
-from shared.errors import NotFound
+from shared.errors import BadRequest, DependencyUnavailable, NotFound
+from shared.paging import Page, PageParams, fetch_page, paging
+from shared.strict_query import StrictQueryRoute
 from trading_engine.deps import OrderServiceDep
+from trading_engine.market_client import MarketClient
+from trading_engine.models import Position
+from trading_engine.money import money
 from trading_engine.orders import repository
-from trading_engine.orders.schemas import OrderCreate, OrderRead, PositionRead, TradeRead
+from trading_engine.orders.schemas import (
+    OrderCreate,
+    OrderRead,
+    OrderStatus,
+    PositionRead,
+    Symbol,
+    TradeRead,
+)
 
-router = APIRouter(prefix="/trading", tags=["orders"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/trading", tags=["orders"])
+log = structlog.get_logger("orders")
 
-Limit = Query(default=100, ge=1, le=1000)
-Offset = Query(default=0, ge=0)
+Paging = Annotated[PageParams, paging(100, 1000)]
+SymbolFilter = Annotated[Symbol | None, Query()]
 
 
 @router.post(
@@ -35,27 +51,26 @@ async def place_order(
     return OrderRead.model_validate(order)
 
 
-@router.get("/orders", response_model=list[OrderRead])
+@router.get("/orders", response_model=Page[OrderRead])
 async def list_orders(
     user: CurrentUser,
     session: SessionDep,
-    status_filter: str | None = Query(default=None, alias="status"),
+    page: Paging,
+    status_filter: Annotated[OrderStatus | None, Query(alias="status")] = None,
     bot_id: uuid.UUID | None = None,
-    symbol: str | None = None,
-    limit: int = Limit,
-    offset: int = Offset,
-) -> list[OrderRead]:
+    symbol: SymbolFilter = None,
+) -> Page[OrderRead]:
     """The caller's orders, newest first (``status=open`` for the open ones)."""
-    rows = await repository.list_orders(
-        session,
-        user.user_id,
-        status=status_filter,
-        bot_id=bot_id,
-        symbol=symbol,
-        limit=limit,
-        offset=offset,
+    query = repository.orders_query(
+        user.user_id, status=status_filter, bot_id=bot_id, symbol=symbol
     )
-    return [OrderRead.model_validate(o) for o in rows]
+    rows, total = await fetch_page(session, query, page)
+    return Page(
+        items=[OrderRead.model_validate(o) for o in rows],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
 
 
 @router.get("/orders/{order_id}", response_model=OrderRead)
@@ -75,34 +90,64 @@ async def cancel_order(
     return OrderRead.model_validate(await orders.cancel(user.user_id, order_id))
 
 
-@router.get("/trades", response_model=list[TradeRead])
+@router.get("/trades", response_model=Page[TradeRead])
 async def list_trades(
     user: CurrentUser,
     session: SessionDep,
+    page: Paging,
     bot_id: uuid.UUID | None = None,
-    symbol: str | None = None,
-    limit: int = Limit,
-    offset: int = Offset,
-) -> list[TradeRead]:
+    symbol: SymbolFilter = None,
+) -> Page[TradeRead]:
     """The caller's fills, newest first, with fee and realised PnL."""
-    rows = await repository.list_trades(
-        session, user.user_id, bot_id=bot_id, symbol=symbol, limit=limit, offset=offset
+    query = repository.trades_query(user.user_id, bot_id=bot_id, symbol=symbol)
+    rows, total = await fetch_page(session, query, page)
+    return Page(
+        items=[TradeRead.model_validate(t) for t in rows],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
     )
-    return [TradeRead.model_validate(t) for t in rows]
 
 
-@router.get("/positions", response_model=list[PositionRead])
+@router.get("/positions", response_model=Page[PositionRead])
 async def list_positions(
     user: CurrentUser,
     session: SessionDep,
-    status_filter: Literal["open", "closed", "all"] = Query(default="open", alias="status"),
+    orders: OrderServiceDep,
+    page: Paging,
+    status_filter: Annotated[Literal["open", "closed", "all"], Query(alias="status")] = "open",
     bot_id: uuid.UUID | None = None,
-) -> list[PositionRead]:
-    """The caller's positions (open by default), with unrealised PnL at the last close."""
-    rows = await repository.list_positions(
-        session,
-        user.user_id,
-        status=None if status_filter == "all" else status_filter,
-        bot_id=bot_id,
+) -> Page[PositionRead]:
+    """The caller's positions (open by default); open ones marked at the last price."""
+    query = repository.positions_query(
+        user.user_id, status=None if status_filter == "all" else status_filter, bot_id=bot_id
     )
-    return [PositionRead.model_validate(p) for p in rows]
+    rows, total = await fetch_page(session, query, page)
+    items = await _marked(rows, orders.market)
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+async def _marked(positions: list[Position], market: MarketClient) -> list[PositionRead]:
+    """Open positions with ``mark_price`` (the market service's last price) and
+    ``unrealized_pnl``; both stay null when the price is unavailable."""
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for p in positions:
+        if p.status == "open":
+            wanted[p.exchange].add(p.symbol)
+    prices: dict[tuple[str, str], Decimal] = {}
+    for exchange, symbols in wanted.items():
+        try:
+            found = await market.last_prices(exchange, sorted(symbols))
+        except (DependencyUnavailable, NotFound, BadRequest) as exc:
+            log.info("mark_price_unavailable", exchange=exchange, error=exc.detail)
+            continue
+        prices.update({(exchange, symbol): price for symbol, price in found.items()})
+    reads = []
+    for p in positions:
+        read = PositionRead.model_validate(p)
+        mark = prices.get((p.exchange, p.symbol)) if p.status == "open" else None
+        if mark is not None:
+            read.mark_price = money(mark)
+            read.unrealized_pnl = money(p.quantity * mark) - p.cost_basis
+        reads.append(read)
+    return reads

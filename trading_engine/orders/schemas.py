@@ -9,10 +9,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
+from shared.validation import ExchangeId, Price, Quantity
+
+__all__ = ["ExchangeId", "Money", "OrderStatus", "Symbol"]
+
 # Decimals go out as fixed-point strings ("0.01000000"), never floats or exponents.
 Money = Annotated[Decimal, PlainSerializer(lambda v: format(v, "f"), return_type=str)]
+# Stored symbols are upper case: a filter or an order names them so.
 Symbol = Annotated[str, Field(min_length=3, max_length=20, pattern=r"^[A-Z0-9]+/[A-Z0-9]+$")]
-ExchangeId = Annotated[str, Field(min_length=2, max_length=50, pattern=r"^[a-z0-9_]+$")]
+OrderStatus = Literal["open", "partially_filled", "filled", "canceled", "rejected"]
 
 
 class OrderCreate(BaseModel):
@@ -22,8 +27,8 @@ class OrderCreate(BaseModel):
     symbol: Symbol
     side: Literal["buy", "sell"]
     type: Literal["market", "limit"] = "market"
-    quantity: Decimal = Field(gt=0, max_digits=20, decimal_places=8)
-    price: Decimal | None = Field(default=None, gt=0, max_digits=20, decimal_places=8)
+    quantity: Quantity
+    price: Price | None = None
     mode: Literal["paper", "live"] = "paper"
     client_order_id: str | None = Field(
         default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$"

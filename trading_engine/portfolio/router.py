@@ -7,12 +7,13 @@ from pydantic import BaseModel
 
 from shared.db import unit_of_work
 from shared.deps import CurrentUser
+from shared.strict_query import StrictQueryRoute
 from trading_engine.deps import OrderServiceDep
 from trading_engine.orders.schemas import Money
 from trading_engine.portfolio import service
 from trading_engine.portfolio.mirror import refresh_mirror
 
-router = APIRouter(prefix="/trading", tags=["balances"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/trading", tags=["balances"])
 
 
 class AssetBalance(BaseModel):

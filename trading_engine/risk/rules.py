@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import ValidationFailed
 from shared.exits import NO_EXIT, REASONS, TAKE_PROFIT, TRAILING_STOP, protective_exit
+from shared.validation import Amount, Fraction
 from trading_engine.user_client import TradingLimits
 
 ZERO = Decimal(0)
@@ -23,12 +24,12 @@ class RiskSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    stop_loss: Decimal | None = Field(default=None, gt=0, lt=1)
-    take_profit: Decimal | None = Field(default=None, gt=0)
-    trailing_stop: Decimal | None = Field(default=None, gt=0, lt=1)
-    max_position_value: Decimal | None = Field(default=None, gt=0)
-    max_open_positions: int | None = Field(default=None, ge=1)
-    daily_loss_limit: Decimal | None = Field(default=None, gt=0)
+    stop_loss: Fraction | None = None
+    take_profit: Decimal | None = Field(default=None, gt=0, le=100, decimal_places=8)
+    trailing_stop: Fraction | None = None
+    max_position_value: Amount | None = None
+    max_open_positions: int | None = Field(default=None, ge=1, le=10_000)
+    daily_loss_limit: Amount | None = None
 
 
 class RiskKind(enum.StrEnum):

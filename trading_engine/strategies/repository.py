@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trading_engine.models import Bot, Strategy
@@ -16,11 +16,13 @@ async def get(session: AsyncSession, user_id: uuid.UUID, strategy_id: uuid.UUID)
     )
 
 
-async def list_for(session: AsyncSession, user_id: uuid.UUID) -> list[Strategy]:
-    rows = await session.scalars(
-        select(Strategy).where(Strategy.user_id == user_id).order_by(Strategy.created_at)
+def strategies_query(user_id: uuid.UUID) -> Select[Strategy]:
+    """A user's saved strategies, oldest first."""
+    return (
+        select(Strategy)
+        .where(Strategy.user_id == user_id)
+        .order_by(Strategy.created_at, Strategy.id)
     )
-    return list(rows)
 
 
 async def add(session: AsyncSession, strategy: Strategy) -> Strategy:

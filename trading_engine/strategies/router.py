@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 from fastapi import APIRouter, Response, status
 
 from shared.deps import CurrentUser, SessionDep
+from shared.paging import Page, PageParams, fetch_page, page_of, paging
 from shared.strategies import catalog
+from shared.strict_query import StrictQueryRoute
 from trading_engine.deps import ValidStrategy
 from trading_engine.strategies import repository, service
 from trading_engine.strategies.schemas import (
@@ -15,19 +19,26 @@ from trading_engine.strategies.schemas import (
     StrategyUpdate,
 )
 
-router = APIRouter(prefix="/trading/strategies", tags=["strategies"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/trading/strategies", tags=["strategies"])
 
 
-@router.get("/catalog", response_model=list[CatalogEntry])
-async def strategy_catalog(user: CurrentUser) -> list[CatalogEntry]:
+Paging = Annotated[PageParams, paging(100, 1000)]
+
+
+@router.get("/catalog", response_model=Page[CatalogEntry])
+async def strategy_catalog(user: CurrentUser, page: Paging) -> dict[str, Any]:
     """Every strategy the engine can run, with the JSON schema of its parameters."""
-    return [CatalogEntry.model_validate(entry) for entry in catalog()]
+    return page_of(catalog(), page)
 
 
-@router.get("", response_model=list[StrategyRead])
-async def list_strategies(user: CurrentUser, session: SessionDep) -> list[StrategyRead]:
-    """The caller's saved strategies."""
-    return [service.to_read(s) for s in await repository.list_for(session, user.user_id)]
+@router.get("", response_model=Page[StrategyRead])
+async def list_strategies(
+    user: CurrentUser, session: SessionDep, page: Paging
+) -> Page[StrategyRead]:
+    """The caller's saved strategies, oldest first."""
+    rows, total = await fetch_page(session, repository.strategies_query(user.user_id), page)
+    items = [service.to_read(s) for s in rows]
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
 @router.post("", response_model=StrategyRead, status_code=status.HTTP_201_CREATED)

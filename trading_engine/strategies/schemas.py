@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from shared.validation import SINGLE_LINE, JsonObject, Name
+
+# A catalog name (ma_crossover, rules, a plugin's name); unknown ones are a 422 on save.
+StrategyName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=SINGLE_LINE)]
 
 
 class CatalogEntry(BaseModel):
@@ -20,17 +25,17 @@ class CatalogEntry(BaseModel):
 class StrategyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
-    strategy: str = Field(min_length=1, max_length=100)
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    name: Name
+    strategy: StrategyName
+    parameters: JsonObject = Field(default_factory=dict)
     active: bool = False
 
 
 class StrategyUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    parameters: dict[str, Any] | None = None
+    name: Name | None = None
+    parameters: JsonObject | None = None
     active: bool | None = None
 
 

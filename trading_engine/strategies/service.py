@@ -9,13 +9,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.errors import Conflict, ValidationFailed
+from shared.errors import Conflict
 from shared.strategies import (
     StrategyParamsError,
     TradingStrategy,
     UnknownStrategyError,
     create_strategy,
 )
+from shared.validation import invalid_input
 from trading_engine.models import Strategy
 from trading_engine.strategies import repository
 from trading_engine.strategies.schemas import StrategyCreate, StrategyRead, StrategyUpdate
@@ -26,10 +27,14 @@ def build(name: str, parameters: dict[str, Any]) -> TradingStrategy:
     try:
         return create_strategy(name, parameters)
     except UnknownStrategyError as exc:
-        raise ValidationFailed(str(exc), extra={"field": "strategy"}) from exc
-    except (StrategyParamsError, ValueError) as exc:
-        raise ValidationFailed(
-            f"Invalid parameters for {name}: {exc}", extra={"field": "parameters"}
+        raise invalid_input(["body", "strategy"], str(exc)) from exc
+    except StrategyParamsError as exc:
+        # Its message already reads "invalid parameters for <strategy>: ...".
+        message = str(exc)
+        raise invalid_input(["body", "parameters"], message[:1].upper() + message[1:]) from exc
+    except ValueError as exc:
+        raise invalid_input(
+            ["body", "parameters"], f"Invalid parameters for {name}: {exc}"
         ) from exc
 
 

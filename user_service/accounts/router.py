@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from shared.deps import CurrentUser, RedisDep, SessionDep
+from shared.strict_query import StrictQueryRoute
 from user_service.accounts.schemas import Preferences, TradingLimits, UserRead
 from user_service.accounts.service import AccountService
 
-router = APIRouter(prefix="/user/me", tags=["account"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/user/me", tags=["account"])
 
 
 def get_account_service(session: SessionDep, redis: RedisDep) -> AccountService:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.validation import Amount
+
 NotificationKind = Literal["trade.executed", "risk.limit.exceeded", "bot.failed", "info"]
 Channel = Literal["ws", "webhook"]
+Theme = Literal["light", "dark", "system"]
 
 
 class UserRead(BaseModel):
@@ -26,11 +28,20 @@ class UserRead(BaseModel):
 
 
 class Preferences(BaseModel):
-    """User preferences; `notifications` maps a kind to its channels (absent: all)."""
+    """User preferences: the UI theme and, per notification kind, its channels (a kind left
+    out gets every channel). A closed schema, so the stored object stays small; trading
+    limits have their own route (``/user/me/limits``)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
-    notifications: dict[NotificationKind, list[Channel]] = Field(default_factory=dict)
+    theme: Theme | None = None
+    notifications: dict[NotificationKind, Annotated[list[Channel], Field(max_length=2)]] = Field(
+        default_factory=dict
+    )
+
+    def stored(self) -> dict[str, Any]:
+        """JSON for the database, an unset theme left out."""
+        return self.model_dump(mode="json", exclude_none=True)
 
 
 class TradingLimits(BaseModel):
@@ -38,10 +49,10 @@ class TradingLimits(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_order_value: Decimal | None = Field(default=None, gt=0, max_digits=20, decimal_places=8)
-    max_position_value: Decimal | None = Field(default=None, gt=0, max_digits=20, decimal_places=8)
+    max_order_value: Amount | None = None
+    max_position_value: Amount | None = None
     max_open_positions: int | None = Field(default=None, ge=1, le=10_000)
-    daily_loss_limit: Decimal | None = Field(default=None, gt=0, max_digits=20, decimal_places=8)
+    daily_loss_limit: Amount | None = None
 
     def stored(self) -> dict[str, Any]:
         """JSON for the database: Decimals as strings, unset limits left out."""

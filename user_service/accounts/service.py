@@ -43,7 +43,7 @@ class AccountService:
 
     async def replace_preferences(self, user_id: uuid.UUID, prefs: Preferences) -> dict[str, Any]:
         await self.get(user_id)
-        stored = prefs.model_dump(mode="json")
+        stored = prefs.stored()
         await self.users.update_fields(user_id, preferences=stored)
         await self.redis.delete(preferences_key(user_id))
         return stored

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from shared.deps import CurrentUser
+from shared.strict_query import StrictQueryRoute
 from user_service.accounts.schemas import UserRead
 from user_service.auth.schemas import (
     LoginRequest,
@@ -16,7 +17,7 @@ from user_service.auth.schemas import (
 from user_service.auth.tokens import TokenPair
 from user_service.deps import AuthServiceDep, ClientIpDep
 
-router = APIRouter(prefix="/user/auth", tags=["auth"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/user/auth", tags=["auth"])
 
 
 def _tokens(pair: TokenPair) -> TokenResponse:

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, EmailStr, Field
+from typing import Annotated
+
+from pydantic import BaseModel, EmailStr, Field, StringConstraints
+
+from shared.validation import SINGLE_LINE
+
+# Generous here so that the policy (auth.service.password_problems) names what is wrong.
+Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
 
 class RegisterRequest(BaseModel):
-    email: EmailStr
-    password: str = Field(max_length=1024)
+    email: Annotated[EmailStr, Field(max_length=320)]
+    password: Annotated[Password, StringConstraints(pattern=SINGLE_LINE)]
 
 
 class LoginRequest(BaseModel):
-    email: str = Field(min_length=1, max_length=320)
-    password: str = Field(min_length=1, max_length=1024)
+    email: Annotated[str, StringConstraints(min_length=1, max_length=320, pattern=SINGLE_LINE)]
+    password: Password
 
 
 class RefreshRequest(BaseModel):
-    refresh_token: str = Field(min_length=1, max_length=4096)
+    refresh_token: Annotated[
+        str, StringConstraints(min_length=1, max_length=4096, pattern=SINGLE_LINE)
+    ]
 
 
 class LogoutRequest(BaseModel):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 
 from sqlalchemy import case, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.paging import PageParams, fetch_page
 from user_service.models import ExchangeKey
 
 
@@ -15,13 +15,14 @@ class ExchangeKeyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def list_for(self, user_id: uuid.UUID) -> Sequence[ExchangeKey]:
-        result = await self.session.execute(
+    async def page_for(self, user_id: uuid.UUID, page: PageParams) -> tuple[list[ExchangeKey], int]:
+        """A page of a user's keys by exchange and label, and how many there are."""
+        query = (
             select(ExchangeKey)
             .where(ExchangeKey.user_id == user_id)
             .order_by(ExchangeKey.exchange, ExchangeKey.label)
         )
-        return result.scalars().all()
+        return await fetch_page(self.session, query, page)
 
     async def exists(self, user_id: uuid.UUID, exchange: str, label: str) -> bool:
         result = await self.session.execute(

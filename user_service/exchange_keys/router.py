@@ -8,11 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 
 from shared.deps import CurrentUser, SessionDep
+from shared.paging import Page, PageParams, paging
+from shared.strict_query import StrictQueryRoute
 from user_service.deps import KeyVaultDep
 from user_service.exchange_keys.schemas import ExchangeKeyCreate, ExchangeKeyRead
 from user_service.exchange_keys.service import ExchangeKeyService
 
-router = APIRouter(prefix="/user/me/exchange-keys", tags=["exchange keys"])
+router = APIRouter(
+    route_class=StrictQueryRoute, prefix="/user/me/exchange-keys", tags=["exchange keys"]
+)
 
 
 def get_exchange_key_service(session: SessionDep, vault: KeyVaultDep) -> ExchangeKeyService:
@@ -31,9 +35,13 @@ async def add_key(
 
 
 @router.get("")
-async def list_keys(principal: CurrentUser, keys: ExchangeKeys) -> list[ExchangeKeyRead]:
+async def list_keys(
+    principal: CurrentUser, keys: ExchangeKeys, page: Annotated[PageParams, paging(50, 200)]
+) -> Page[ExchangeKeyRead]:
     """The caller's exchange keys, masked."""
-    return [ExchangeKeyRead.model_validate(k) for k in await keys.list(principal.user_id)]
+    rows, total = await keys.page(principal.user_id, page)
+    items = [ExchangeKeyRead.model_validate(k) for k in rows]
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)

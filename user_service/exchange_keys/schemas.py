@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
+
+from shared.validation import SINGLE_LINE, Label
 
 EXCHANGE_ID = r"^[a-z][a-z0-9_]{1,49}$"  # ccxt ids: binance, gate, mexc, ...
+
+
+def _credential(min_length: int, max_length: int) -> StringConstraints:
+    return StringConstraints(min_length=min_length, max_length=max_length, pattern=SINGLE_LINE)
 
 
 class ExchangeKeyCreate(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)
 
     exchange: str = Field(pattern=EXCHANGE_ID)
-    label: str = Field(default="default", min_length=1, max_length=100)
-    api_key: str = Field(min_length=4, max_length=512)
-    api_secret: str = Field(min_length=4, max_length=1024)
-    passphrase: str | None = Field(default=None, max_length=512)
+    label: Label = "default"
+    api_key: Annotated[str, _credential(4, 512)]
+    api_secret: Annotated[str, _credential(4, 1024)]
+    passphrase: Annotated[str, _credential(0, 512)] | None = None
 
 
 class ExchangeKeyRead(BaseModel):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.errors import Conflict, NotFound
+from shared.paging import PageParams
 from user_service.exchange_keys.repository import ExchangeKeyRepository
 from user_service.exchange_keys.schemas import ExchangeKeyCreate, ExchangeKeySecret
 from user_service.key_vault import KeyVault
@@ -38,8 +38,8 @@ class ExchangeKeyService:
         except IntegrityError as exc:
             raise Conflict(f"A key labelled {data.label!r} for {data.exchange} exists.") from exc
 
-    async def list(self, user_id: uuid.UUID) -> Sequence[ExchangeKey]:
-        return await self.keys.list_for(user_id)
+    async def page(self, user_id: uuid.UUID, page: PageParams) -> tuple[list[ExchangeKey], int]:
+        return await self.keys.page_for(user_id, page)
 
     async def delete(self, user_id: uuid.UUID, key_id: uuid.UUID) -> None:
         if not await self.keys.delete(user_id, key_id):

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from shared.deps import SessionDep
+from shared.strict_query import StrictQueryRoute
+from shared.validation import ExchangeId, Label
 from user_service.accounts.repository import UserRepository
 from user_service.deps import InternalCaller, KeyVaultDep, ValidUser
 from user_service.exchange_keys.schemas import ExchangeKeySecret
 from user_service.exchange_keys.service import ExchangeKeyService
 from user_service.internal.schemas import InternalUser, PermissionsUpdate
 
-router = APIRouter(prefix="/user/internal", tags=["internal"], dependencies=[InternalCaller])
+router = APIRouter(
+    route_class=StrictQueryRoute,
+    prefix="/user/internal",
+    tags=["internal"],
+    dependencies=[InternalCaller],
+)
 
 
 @router.get("/users/{user_id}")
@@ -30,11 +37,11 @@ async def get_user(user: ValidUser) -> InternalUser:
 
 @router.get("/users/{user_id}/exchange-keys/{exchange}")
 async def get_exchange_key(
-    exchange: str,
+    exchange: Annotated[ExchangeId, Path()],
     user: ValidUser,
     session: SessionDep,
     vault: KeyVaultDep,
-    label: Annotated[str | None, Query(max_length=100)] = None,
+    label: Annotated[Label | None, Query()] = None,
 ) -> ExchangeKeySecret:
     """The user's decrypted key for an exchange (label `default` unless named)."""
     return await ExchangeKeyService(session, vault).decrypted(user.id, exchange, label)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 Permission = Literal["trade:paper", "trade:live"]
 
@@ -23,4 +23,4 @@ class InternalUser(BaseModel):
 class PermissionsUpdate(BaseModel):
     """The full set of permissions the user should hold (paper trading is always kept)."""
 
-    permissions: list[Permission]
+    permissions: list[Permission] = Field(max_length=2)

@@ -17,7 +17,7 @@ from tests.waiting import eventually
 
 C = random_candles(1500, seed=12)
 ROWS = C.to_rows()
-MA: dict[str, Any] = {"name": "ma_crossover", "params": {"fast": 10, "slow": 30}}
+MA: dict[str, Any] = {"strategy": "ma_crossover", "parameters": {"fast": 10, "slow": 30}}
 
 
 async def finished(client, user, backtest_id):
@@ -32,7 +32,7 @@ async def test_a_backtest_job_runs_to_the_same_result_as_the_engine(client, user
     response = await client.post(
         "/analysis/backtests",
         json={
-            "strategy": MA,
+            **MA,
             "candles": ROWS,
             "initial_capital": "10000",
             "fee": 0.001,
@@ -48,7 +48,7 @@ async def test_a_backtest_job_runs_to_the_same_result_as_the_engine(client, user
     assert body["status"] == "done", body["error"]
     assert body["progress"] == 1.0
     expected = run_backtest(
-        create_strategy("ma_crossover", MA["params"]), C, 10_000, 0.001, 0.0005, 1.0
+        create_strategy("ma_crossover", MA["parameters"]), C, 10_000, 0.001, 0.0005, 1.0
     )
     result = body["result"]
     assert set(result) == {"metrics", "trades", "equity_curve"}
@@ -56,10 +56,11 @@ async def test_a_backtest_job_runs_to_the_same_result_as_the_engine(client, user
     assert len(result["trades"]) == len(expected.trades) > 5
     assert result["trades"][0] == expected.trades[0].to_json()
     assert result["equity_curve"] == expected.equity_points()
-    assert body["strategy"] == {"name": "ma_crossover", "params": {**MA["params"], "ma": "sma"}}
+    assert body["strategy"] == "ma_crossover"
+    assert body["parameters"] == {**MA["parameters"], "ma": "sma"}
     assert body["settings"]["initial_capital"] == "10000"
     assert body["start"].startswith("2023-11-14")  # the data range is stored with the job
-    listed = (await client.get("/analysis/backtests", headers=user.headers)).json()
+    listed = (await client.get("/analysis/backtests", headers=user.headers)).json()["items"]
     assert [b["id"] for b in listed] == [accepted["id"]]
     assert listed[0]["metrics"]["n_trades"] == expected.metrics["n_trades"]
 
@@ -70,10 +71,8 @@ async def test_candles_are_loaded_from_the_market_for_a_symbol_and_range(client,
     response = await client.post(
         "/analysis/backtests",
         json={
-            "strategy": {
-                "name": "rules",
-                "params": {"entry": "rsi(14) < 40", "exit": "rsi(14) > 60", "stop_loss": 0.02},
-            },
+            "strategy": "rules",
+            "parameters": {"entry": "rsi(14) < 40", "exit": "rsi(14) > 60", "stop_loss": 0.02},
             "exchange": "sim",
             "symbol": "BTC/USDT",
             "timeframe": "1h",
@@ -102,32 +101,51 @@ async def test_candles_are_loaded_from_the_market_for_a_symbol_and_range(client,
 @pytest.mark.parametrize(
     ("payload", "message"),
     [
-        ({"strategy": {"name": "nope"}, "candles": ROWS}, "unknown strategy 'nope'"),
+        ({"strategy": "nope", "candles": ROWS}, "unknown strategy 'nope'"),
         (
             {
-                "strategy": {"name": "ma_crossover", "params": {"fast": 50, "slow": 10}},
+                "strategy": "ma_crossover",
+                "parameters": {"fast": 50, "slow": 10},
                 "candles": ROWS,
             },
             "fast must be smaller than slow",
         ),
         (
-            {
-                "strategy": {"name": "rules", "params": {"entry": "close.__class__"}},
-                "candles": ROWS,
-            },
+            {"strategy": "rules", "parameters": {"entry": "close.__class__"}, "candles": ROWS},
             "attribute access is not allowed",
         ),
-        ({"strategy": MA, "candles": ROWS, "fee": -0.1}, "greater than or equal to 0"),
-        ({"strategy": MA, "candles": ROWS, "position_size": 2}, "less than or equal to 1"),
-        ({"strategy": MA, "candles": ROWS, "initial_capital": "-5"}, "greater than 0"),
-        ({"strategy": MA, "symbol": "BTC/USDT", "timeframe": "1h"}, "missing: start, end"),
+        ({"strategy": "ma\u0000x", "candles": ROWS}, "should match pattern"),
         (
-            {"strategy": MA, "symbol": "BTC/USDT", "timeframe": "7x", "start": 0, "end": 100_000},
+            {"strategy": "rules", "parameters": {"entry": "a\u0000b"}, "candles": ROWS},
+            "must not contain NUL",
+        ),
+        (
+            {
+                **MA,
+                "symbol": "BTC/USDT",
+                "timeframe": "1h",
+                "start": "2024-01-01",
+                "end": "2099-01-01",
+            },
+            "end lies in the future",
+        ),
+        ({**MA, "candles": ROWS, "fee": -0.1}, "greater than or equal to 0"),
+        ({**MA, "candles": ROWS, "position_size": 2}, "less than or equal to 1"),
+        ({**MA, "candles": ROWS, "initial_capital": "-5"}, "greater than 0"),
+        ({**MA, "symbol": "BTC/USDT", "timeframe": "1h"}, "missing: start, end"),
+        (
+            {
+                **MA,
+                "symbol": "BTC/USDT",
+                "timeframe": "7x",
+                "start": "2024-01-01",
+                "end": "2024-02-01",
+            },
             "unknown timeframe",
         ),
         (
             {
-                "strategy": MA,
+                **MA,
                 "symbol": "BTC/USDT",
                 "timeframe": "1m",
                 "start": "2020-01-01",
@@ -135,7 +153,7 @@ async def test_candles_are_loaded_from_the_market_for_a_symbol_and_range(client,
             },
             "at most 1000000",
         ),
-        ({"strategy": MA, "candles": [ROWS[1], ROWS[0]]}, "strictly increasing"),
+        ({**MA, "candles": [ROWS[1], ROWS[0]]}, "strictly increasing"),
     ],
 )
 async def test_bad_requests_are_422_and_store_nothing(client, user, session, payload, message):
@@ -147,7 +165,7 @@ async def test_bad_requests_are_422_and_store_nothing(client, user, session, pay
 
 async def test_another_users_backtest_is_not_found(client, user, session, redis):
     response = await client.post(
-        "/analysis/backtests", json={"strategy": MA, "candles": ROWS}, headers=user.headers
+        "/analysis/backtests", json={**MA, "candles": ROWS}, headers=user.headers
     )
     other = await create_user(session, redis)
     backtest_id = response.json()["id"]
@@ -157,7 +175,7 @@ async def test_another_users_backtest_is_not_found(client, user, session, redis)
     assert (
         await client.get(f"/analysis/backtests/{uuid.uuid4()}", headers=user.headers)
     ).status_code == 404
-    assert (await client.get("/analysis/backtests", headers=other.headers)).json() == []
+    assert (await client.get("/analysis/backtests", headers=other.headers)).json()["items"] == []
 
 
 async def test_a_failing_job_ends_with_a_clear_error(client, user, market):
@@ -165,7 +183,7 @@ async def test_a_failing_job_ends_with_a_clear_error(client, user, market):
     response = await client.post(
         "/analysis/backtests",
         json={
-            "strategy": MA,
+            **MA,
             "symbol": "BTC/USDT",
             "timeframe": "1h",
             "start": int(start) / 1000,
@@ -181,7 +199,7 @@ async def test_a_failing_job_ends_with_a_clear_error(client, user, market):
     response = await client.post(
         "/analysis/backtests",
         json={
-            "strategy": MA,
+            **MA,
             "symbol": "BTC/USDT",
             "timeframe": "1h",
             "start": int(MARKET_CANDLES.timestamp[0]) / 1000,
@@ -198,4 +216,9 @@ async def test_backtests_list_the_same_catalog_as_the_registry(client, user):
     from shared.strategies import catalog
 
     response = await client.get("/analysis/backtests/strategies", headers=user.headers)
-    assert response.json() == catalog()
+    assert response.json() == {
+        "items": catalog(),
+        "total": len(catalog()),
+        "limit": 50,
+        "offset": 0,
+    }

@@ -12,7 +12,7 @@ from shared.events import Event, publish
 from tests.shared.sample_candles import random_candles
 
 ROWS = random_candles(1500, seed=12).to_rows()
-MA: dict[str, Any] = {"name": "ma_crossover", "params": {"fast": 10, "slow": 30}}
+MA: dict[str, Any] = {"strategy": "ma_crossover", "parameters": {"fast": 10, "slow": 30}}
 
 
 async def test_a_job_left_by_a_dead_replica_is_taken_over(
@@ -29,7 +29,7 @@ async def test_a_job_left_by_a_dead_replica_is_taken_over(
         status="running",
         progress=0.2,
         strategy="ma_crossover",
-        parameters=MA["params"],
+        parameters=MA["parameters"],
         request={"candles": ROWS, "fee": 0.001},
     )
     session.add(row)
@@ -72,7 +72,7 @@ async def test_a_finished_job_delivered_again_is_not_rerun(
         status="done",
         progress=1.0,
         strategy="ma_crossover",
-        parameters=MA["params"],
+        parameters=MA["parameters"],
         request={"candles": ROWS},
         result={"metrics": {"n_trades": 42}},
     )

@@ -107,6 +107,16 @@ async def common_ticks(
     return common
 
 
+async def test_the_subscribed_reply_comes_before_the_first_tick() -> None:
+    async with market_server() as server:
+        for _ in range(5):
+            ws = await open_client(server)
+            await ws.send(json.dumps({"op": "subscribe", "symbols": ["ETH/USDT", "BTC/USDT"]}))
+            first = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert first["type"] == "subscribed", first
+            await ws.close()
+
+
 async def test_subscribe_receives_ticks_and_unsubscribe_stops_them() -> None:
     async with market_server() as server:
         ws = await open_client(server)

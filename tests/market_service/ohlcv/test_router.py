@@ -23,6 +23,7 @@ async def test_recent_candles_have_the_ccxt_shape(client: httpx.AsyncClient) -> 
     assert (body["exchange"], body["symbol"], body["timeframe"]) == ("sim", "BTC/USDT", "1m")
     candles = body["candles"]
     assert len(candles) == 5
+    assert all(type(c[0]) is int for c in candles)  # epoch ms, as every other route sends
     assert [c[0] - candles[0][0] for c in candles] == [i * 60_000 for i in range(5)]
     for _ts, o, h, lo, c, v in candles:
         assert lo <= min(o, c) <= max(o, c) <= h
@@ -168,3 +169,25 @@ async def test_a_bad_since_is_a_422(client: httpx.AsyncClient) -> None:
         "/market/ohlcv", params={"symbol": "BTC/USDT", "since": "yesterday"}
     )
     assert response.status_code == 422
+
+
+async def test_a_since_outside_2000_to_2099_is_a_422_not_a_database_error(
+    client: httpx.AsyncClient,
+) -> None:
+    for since in ("253402300800000", "99999999999999999999", "1969-12-31", "3000-01-01", "x"):
+        response = await client.get(
+            "/market/ohlcv", params={"symbol": "BTC/USDT", "timeframe": "1h", "since": since}
+        )
+        assert response.status_code == 422, (since, response.text)
+        assert response.json()["errors"][0]["loc"] == ["query", "since"]
+
+
+async def test_a_parameter_the_route_does_not_take_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.get("/market/orderbook", params={"symbol": "BTC/USDT", "limit": 3})
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["loc"] == ["query", "limit"]
+    assert "depth" in error["msg"]
+    depth = await client.get("/market/orderbook", params={"symbol": "BTC/USDT", "depth": 3})
+    assert depth.status_code == 200
+    assert len(depth.json()["bids"]) == 3

@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from notification_service.main import create_app
 from notification_service.settings import NotificationSettings
@@ -97,6 +97,33 @@ async def test_a_ping_gets_a_pong(
         await eventually(answered)
     assert client.frames[0] == {"type": "pong"}
     assert client.frames[1]["type"] == "error"
+
+
+async def test_a_binary_frame_gets_an_error_frame_and_the_socket_stays_open(
+    service: UvicornThread, session: AsyncSession, redis: Redis
+) -> None:
+    user = await create_user(session, redis)
+    async with live(service.url, user.token) as client:
+        await client.connection.send(b"\x00\x01binary")
+        await client.connection.send('{"op": "ping"}')
+
+        async def answered() -> bool:
+            return len(client.frames) >= 2
+
+        await eventually(answered)
+        assert client.frames[0] == {"type": "error", "detail": "frames must be JSON text"}
+        assert client.frames[1] == {"type": "pong"}
+        assert client.connection.close_code is None
+
+
+async def test_an_unknown_query_parameter_refuses_the_handshake(
+    service: UvicornThread, session: AsyncSession, redis: Redis
+) -> None:
+    user = await create_user(session, redis)
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(f"{ws_url(service.url)}?token={user.token}&tokne=typo"):
+            pass
+    assert refused.value.response.status_code == 403
 
 
 async def test_a_socket_is_closed_4401_when_its_session_ends(

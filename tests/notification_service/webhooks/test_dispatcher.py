@@ -67,7 +67,7 @@ async def test_a_receiver_that_fails_twice_then_succeeds_gets_it_once_with_three
         assert verify(hook["secret"], call.body, call.headers[SIGNATURE_HEADER.lower()])
     log = (
         await client.get(f"/notifications/webhooks/{hook['id']}/deliveries", headers=user.headers)
-    ).json()
+    ).json()["items"]
     assert [d["attempt"] for d in log] == [3, 2, 1]
 
 

@@ -33,9 +33,14 @@ async def test_webhook_crud_is_owner_only_and_the_secret_is_shown_once(
     shown = (await client.get(path, headers=owner.headers)).json()
     assert "secret" not in shown
     assert [
-        w["id"] for w in (await client.get("/notifications/webhooks", headers=owner.headers)).json()
+        w["id"]
+        for w in (await client.get("/notifications/webhooks", headers=owner.headers)).json()[
+            "items"
+        ]
     ] == [hook["id"]]
-    assert (await client.get("/notifications/webhooks", headers=other.headers)).json() == []
+    assert (await client.get("/notifications/webhooks", headers=other.headers)).json()[
+        "items"
+    ] == []
     for method in ("GET", "PATCH", "DELETE"):
         response = await client.request(
             method,
@@ -69,6 +74,8 @@ async def test_webhook_crud_is_owner_only_and_the_secret_is_shown_once(
         "ftp://example.com/hook",
         "http://user:pass@example.com/hook",
         "http://no-such-host.invalid/hook",
+        "http://exa\u0000mple.com/hook",
+        "http://example.com/a b",
     ],
 )
 async def test_webhook_urls_that_reach_internal_addresses_are_refused_by_default(
@@ -87,7 +94,9 @@ async def test_webhook_urls_that_reach_internal_addresses_are_refused_by_default
         )
         assert response.status_code == 422, response.text
         assert response.json()["errors"][0]["loc"] == ["body", "url"]
-        assert (await client.get("/notifications/webhooks", headers=user.headers)).json() == []
+        assert (await client.get("/notifications/webhooks", headers=user.headers)).json()[
+            "items"
+        ] == []
 
 
 async def test_a_user_may_hold_only_so_many_webhooks(
@@ -111,4 +120,6 @@ async def test_a_user_may_hold_only_so_many_webhooks(
             for i in range(3)
         ]
         assert statuses == [201, 201, 409]
-        assert len((await client.get("/notifications/webhooks", headers=user.headers)).json()) == 2
+        assert (await client.get("/notifications/webhooks", headers=user.headers)).json()[
+            "total"
+        ] == 2

@@ -104,7 +104,7 @@ async def test_a_killed_engine_resumes_its_bot_on_restart_without_doubling_or_lo
                 await client.get(
                     f"/trading/trades?bot_id={bot_id}&limit=1000", headers=user.headers
                 )
-            ).json()
+            ).json()["items"]
     finally:
         await asyncio.to_thread(second.stop)
 
@@ -155,7 +155,7 @@ async def test_two_engines_never_run_the_same_bot_and_one_takes_over_the_others(
         for bot_id in bot_ids:
             trades = (
                 await client.get(f"/trading/trades?bot_id={bot_id}", headers=user.headers)
-            ).json()
+            ).json()["items"]
             assert len(trades) == len(expected), bot_id
 
         await stack_b.aclose()  # engine B shuts down: A adopts every bot

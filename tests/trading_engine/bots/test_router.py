@@ -53,7 +53,7 @@ async def test_a_bot_cannot_take_more_capital_than_the_wallet_holds(
     )
     assert response.status_code == 422
     assert "paper wallet" in response.json()["detail"]
-    assert (await client.get("/trading/bots", headers=user.headers)).json() == []
+    assert (await client.get("/trading/bots", headers=user.headers)).json()["items"] == []
     assert (await balances(client, user.headers))["wallet"][0]["total"] == "10000.00000000"
 
 
@@ -130,6 +130,6 @@ async def test_another_users_bot_is_404_everywhere(
         kwargs = {"json": {}} if method == "PATCH" else {}
         response = await client.request(method, path, headers=bob.headers, **kwargs)
         assert response.status_code == 404, (method, path)
-    assert (await client.get("/trading/bots", headers=bob.headers)).json() == []
+    assert (await client.get("/trading/bots", headers=bob.headers)).json()["items"] == []
     a_bot = (await client.get(f"/trading/bots/{bot_id}", headers=alice.headers)).json()
     assert a_bot["status"] == "stopped"

@@ -78,7 +78,9 @@ async def test_a_paper_bot_trades_like_the_backtest_and_its_books_add_up(
     await feed(client, redis, market, rows, bot_id, user.headers)
 
     trades = sorted(
-        (await client.get(f"/trading/trades?bot_id={bot_id}", headers=user.headers)).json(),
+        (await client.get(f"/trading/trades?bot_id={bot_id}", headers=user.headers)).json()[
+            "items"
+        ],
         key=lambda t: (t["timestamp"], t["side"]),
     )
     backtest = run_backtest(
@@ -161,7 +163,9 @@ async def test_a_stop_loss_closes_the_position_reports_it_and_the_bot_runs_on(
         "closed",
         bot_id,
     )
-    orders = (await client.get(f"/trading/orders?bot_id={bot_id}", headers=user.headers)).json()
+    orders = (await client.get(f"/trading/orders?bot_id={bot_id}", headers=user.headers)).json()[
+        "items"
+    ]
     stops = [o for o in orders if o["reason"] == "stop_loss"]
     assert stops
     assert all(o["side"] == "sell" and o["status"] == "filled" for o in stops)
@@ -335,7 +339,9 @@ async def test_bots_of_one_market_book_a_candle_together_and_one_bots_failure_st
 
     bought = []
     for bot_id in bots[:2]:
-        trades = (await client.get(f"/trading/trades?bot_id={bot_id}", headers=user.headers)).json()
+        trades = (
+            await client.get(f"/trading/trades?bot_id={bot_id}", headers=user.headers)
+        ).json()["items"]
         assert [t["side"] for t in trades] == ["BUY"]
         state = await bot_state(client, bot_id, user.headers)
         cost_basis = Decimal(state["position"]["cost_basis"])

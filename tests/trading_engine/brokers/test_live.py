@@ -106,7 +106,7 @@ async def test_a_live_order_is_polled_until_filled_and_each_partial_fill_is_a_tr
     assert binance.gets >= 2
     fills = (await session.scalars(select(Trade.quantity).order_by(Trade.quantity))).all()
     assert fills == [Decimal("0.4"), Decimal("0.6")]
-    [position] = (await live_client.get("/trading/positions", headers=user.headers)).json()
+    [position] = (await live_client.get("/trading/positions", headers=user.headers)).json()["items"]
     assert (position["mode"], position["quantity"]) == ("live", "1.00000000")
 
 
@@ -159,12 +159,12 @@ async def test_order_creation_is_never_retried_and_a_lost_order_is_reconciled(
     assert response.status_code == 503, response.text
     assert "Retry-After" in response.headers
     assert binance.posts == 1
-    [pending] = (await live_client.get("/trading/orders", headers=user.headers)).json()
+    [pending] = (await live_client.get("/trading/orders", headers=user.headers)).json()["items"]
     assert pending["status"] == "open"  # its fate is unknown until the venue is asked
 
     await live_app.state.order_service.live_orders.reconcile(older_than_s=0)
 
-    [settled] = (await live_client.get("/trading/orders", headers=user.headers)).json()
+    [settled] = (await live_client.get("/trading/orders", headers=user.headers)).json()["items"]
     assert settled["status"] == "rejected"  # the venue never received it
     assert binance.posts == 1
 
@@ -243,7 +243,7 @@ async def test_a_live_bot_buys_and_sells_through_the_adapter_once_per_candle(
     assert bought.result.filled_quantity == Decimal("1.998")
     trades = (
         await live_client.get(f"/trading/trades?bot_id={bot_id}", headers=user.headers)
-    ).json()
+    ).json()["items"]
     assert sorted(t["side"] for t in trades) == ["BUY", "SELL"]
     state = (await live_client.get(f"/trading/bots/{bot_id}", headers=user.headers)).json()
     assert state["position"] is None

@@ -8,6 +8,7 @@ import json
 from decimal import Decimal
 
 import httpx
+import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,15 +57,18 @@ async def test_market_buy_walks_the_book_and_pays_the_taker_fee(
         "USDT": Decimal("10000") - Decimal("201") - Decimal("0.201"),
         "BTC": Decimal("2"),
     }
-    trades = (await client.get("/trading/trades", headers=user.headers)).json()
+    trades = (await client.get("/trading/trades", headers=user.headers)).json()["items"]
     assert sorted((t["side"], t["price"], t["fee"]) for t in trades) == [
         ("BUY", "100.00000000", "0.10000000"),
         ("BUY", "101.00000000", "0.10100000"),
     ]
-    [position] = (await client.get("/trading/positions", headers=user.headers)).json()
+    [position] = (await client.get("/trading/positions", headers=user.headers)).json()["items"]
     assert position["quantity"] == "2.00000000"
     assert position["average_entry_price"] == "100.50000000"
     assert position["cost_basis"] == "201.20100000"
+    # Marked at the market service's last price (99, the stub's best bid).
+    assert position["mark_price"] == "99.00000000"
+    assert position["unrealized_pnl"] == "-3.20100000"
     mirrored = await redis.hgetall(f"trading:positions:{user.id}")
     assert json.loads(mirrored[position["id"]])["quantity"] == "2.00000000"
     executed = await redis.xrange("events:trade.executed")
@@ -90,7 +94,7 @@ async def test_selling_the_position_realises_pnl_that_adds_up_with_the_wallet(
     )
 
     assert sell.status_code == 201, sell.text
-    trades = (await client.get("/trading/trades", headers=user.headers)).json()
+    trades = (await client.get("/trading/trades", headers=user.headers)).json()["items"]
     realised = sum(Decimal(t["pnl"]) for t in trades if t["pnl"] is not None)
     # bought 3 @ 100 (+0.3 fee); sold 1 @ 120 (-0.12) and 2 @ 110 (-0.22)
     assert realised == Decimal("340") - Decimal("0.34") - Decimal("300.3")
@@ -98,8 +102,10 @@ async def test_selling_the_position_realises_pnl_that_adds_up_with_the_wallet(
         "USDT": Decimal("10000") + realised,
         "BTC": Decimal("0"),
     }
-    assert (await client.get("/trading/positions", headers=user.headers)).json() == []
-    closed = (await client.get("/trading/positions?status=closed", headers=user.headers)).json()
+    assert (await client.get("/trading/positions", headers=user.headers)).json()["items"] == []
+    closed = (await client.get("/trading/positions?status=closed", headers=user.headers)).json()[
+        "items"
+    ]
     assert Decimal(closed[0]["realized_pnl"]) == realised
 
 
@@ -180,6 +186,42 @@ async def test_invalid_bodies_are_422_problems(client: httpx.AsyncClient, new_us
         assert response.status_code == 422, body
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "offset=9223372036854775808",
+        "limit=1001",
+        "status=nonsense",
+        "symbol=BTC%00USDT",
+        "depth=3",
+    ],
+)
+async def test_bad_list_queries_are_422_problems(
+    client: httpx.AsyncClient, new_user, query
+) -> None:
+    user = await new_user()
+    for route in ("/trading/orders", "/trading/trades", "/trading/positions"):
+        response = await client.get(f"{route}?{query}", headers=user.headers)
+        if route != "/trading/orders" and query.startswith("status"):
+            continue  # trades take no status; positions take open/closed/all
+        assert response.status_code == 422, (route, query, response.text)
+        assert response.json()["title"] == "Unprocessable Content"
+
+
+async def test_a_position_stays_unmarked_while_the_market_has_no_price(
+    client: httpx.AsyncClient, market: MarketStub, new_user
+) -> None:
+    user = await new_user()
+    placed = await client.post("/trading/orders", json=order(), headers=user.headers)
+    assert placed.status_code == 201, placed.text
+    market.down = True
+    page = (await client.get("/trading/positions?limit=1", headers=user.headers)).json()
+    assert (page["total"], page["limit"], page["offset"]) == (1, 1, 0)
+    [position] = page["items"]
+    assert position["mark_price"] is None
+    assert position["unrealized_pnl"] is None
+
+
 async def test_a_resting_limit_order_locks_funds_and_fills_at_its_price_with_the_maker_fee(
     app, client: httpx.AsyncClient, market: MarketStub, new_user
 ) -> None:
@@ -244,9 +286,9 @@ async def test_another_users_orders_trades_and_positions_are_not_visible(
     assert (
         await client.delete(f"/trading/orders/{order_id}", headers=bob.headers)
     ).status_code == 404
-    assert (await client.get("/trading/orders", headers=bob.headers)).json() == []
-    assert (await client.get("/trading/trades", headers=bob.headers)).json() == []
-    assert (await client.get("/trading/positions", headers=bob.headers)).json() == []
+    assert (await client.get("/trading/orders", headers=bob.headers)).json()["items"] == []
+    assert (await client.get("/trading/trades", headers=bob.headers)).json()["items"] == []
+    assert (await client.get("/trading/positions", headers=bob.headers)).json()["items"] == []
 
 
 async def test_a_user_trading_limit_blocks_the_order_and_reports_the_breach(
@@ -290,4 +332,4 @@ async def test_resetting_the_wallet_restores_the_starting_amount(
     response = await client.post("/trading/balances/reset", headers=user.headers)
     assert response.status_code == 200
     assert await wallet(client, user.headers) == {"USDT": Decimal("10000")}
-    assert (await client.get("/trading/positions", headers=user.headers)).json() == []
+    assert (await client.get("/trading/positions", headers=user.headers)).json()["items"] == []

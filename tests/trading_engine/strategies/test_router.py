@@ -11,7 +11,7 @@ async def test_the_catalog_lists_the_builtins_with_json_schema_parameters(
     user = await new_user()
     response = await client.get("/trading/strategies/catalog", headers=user.headers)
     assert response.status_code == 200
-    entries = {e["name"]: e for e in response.json()}
+    entries = {e["name"]: e for e in response.json()["items"]}
     assert {"ma_crossover", "rsi_divergence", "bollinger_bands", "rules"} <= set(entries)
     assert entries["ma_crossover"]["parameters"]["properties"]["fast"]["type"] == "integer"
 
@@ -74,8 +74,23 @@ async def test_rule_strategies_are_parsed_on_save(client: httpx.AsyncClient, new
         headers=user.headers,
     )
     assert broken.status_code == 422
+    assert broken.json()["detail"].startswith("Invalid parameters for rules: ")
+    assert broken.json()["detail"].lower().count("invalid parameters") == 1
+    assert broken.json()["errors"][0]["loc"] == ["body", "parameters"]
     assert evil.status_code == 422
     assert fine.status_code == 201, fine.text
+
+
+async def test_text_postgresql_cannot_store_is_a_422(client: httpx.AsyncClient, new_user) -> None:
+    user = await new_user()
+    for body in (
+        {"name": "a\u0000b", "strategy": "ma_crossover"},
+        {"name": "ok", "strategy": "ma_crossover", "parameters": {"ma": "s\u0000ma"}},
+        {"name": "x" * 101, "strategy": "ma_crossover"},
+    ):
+        response = await client.post("/trading/strategies", json=body, headers=user.headers)
+        assert response.status_code == 422, response.text
+    assert (await client.get("/trading/strategies", headers=user.headers)).json()["total"] == 0
 
 
 async def test_strategies_are_updated_deleted_and_private(
@@ -90,7 +105,7 @@ async def test_strategies_are_updated_deleted_and_private(
     sid = created.json()["id"]
 
     assert (await client.get(f"/trading/strategies/{sid}", headers=bob.headers)).status_code == 404
-    assert (await client.get("/trading/strategies", headers=bob.headers)).json() == []
+    assert (await client.get("/trading/strategies", headers=bob.headers)).json()["items"] == []
     patched = await client.patch(
         f"/trading/strategies/{sid}",
         json={"name": "renamed", "parameters": {"fast": 3, "slow": 9}},

@@ -24,6 +24,22 @@ async def test_preferences_round_trip_and_bad_channels_are_422(client: httpx.Asy
     assert (await client.get("/user/me/preferences", headers=headers)).json() == prefs
 
 
+async def test_preferences_have_a_schema_and_a_bound(client: httpx.AsyncClient) -> None:
+    headers = await signed_up(client, "kim@example.com")
+    prefs = {"theme": "light", "notifications": {"info": ["ws", "webhook"]}}
+    assert (await client.put("/user/me/preferences", json=prefs, headers=headers)).json() == prefs
+    for bad in (
+        {"blob": "x" * 10_000_000},  # stored whole and echoed by /user/me before
+        {"theme": "a\u0000b"},
+        {"theme": "neon"},
+        {"notifications": {"info": ["ws", "ws", "ws"]}},
+    ):
+        response = await client.put("/user/me/preferences", json=bad, headers=headers)
+        assert response.status_code == 422, response.text[:200]
+        assert response.json()["title"] == "Unprocessable Content"
+    assert (await client.get("/user/me", headers=headers)).json()["preferences"] == prefs
+
+
 async def test_trading_limits_are_decimal_strings_and_validated(
     client: httpx.AsyncClient,
 ) -> None:

@@ -198,3 +198,26 @@ async def test_a_bcrypt_hash_still_logs_in_and_is_upgraded_to_argon2id(
     ).scalar_one()
     assert stored.startswith("$argon2id$")
     await login(client, "old@example.com")
+
+
+async def test_a_password_bcrypt_cannot_take_is_a_wrong_password_not_a_500(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    from pwdlib.hashers.bcrypt import BcryptHasher
+
+    await session.execute(
+        text("INSERT INTO users (email, password_hash) VALUES ('older@example.com', :h)"),
+        {"h": BcryptHasher().hash(PASSWORD)},
+    )
+    await session.commit()
+    for password in (PASSWORD + "x" * 80, "a\u0000b"):
+        response = await client.post(
+            "/user/auth/login", json={"email": "older@example.com", "password": password}
+        )
+        assert response.status_code == 401, response.text
+    # Registration refuses an over-long password with the reason.
+    response = await client.post(
+        "/user/auth/register", json={"email": "long@example.com", "password": "a1" * 100}
+    )
+    assert response.status_code == 422
+    assert "at most 128 characters" in response.text

@@ -31,7 +31,8 @@ async def test_exchange_keys_are_encrypted_at_rest_and_shown_masked(
     assert "s3cr3t" not in created.text
     assert "AKIA-public" not in created.text
     listed = await client.get("/user/me/exchange-keys", headers=headers)
-    assert [k["id"] for k in listed.json()] == [body["id"]]
+    assert [k["id"] for k in listed.json()["items"]] == [body["id"]]
+    assert listed.json()["total"] == 1
     assert "s3cr3t" not in listed.text
     assert "AKIA-public" not in listed.text
     row = (
@@ -55,7 +56,7 @@ async def test_exchange_keys_are_encrypted_at_rest_and_shown_masked(
     assert bad.status_code == 422
     deleted = await client.delete(f"/user/me/exchange-keys/{body['id']}", headers=headers)
     assert deleted.status_code == 204
-    assert (await client.get("/user/me/exchange-keys", headers=headers)).json() == []
+    assert (await client.get("/user/me/exchange-keys", headers=headers)).json()["items"] == []
 
 
 async def test_a_user_cannot_list_or_delete_another_users_exchange_keys(
@@ -71,8 +72,8 @@ async def test_a_user_cannot_list_or_delete_another_users_exchange_keys(
         )
     ).json()
 
-    assert (await client.get("/user/me/exchange-keys", headers=mallory)).json() == []
+    assert (await client.get("/user/me/exchange-keys", headers=mallory)).json()["items"] == []
     stolen = await client.delete(f"/user/me/exchange-keys/{key['id']}", headers=mallory)
     assert stolen.status_code == 404
     still = await client.get("/user/me/exchange-keys", headers=alice)
-    assert [k["id"] for k in still.json()] == [key["id"]]
+    assert [k["id"] for k in still.json()["items"]] == [key["id"]]
