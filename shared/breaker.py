@@ -92,7 +92,6 @@ class CircuitBreaker:
         (a health check saw the dependency answer again)."""
         if self._opened_at is not None and not self._probe_in_flight:
             self._opened_at = min(self._opened_at, self._clock() - self.reset_timeout)
-            self._gauge.set(_GAUGE_VALUE[BreakerState.HALF_OPEN])
 
     def record_success(self) -> None:
         self._failures = 0

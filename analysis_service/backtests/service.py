@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +26,7 @@ from analysis_service.models import Backtest
 from analysis_service.settings import AnalysisSettings
 from shared.errors import NotFound, RateLimited, ValidationFailed
 from shared.events import Event, stage
-from shared.paging import PageParams, fetch_page
+from shared.paging import PageParams
 from shared.strategies import StrategyParamsError, UnknownStrategyError, create_strategy
 from shared.validation import invalid_input
 

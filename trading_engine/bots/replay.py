@@ -145,7 +145,9 @@ async def replay(session: AsyncSession, bot: Bot, orders: OrderService) -> Repla
     first_ms = min([f.candle_ms - frame_ms for f in fills if f.reason == "signal"] or [created_ms])
     warmup = max(1, strategy.warmup) + 1
     since = first_ms - warmup * frame_ms
-    rows = await orders.market.ohlcv(bot.exchange, bot.symbol, bot.timeframe, MAX_CANDLES, since=since)
+    rows = await orders.market.ohlcv(
+        bot.exchange, bot.symbol, bot.timeframe, MAX_CANDLES, since=since
+    )
     rows = [row for row in rows if row[0] <= end_ms]
     venue = await orders.paper_venue(bot.exchange, bot.symbol, with_book=False)
     if len(rows) < 2:
