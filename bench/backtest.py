@@ -316,7 +316,8 @@ async def api_runs(n: int, runs: int) -> list[dict[str, Any]]:
             async def backtest(start_ms: int, count: int) -> float:
                 """Seconds from the POST to the job being done."""
                 body = {
-                    "strategy": {"name": "ma_crossover", "params": {"fast": 10, "slow": 30}},
+                    "strategy": "ma_crossover",
+                    "parameters": {"fast": 10, "slow": 30},
                     "exchange": "sim",
                     "symbol": "BTC/USDT",
                     "timeframe": "1m",

@@ -20,7 +20,8 @@ from tests.shared.sample_candles import random_candles
 
 ROWS = random_candles(200, seed=3).to_rows()
 JOB: dict[str, Any] = {
-    "strategy": {"name": "ma_crossover", "params": {"fast": 5, "slow": 20}},
+    "strategy": "ma_crossover",
+    "parameters": {"fast": 5, "slow": 20},
     "candles": ROWS,
 }
 

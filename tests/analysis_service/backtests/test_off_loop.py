@@ -42,7 +42,7 @@ async def test_the_service_answers_while_the_engine_is_inside_a_job(client, user
     )
     response = await client.post(
         "/analysis/backtests",
-        json={"strategy": {"name": "ma_crossover"}, "candles": ROWS},
+        json={"strategy": "ma_crossover", "candles": ROWS},
         headers=user.headers,
     )
     job = response.json()["id"]
