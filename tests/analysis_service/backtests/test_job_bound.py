@@ -80,7 +80,7 @@ async def test_a_finished_job_frees_its_place(replicas, user, session):
     await session.commit()
     response = await replicas[1].post("/analysis/backtests", json=JOB, headers=user.headers)
     assert response.status_code == 202, response.text
-    listed = (await replicas[0].get("/analysis/backtests", headers=user.headers)).json()
+    listed = (await replicas[0].get("/analysis/backtests", headers=user.headers)).json()["items"]
     assert [(b["status"], b["metrics"]) for b in listed] == [
         ("queued", None),
         ("queued", None),

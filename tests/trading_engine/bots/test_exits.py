@@ -132,7 +132,7 @@ async def test_a_paper_bot_and_its_backtest_make_the_same_trades_with_protective
 
     orders = (
         await client.get(f"/trading/orders?bot_id={bot_id}&limit=500", headers=user.headers)
-    ).json()
+    ).json()["items"]
     orders.sort(key=lambda o: (o["created_at"], o["side"] == "buy"))
     got = [
         (

@@ -333,7 +333,7 @@ async def test_a_live_bot_rests_its_stop_on_the_venue_moves_it_up_and_books_its_
     assert state["status"] == "running"
     orders = (
         await live_client.get(f"/trading/orders?bot_id={bot_id}", headers=user.headers)
-    ).json()
+    ).json()["items"]
     assert sorted((o["type"], o["status"]) for o in orders) == [
         ("market", "filled"),
         ("stop", "canceled"),
