@@ -11,8 +11,8 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import httpx
@@ -139,3 +139,32 @@ class ServiceProcess:
 
     async def __aexit__(self, *exc: object) -> None:
         await asyncio.to_thread(self.stop)
+
+
+# The services each one calls, by the settings that name their addresses.
+SERVICE_URL_SETTINGS = {
+    "market": "MARKET_SERVICE_URLS",
+    "user": "USER_SERVICE_URLS",
+    "trading": "TRADING_SERVICE_URLS",
+    "analysis": "ANALYSIS_SERVICE_URLS",
+    "notification": "NOTIFICATION_SERVICE_URLS",
+}
+
+
+@contextmanager
+def running_services(names: list[str], env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """The named services as processes wired to each other, started together; yields
+    each one's URL and stops them all on exit."""
+    ports = {name: free_port() for name in names}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    wired = {**env, **{SERVICE_URL_SETTINGS[n]: urls[n] for n in names if n != "gateway"}}
+    processes = [ServiceProcess(name, port=ports[name], env=wired) for name in names]
+    try:
+        for process in processes:
+            process.start(wait=False)
+        for process in processes:
+            process.wait_listening(60)
+        yield urls
+    finally:
+        for process in processes:
+            process.stop()

@@ -11,7 +11,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from tests.servers import ServiceProcess, free_port
+from tests.servers import running_services
 
 pytestmark = pytest.mark.e2e
 
@@ -20,27 +20,9 @@ ORDER = ["user", "market", "analysis", "trading", "notification"]
 
 @pytest.fixture(scope="module")
 def stack(service_env: dict[str, str]) -> Iterator[dict[str, str]]:
-    ports = {name: free_port() for name in [*ORDER, "gateway"]}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    env = {
-        **service_env,
-        "MARKET_SERVICE_URLS": urls["market"],
-        "USER_SERVICE_URLS": urls["user"],
-        "TRADING_SERVICE_URLS": urls["trading"],
-        "ANALYSIS_SERVICE_URLS": urls["analysis"],
-        "NOTIFICATION_SERVICE_URLS": urls["notification"],
-        "RATE_LIMIT_PER_MINUTE": "10000",
-    }
-    processes = [ServiceProcess(name, port=ports[name], env=env) for name in [*ORDER, "gateway"]]
-    try:
-        for process in processes:
-            process.start(wait=False)
-        for process in processes:
-            process.wait_listening(60)
+    env = {**service_env, "RATE_LIMIT_PER_MINUTE": "10000"}
+    with running_services([*ORDER, "gateway"], env) as urls:
         yield urls
-    finally:
-        for process in processes:
-            process.stop()
 
 
 def wait_for(predicate, timeout: float = 15.0, interval: float = 0.2):

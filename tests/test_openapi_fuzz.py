@@ -17,7 +17,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from tests.servers import ServiceProcess, free_port
+from tests.servers import running_services
 
 pytestmark = pytest.mark.e2e
 
@@ -29,28 +29,9 @@ ORDER = ["user", "market", "analysis", "trading", "notification", "gateway"]
 
 @pytest.fixture(scope="module")
 def stack(service_env: dict[str, str]) -> Iterator[dict[str, str]]:
-    ports = {name: free_port() for name in ORDER}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    env = {
-        **service_env,
-        "INTERNAL_API_TOKEN": INTERNAL_TOKEN,
-        "MARKET_SERVICE_URLS": urls["market"],
-        "USER_SERVICE_URLS": urls["user"],
-        "TRADING_SERVICE_URLS": urls["trading"],
-        "ANALYSIS_SERVICE_URLS": urls["analysis"],
-        "NOTIFICATION_SERVICE_URLS": urls["notification"],
-        "RATE_LIMIT_PER_MINUTE": "100000",
-    }
-    processes = [ServiceProcess(name, port=ports[name], env=env) for name in ORDER]
-    try:
-        for process in processes:
-            process.start(wait=False)
-        for process in processes:
-            process.wait_listening(60)
+    env = {**service_env, "INTERNAL_API_TOKEN": INTERNAL_TOKEN, "RATE_LIMIT_PER_MINUTE": "100000"}
+    with running_services(ORDER, env) as urls:
         yield urls
-    finally:
-        for process in processes:
-            process.stop()
 
 
 @pytest.fixture(scope="module")
