@@ -27,7 +27,7 @@ SymbolQuery = Annotated[
 ]
 
 
-def get_registry(request: Request) -> ExchangeRegistry:
+async def get_registry(request: Request) -> ExchangeRegistry:
     registry: ExchangeRegistry = request.app.state.exchanges
     return registry
 
@@ -35,7 +35,7 @@ def get_registry(request: Request) -> ExchangeRegistry:
 RegistryDep = Annotated[ExchangeRegistry, Depends(get_registry)]
 
 
-def get_exchange(
+async def get_exchange(
     registry: RegistryDep,
     exchange: Annotated[
         str | None, Query(max_length=50, description="ccxt id (default: the first configured).")
@@ -48,7 +48,7 @@ def get_exchange(
 ExchangeDep = Annotated[MarketExchange, Depends(get_exchange)]
 
 
-def get_flights(request: Request) -> SingleFlight:
+async def get_flights(request: Request) -> SingleFlight:
     flights: SingleFlight = request.app.state.flights
     return flights
 
@@ -56,7 +56,7 @@ def get_flights(request: Request) -> SingleFlight:
 FlightsDep = Annotated[SingleFlight, Depends(get_flights)]
 
 
-def get_market_settings(request: Request) -> MarketSettings:
+async def get_market_settings(request: Request) -> MarketSettings:
     settings: MarketSettings = request.app.state.settings
     return settings
 

@@ -17,7 +17,7 @@ from user_service.models import User
 from user_service.settings import UserSettings
 
 
-def get_user_settings(request: Request) -> UserSettings:
+async def get_user_settings(request: Request) -> UserSettings:
     settings: UserSettings = request.app.state.settings
     return settings
 
@@ -25,13 +25,13 @@ def get_user_settings(request: Request) -> UserSettings:
 UserSettingsDep = Annotated[UserSettings, Depends(get_user_settings)]
 
 
-def get_auth_service(
+async def get_auth_service(
     session: SessionDep, redis: RedisDep, settings: UserSettingsDep
 ) -> AuthService:
     return AuthService(session, redis, settings)
 
 
-def get_key_vault(request: Request) -> KeyVault:
+async def get_key_vault(request: Request) -> KeyVault:
     vault: KeyVault | None = request.app.state.key_vault
     if vault is None:
         raise DependencyUnavailable(
@@ -41,7 +41,7 @@ def get_key_vault(request: Request) -> KeyVault:
     return vault
 
 
-def client_ip(request: Request) -> str | None:
+async def client_ip(request: Request) -> str | None:
     """The caller's address: the gateway appends it to X-Forwarded-For (last entry)."""
     forwarded = request.headers.get("x-forwarded-for")
     if forwarded:
@@ -49,7 +49,7 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def require_internal_token(
+async def require_internal_token(
     settings: UserSettingsDep,
     token: Annotated[str | None, Header(alias="X-Internal-Token")] = None,
 ) -> None:

@@ -26,7 +26,7 @@ router = APIRouter(prefix="/market", tags=["market"])
 _SYMBOL = re.compile(r"^[A-Za-z0-9]{1,15}/[A-Za-z0-9]{1,10}$")
 
 
-def ticker_service(
+async def ticker_service(
     redis: RedisDep, registry: RegistryDep, flights: FlightsDep, settings: MarketSettingsDep
 ) -> TickerService:
     return TickerService(TickerCache(redis), registry, flights, settings)

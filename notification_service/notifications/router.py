@@ -14,7 +14,7 @@ from notification_service.notifications.schemas import (
     NotificationPage,
     NotificationRead,
 )
-from shared.deps import CurrentUser, SessionDep
+from shared.deps import CurrentUser, ReadSessionDep, SessionDep
 from shared.errors import NotFound
 
 router = APIRouter(prefix="/notifications", tags=["notifications"])
@@ -36,7 +36,7 @@ OwnNotification = Annotated[Notification, Depends(valid_notification)]
 @router.get("", response_model=NotificationPage)
 async def list_notifications(
     user: CurrentUser,
-    session: SessionDep,
+    session: ReadSessionDep,
     unread: Annotated[bool, Query(description="only notifications not yet read")] = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,

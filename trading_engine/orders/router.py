@@ -7,7 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Query, Response, status
 
-from shared.deps import CurrentUser, SessionDep
+from shared.deps import CurrentUser, ReadSessionDep
 from shared.errors import NotFound
 from trading_engine.deps import OrderServiceDep
 from trading_engine.orders import repository
@@ -38,7 +38,7 @@ async def place_order(
 @router.get("/orders", response_model=list[OrderRead])
 async def list_orders(
     user: CurrentUser,
-    session: SessionDep,
+    session: ReadSessionDep,
     status_filter: str | None = Query(default=None, alias="status"),
     bot_id: uuid.UUID | None = None,
     symbol: str | None = None,
@@ -59,7 +59,7 @@ async def list_orders(
 
 
 @router.get("/orders/{order_id}", response_model=OrderRead)
-async def read_order(order_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> OrderRead:
+async def read_order(order_id: uuid.UUID, user: CurrentUser, session: ReadSessionDep) -> OrderRead:
     """One of the caller's orders."""
     order = await repository.order_of_user(session, user.user_id, order_id)
     if order is None:
@@ -78,7 +78,7 @@ async def cancel_order(
 @router.get("/trades", response_model=list[TradeRead])
 async def list_trades(
     user: CurrentUser,
-    session: SessionDep,
+    session: ReadSessionDep,
     bot_id: uuid.UUID | None = None,
     symbol: str | None = None,
     limit: int = Limit,
@@ -94,7 +94,7 @@ async def list_trades(
 @router.get("/positions", response_model=list[PositionRead])
 async def list_positions(
     user: CurrentUser,
-    session: SessionDep,
+    session: ReadSessionDep,
     status_filter: Literal["open", "closed", "all"] = Query(default="open", alias="status"),
     bot_id: uuid.UUID | None = None,
 ) -> list[PositionRead]:

@@ -15,7 +15,7 @@ from user_service.exchange_keys.service import ExchangeKeyService
 router = APIRouter(prefix="/user/me/exchange-keys", tags=["exchange keys"])
 
 
-def get_exchange_key_service(session: SessionDep, vault: KeyVaultDep) -> ExchangeKeyService:
+async def get_exchange_key_service(session: SessionDep, vault: KeyVaultDep) -> ExchangeKeyService:
     return ExchangeKeyService(session, vault)
 
 
