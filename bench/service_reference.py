@@ -31,9 +31,7 @@ ORDER_COLUMNS = (
     "created_at, updated_at"
 )
 NOTIFICATION_COLUMNS = "id, event_id, kind, title, body, data, read_at, created_at"
-USER_COLUMNS = (
-    "id, email, permissions, preferences, trading_limits, created_at, last_login_at"
-)
+USER_COLUMNS = "id, email, permissions, preferences, trading_limits, created_at, last_login_at"
 
 
 def _default(value: Any) -> Any:
@@ -66,7 +64,9 @@ def create_app() -> FastAPI:
         async def init(conn: asyncpg.Connection) -> None:
             for kind in ("json", "jsonb"):
                 await conn.set_type_codec(
-                    kind, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads,
+                    kind,
+                    encoder=lambda v: orjson.dumps(v).decode(),
+                    decoder=orjson.loads,
                     schema="pg_catalog",
                 )
 
@@ -131,7 +131,8 @@ def create_app() -> FastAPI:
     async def me(request: Request) -> Response:
         user_id = await caller(request)
         row = await request.app.state.pool.fetchrow(
-            f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", user_id
+            f"SELECT {USER_COLUMNS} FROM users WHERE id = $1",  # noqa: S608
+            user_id,
         )
         return json(_record(row))
 
@@ -139,8 +140,8 @@ def create_app() -> FastAPI:
     async def orders(request: Request, limit: int = 100, offset: int = 0) -> Response:
         user_id = await caller(request)
         rows = await request.app.state.pool.fetch(
-            f"SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 "
-            "ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 "  # noqa: S608
+            "ORDER BY created_at DESC, id LIMIT $2 OFFSET $3",
             user_id,
             limit,
             offset,
@@ -166,8 +167,12 @@ def create_app() -> FastAPI:
                 user_id,
             )
         wallet = [
-            {"asset": r["asset"], "free": r["free"], "locked": r["locked"],
-             "total": r["free"] + r["locked"]}
+            {
+                "asset": r["asset"],
+                "free": r["free"],
+                "locked": r["locked"],
+                "total": r["free"] + r["locked"],
+            }
             for r in rows
             if r["bot_id"] is None
         ]
@@ -178,7 +183,7 @@ def create_app() -> FastAPI:
         user_id = await caller(request)
         async with request.app.state.pool.acquire() as conn:
             rows = await conn.fetch(
-                f"SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE user_id = $1 "
+                f"SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE user_id = $1 "  # noqa: S608
                 "ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
                 user_id,
                 limit,
@@ -212,7 +217,9 @@ def create_app() -> FastAPI:
         user_id = await caller(request)
         body = orjson.loads(await request.body())
         return json(
-            await place_paper_market(request.app.state.pool, request.app.state.redis, user_id, body),
+            await place_paper_market(
+                request.app.state.pool, request.app.state.redis, user_id, body
+            ),
             201,
         )
 
@@ -237,7 +244,7 @@ async def place_paper_market(
     cost = (quantity * price).quantize(Decimal("0.00000001"))
     now = datetime.now(UTC)
     repeat = await pool.fetchrow(
-        f"SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND client_order_id = $2",
+        f"SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND client_order_id = $2",  # noqa: S608
         user_id,
         client_order_id,
     )
@@ -250,7 +257,7 @@ async def place_paper_market(
             quote,
         )
         order = await conn.fetchrow(
-            "INSERT INTO orders (user_id, bot_id, client_order_id, exchange, symbol, side, type,"
+            "INSERT INTO orders (user_id, bot_id, client_order_id, exchange, symbol, side, type,"  # noqa: S608
             " mode, quantity, price, status) VALUES ($1, NULL, $2, $3, $4, $5, 'market', 'paper',"
             " $6, NULL, 'open') ON CONFLICT ON CONSTRAINT uq_orders_user_client_order_id "
             f"DO NOTHING RETURNING {ORDER_COLUMNS}",
@@ -277,8 +284,16 @@ async def place_paper_market(
                 user_id,
                 asset,
             )
-        event = dumps({"orderId": str(order["id"]), "userId": str(user_id), "price": price,
-                       "quantity": quantity, "side": side, "symbol": symbol}).decode()
+        event = dumps(
+            {
+                "orderId": str(order["id"]),
+                "userId": str(user_id),
+                "price": price,
+                "quantity": quantity,
+                "side": side,
+                "symbol": symbol,
+            }
+        ).decode()
         seqs = await conn.fetch(
             "INSERT INTO event_outbox (stream, fields) VALUES ($1, $2::jsonb), ($3, $4::jsonb) "
             "RETURNING seq",
@@ -322,7 +337,13 @@ async def place_paper_market(
                 "INSERT INTO positions (user_id, bot_id, exchange, symbol, mode, quantity, "
                 "average_entry_price, fees, cost_basis) VALUES ($1, NULL, $2, $3, 'paper', $4,"
                 " $5, $6, $7)",
-                user_id, exchange, symbol, signed, price, fee, cost,
+                user_id,
+                exchange,
+                symbol,
+                signed,
+                price,
+                fee,
+                cost,
             )
         else:
             await conn.execute(
@@ -339,7 +360,16 @@ async def place_paper_market(
             "strategy_name, pnl, order_id, bot_id, exchange, mode, fee, fee_currency, liquidity)"
             " VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6, NULL, NULL, $7, NULL, $8, "
             "'paper', $9, $10, 'taker')",
-            user_id, symbol, side, price, quantity, now, order["id"], exchange, fee, quote,
+            user_id,
+            symbol,
+            side,
+            price,
+            quantity,
+            now,
+            order["id"],
+            exchange,
+            fee,
+            quote,
         )
     async with redis.pipeline(transaction=False) as pipe:
         pipe.xadd("events:order.filled", {"payload": event}, maxlen=10000, approximate=True)
@@ -357,7 +387,7 @@ async def place_paper_market(
             user_id,
         )
         open_orders = await conn.fetch(
-            f"SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND status IN "
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND status IN "  # noqa: S608
             "('open', 'partially_filled') ORDER BY created_at",
             user_id,
         )
@@ -375,6 +405,12 @@ async def place_paper_market(
             )
         await pipe.execute()
     result = _record(order)
-    result.update(status="filled", filled_quantity=quantity, average_price=price, fee=fee,
-                  fee_currency=quote, updated_at=now)
+    result.update(
+        status="filled",
+        filled_quantity=quantity,
+        average_price=price,
+        fee=fee,
+        fee_currency=quote,
+        updated_at=now,
+    )
     return result

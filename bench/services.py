@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import contextlib
 import os
 import re
 import shutil
@@ -30,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,8 +98,14 @@ class Figures:
     )
 
 
-def start(name: str, command: list[str], port: int, env: dict[str, str], logs: LogStream | None,
-          prefix: bytes | None = None) -> Proc:
+def start(
+    name: str,
+    command: list[str],
+    port: int,
+    env: dict[str, str],
+    logs: LogStream | None,
+    prefix: bytes | None = None,
+) -> Proc:
     popen = subprocess.Popen(
         command,
         cwd=ROOT,
@@ -147,16 +151,23 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def post_script() -> str:
-    """wrk script: paper market orders, buys and sells alternating (the -H headers kept)."""
+WRITERS = 16  # users placing orders in the write runs (one user's orders lock one row)
+
+
+def post_script(tokens: list[str]) -> str:
+    """wrk script: paper market orders, buys and sells alternating, each request from the
+    next of ``tokens``' users in turn."""
     buy, sell = ORDER_BODY % "buy", ORDER_BODY % "sell"
+    listed = ", ".join(f"'{t}'" for t in tokens)
     return (
-        'wrk.headers["Content-Type"] = "application/json"\n'
         "local n = 0\n"
+        f"local tokens = {{{listed}}}\n"
         f"local bodies = {{'{buy}', '{sell}'}}\n"
         "request = function()\n"
         "  n = n + 1\n"
-        '  return wrk.format("POST", nil, nil, bodies[n % 2 + 1])\n'
+        "  local headers = {['Content-Type'] = 'application/json',\n"
+        "    ['Authorization'] = 'Bearer ' .. tokens[n % #tokens + 1]}\n"
+        "  return wrk.format('POST', nil, headers, bodies[math.floor(n / #tokens) % 2 + 1])\n"
         "end\n"
     )
 
@@ -171,8 +182,9 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def measure(url: str, token: str, route: Route, args: argparse.Namespace,
-            pids: list[int]) -> dict[str, float]:
+def measure(
+    url: str, token: str, route: Route, args: argparse.Namespace, pids: list[int]
+) -> dict[str, float]:
     """wrk figures, plus the CPU the serving processes spent per request (steadier than
     requests/s when other work shares the machine)."""
     before = cpu_seconds(pids)
@@ -181,21 +193,26 @@ def measure(url: str, token: str, route: Route, args: argparse.Namespace,
     return result
 
 
-def run_wrk(url: str, token: str, route: Route, args: argparse.Namespace,
-            duration: float | None = None) -> dict[str, float]:
+def run_wrk(
+    url: str, token: str, route: Route, args: argparse.Namespace, duration: float | None = None
+) -> dict[str, float]:
     command = [
         "wrk",
         f"-t{args.threads}",
         f"-c{args.connections}",
         f"-d{duration or args.duration:g}s",
+        # Far past any p99 here: with wrk's 2 s default a busy machine turned slow replies
+        # into abandoned ones (the server still did the work, nobody counted it).
+        "--timeout",
+        "15s",
         "--latency",
         "-H",
-        f"Authorization: Bearer {token}",
+        f"Authorization: Bearer {token.split(',')[0]}",
     ]
     script = None
     if route.method == "POST":
-        script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115
-        script.write(post_script())
+        script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+        script.write(post_script(token.split(",")))
         script.close()
         command += ["-s", script.name]
     try:
@@ -230,8 +247,9 @@ async def seed(urls: dict[str, str], database_url: str, redis_url: str) -> dict[
     async with sessions() as session:
         user = await create_user(session, redis, permissions=("trade:paper",))
         reference_user = await create_user(session, redis, permissions=("trade:paper",))
+        writers = [await create_user(session, redis) for _ in range(2 * WRITERS)]
     # Long-lived tokens for the run (the factory's are 15 minutes).
-    for who in (user, reference_user):
+    for who in (user, reference_user, *writers):
         await redis.expire(f"user:session:{who.session_id}", 3 * 3600)
     headers = user.headers
     async with httpx.AsyncClient(timeout=30) as client:
@@ -240,11 +258,17 @@ async def seed(urls: dict[str, str], database_url: str, redis_url: str) -> dict[
                 response = await client.get(urls[route.service] + route.path, headers=headers)
                 response.raise_for_status()
         for n in range(50):
-            side = "buy" if n < 40 else "sell"  # a little BTC to sell in the write run
             response = await client.post(
                 urls["trading"] + "/trading/orders",
                 headers={**headers, "Content-Type": "application/json"},
-                content=ORDER_BODY % side,
+                content=ORDER_BODY % ("buy" if n % 2 == 0 else "sell"),
+            )
+            assert response.status_code == 201, response.text
+        for writer in writers[:WRITERS]:  # each writer's wallet and position exist
+            response = await client.post(
+                urls["trading"] + "/trading/orders",
+                headers={**writer.headers, "Content-Type": "application/json"},
+                content=ORDER_BODY % "buy",
             )
             assert response.status_code == 201, response.text
     async with engine.begin() as conn:
@@ -265,6 +289,8 @@ async def seed(urls: dict[str, str], database_url: str, redis_url: str) -> dict[
     return {
         "token": user.token,
         "reference_token": reference_user.token,
+        "writers": ",".join(w.token for w in writers[:WRITERS]),
+        "reference_writers": ",".join(w.token for w in writers[WRITERS:]),
         "indicator_field": fields[0],
     }
 
@@ -285,8 +311,21 @@ def profile(proc: Proc, url: str, token: str, route: Route, args: argparse.Names
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     out = Path(tempfile.gettempdir()) / f"bench-services-{route.name}.txt"
     spy = subprocess.Popen(
-        [py_spy, "record", "--pid", str(proc.popen.pid), "--format", "raw", "--rate", "250",
-         "--duration", str(int(args.duration)), "--output", str(out), "--nonblocking"],
+        [
+            py_spy,
+            "record",
+            "--pid",
+            str(proc.popen.pid),
+            "--format",
+            "raw",
+            "--rate",
+            "250",
+            "--duration",
+            str(int(args.duration)),
+            "--output",
+            str(out),
+            "--nonblocking",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -321,8 +360,10 @@ async def main(args: argparse.Namespace) -> None:
     log_path = Path(tempfile.gettempdir()) / "bench-services.log"
     log_file = log_path.open("wb")
     logs = LogStream(log_file) if args.logs == "stream" else None
-    ports = {name: free_port() for name in
-             ("user", "market", "analysis", "trading", "notification", "gateway")}
+    ports = {
+        name: free_port()
+        for name in ("user", "market", "analysis", "trading", "notification", "gateway")
+    }
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     env = {
         **os.environ,
@@ -382,12 +423,14 @@ async def main(args: argparse.Namespace) -> None:
         figures = Figures()
         for route in wanted:
             service = procs[route.service]
-            targets = [("service", service.url, token, [service.popen.pid]),
-                       ("reference", procs["reference"].url, ref_token,
-                        [procs["reference"].popen.pid])]
+            targets = [
+                ("service", service.url, token, [service.popen.pid]),
+                ("reference", procs["reference"].url, ref_token, [procs["reference"].popen.pid]),
+            ]
             if not route.write:
-                targets.append(("gateway", procs["gateway"].url, token,
-                                [procs["gateway"].popen.pid]))
+                targets.append(
+                    ("gateway", procs["gateway"].url, token, [procs["gateway"].popen.pid])
+                )
             for _label, url, who, _pids in targets:  # warm every connection pool and cache
                 await asyncio.to_thread(run_wrk, url, who, route, args, 1)
             for _ in range(args.rounds):
@@ -410,24 +453,28 @@ def report_route(route: Route, figures: Figures) -> None:
     service = figures.runs[f"{route.name}:service"]
     reference = figures.runs[f"{route.name}:reference"]
     gateway = figures.runs.get(f"{route.name}:gateway", [])
-    ratios = [s["rps"] / max(r["rps"], 0.01) for s, r in zip(service, reference, strict=True)]
+
+    def mid(runs: list[dict[str, float]], key: str) -> float:
+        return median([r[key] for r in runs])
+
+    pairs = list(zip(service, reference, strict=True))
+    ratios = [s["rps"] / max(r["rps"], 0.01) for s, r in pairs]
+    cpu_ratios = [r["cpu_us"] / max(s["cpu_us"], 0.01) for s, r in pairs]
     line = (
-        f"{route.method} {route.path.split('?')[0]:<22}"
-        f" service {median([s['rps'] for s in service]):>7,.0f}/s"
-        f" p50 {median([s['p50'] for s in service]):6.2f} p99 {median([s['p99'] for s in service]):6.2f} ms"
-        f" | reference {median([r['rps'] for r in reference]):>7,.0f}/s"
-        f" p50 {median([r['p50'] for r in reference]):6.2f} p99 {median([r['p99'] for r in reference]):6.2f} ms"
+        f"{route.method:<4} {route.path.split('?')[0]:<21}"
+        f" service {mid(service, 'rps'):>6,.0f}/s p50 {mid(service, 'p50'):6.1f}"
+        f" p99 {mid(service, 'p99'):6.1f} ms"
+        f" | reference {mid(reference, 'rps'):>6,.0f}/s p50 {mid(reference, 'p50'):6.1f}"
+        f" p99 {mid(reference, 'p99'):6.1f} ms"
         f" | ratio {fmt_range(ratios)} (target {route.target})"
-        f" | CPU/request {median([s['cpu_us'] for s in service]):5.0f} vs"
-        f" {median([r['cpu_us'] for r in reference]):5.0f} us"
-        f" ({fmt_range([r['cpu_us'] / s['cpu_us'] for s, r in zip(service, reference, strict=True)])})"
+        f" | CPU/request {mid(service, 'cpu_us'):5.0f} vs {mid(reference, 'cpu_us'):5.0f} us"
+        f" ({fmt_range(cpu_ratios)})"
     )
     if gateway:
         via = [g["rps"] / max(s["rps"], 0.01) for g, s in zip(gateway, service, strict=True)]
         line += (
-            f" | gateway {median([g['rps'] for g in gateway]):>7,.0f}/s"
-            f" p50 {median([g['p50'] for g in gateway]):6.2f} ms, {fmt_range(via)} of direct"
-            f" (gateway CPU/request {median([g['cpu_us'] for g in gateway]):4.0f} us)"
+            f" | gateway {mid(gateway, 'rps'):>6,.0f}/s p50 {mid(gateway, 'p50'):6.1f} ms,"
+            f" {fmt_range(via)} of direct (gateway CPU/request {mid(gateway, 'cpu_us'):4.0f} us)"
         )
     bad = sum(int(r["non2xx"] + r["socket_errors"]) for r in service + gateway)
     bad_ref = sum(int(r["non2xx"] + r["socket_errors"]) for r in reference)
@@ -443,7 +490,7 @@ async def log_check(env: dict[str, str], token: str, args: argparse.Namespace) -
     stalled_read, stalled_write = os.pipe()  # never read: a terminal that stopped scrolling
     sinks = {
         "off (stdout to /dev/null)": None,
-        "log stream into a file": LogStream(open(os.devnull, "wb")),  # noqa: SIM115
+        "log stream into a file": LogStream(open(os.devnull, "wb")),
         "log stream, output never drains": LogStream(os.fdopen(stalled_write, "wb")),
     }
     procs: dict[str, Proc] = {}
@@ -466,8 +513,10 @@ async def log_check(env: dict[str, str], token: str, args: argparse.Namespace) -
             print(f"  {label:<34} {median(values):>7,.0f}/s  {fmt_range(ratios)} of off")
         stalled = sinks["log stream, output never drains"]
         assert stalled is not None
-        print(f"  (the never-draining stream dropped {stalled.dropped:,} lines, "
-              "reported in its output)")
+        print(
+            f"  (the never-draining stream dropped {stalled.dropped:,} lines, "
+            "reported in its output)"
+        )
     finally:
         stop(list(procs.values()))
         os.close(stalled_read)

@@ -153,11 +153,44 @@ async def ping_database(engine: AsyncEngine) -> None:
         await conn.execute(text("SELECT 1"))
 
 
+class ReadOnlySession(AsyncSession):
+    """A session for routes that only read, on an autocommit connection that goes back to
+    the pool as soon as each statement's rows are read (async results are buffered), not
+    when the request ends: under load a request spends most of its time waiting for the
+    event loop, and holding a connection through that emptied the pool."""
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute(*args, **kwargs)
+        finally:
+            await self.commit()  # autocommit: no round trip, only the release
+
+    async def scalars(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().scalars(*args, **kwargs)
+        finally:
+            await self.commit()
+
+    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().scalar(*args, **kwargs)
+        finally:
+            await self.commit()
+
+    async def get(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().get(*args, **kwargs)
+        finally:
+            await self.commit()
+
+
 def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions for routes that only read: autocommit, so a request's query is one round
-    trip instead of BEGIN, the query and COMMIT. Nothing is lost: at READ COMMITTED every
-    statement sees its own snapshot inside a transaction too. Never for writes (each
-    statement would commit on its own)."""
+    """Sessions for routes that only read (:class:`ReadOnlySession`): autocommit, so a
+    query is one round trip instead of BEGIN, the query and COMMIT. Nothing is lost: at
+    READ COMMITTED every statement sees its own snapshot inside a transaction too. Never
+    for writes (each statement would commit on its own)."""
     return async_sessionmaker(
-        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        engine.execution_options(isolation_level="AUTOCOMMIT"),
+        class_=ReadOnlySession,
+        expire_on_commit=False,
     )

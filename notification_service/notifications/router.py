@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from notification_service.models import Notification
 from notification_service.notifications import repository, service
@@ -16,6 +16,7 @@ from notification_service.notifications.schemas import (
 )
 from shared.deps import CurrentUser, ReadSessionDep, SessionDep
 from shared.errors import NotFound
+from shared.responses import model_response
 
 router = APIRouter(prefix="/notifications", tags=["notifications"])
 
@@ -40,9 +41,10 @@ async def list_notifications(
     unread: Annotated[bool, Query(description="only notifications not yet read")] = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> NotificationPage:
+) -> Response:
     """The caller's notifications, newest first."""
-    return await service.page(session, user.user_id, unread_only=unread, limit=limit, offset=offset)
+    page = await service.page(session, user.user_id, unread_only=unread, limit=limit, offset=offset)
+    return model_response(page)
 
 
 @router.post("/read-all", response_model=MarkedRead)

@@ -6,9 +6,11 @@ import uuid
 from typing import Literal
 
 from fastapi import APIRouter, Query, Response, status
+from pydantic import TypeAdapter
 
 from shared.deps import CurrentUser, ReadSessionDep
 from shared.errors import NotFound
+from shared.responses import json_response
 from trading_engine.deps import OrderServiceDep
 from trading_engine.orders import repository
 from trading_engine.orders.schemas import OrderCreate, OrderRead, PositionRead, TradeRead
@@ -35,6 +37,9 @@ async def place_order(
     return OrderRead.model_validate(order)
 
 
+ORDER_LIST = TypeAdapter(list[OrderRead])
+
+
 @router.get("/orders", response_model=list[OrderRead])
 async def list_orders(
     user: CurrentUser,
@@ -44,7 +49,7 @@ async def list_orders(
     symbol: str | None = None,
     limit: int = Limit,
     offset: int = Offset,
-) -> list[OrderRead]:
+) -> Response:
     """The caller's orders, newest first (``status=open`` for the open ones)."""
     rows = await repository.list_orders(
         session,
@@ -55,7 +60,7 @@ async def list_orders(
         limit=limit,
         offset=offset,
     )
-    return [OrderRead.model_validate(o) for o in rows]
+    return json_response(ORDER_LIST, ORDER_LIST.validate_python(rows, from_attributes=True))
 
 
 @router.get("/orders/{order_id}", response_model=OrderRead)
