@@ -11,6 +11,7 @@ transaction that rolls back runs none of them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -160,28 +161,27 @@ class ReadOnlySession(AsyncSession):
     event loop, and holding a connection through that emptied the pool."""
 
     async def execute(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await super().execute(*args, **kwargs)
-        finally:
-            await self.commit()  # autocommit: no round trip, only the release
+        return await self._released(super().execute(*args, **kwargs))
 
     async def scalars(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await super().scalars(*args, **kwargs)
-        finally:
-            await self.commit()
+        return await self._released(super().scalars(*args, **kwargs))
 
     async def scalar(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await super().scalar(*args, **kwargs)
-        finally:
-            await self.commit()
+        return await self._released(super().scalar(*args, **kwargs))
 
     async def get(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._released(super().get(*args, **kwargs))
+
+    async def _released(self, statement: Awaitable[Any]) -> Any:
         try:
-            return await super().get(*args, **kwargs)
-        finally:
-            await self.commit()
+            result = await statement
+        except BaseException:
+            # The statement's own error is the one that counts (shared.errors maps it).
+            with contextlib.suppress(Exception):
+                await self.rollback()
+            raise
+        await self.commit()  # autocommit: no round trip, only the connection's release
+        return result
 
 
 def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

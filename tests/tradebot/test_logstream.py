@@ -89,9 +89,10 @@ def test_a_stalled_output_never_blocks_the_writing_process() -> None:
         stdout=subprocess.PIPE,
     )
     assert child.stdout is not None
-    logs.follow(child.stdout.fileno(), b"svc | ")
+    reader = logs.follow(child.stdout.fileno(), b"svc | ")
     assert child.wait(timeout=60) == 0  # finished although nothing reached the output
-    time.sleep(0.2)
+    reader.join(30)  # every line it wrote read: written (held) or dropped
+    assert not reader.is_alive()
     assert logs.dropped > 0
     output.open_gate.set()
     logs.close()
