@@ -24,7 +24,9 @@ from market_service.pairs.router import router as pairs_router
 from market_service.pairs.service import sync_pairs
 from market_service.settings import MarketSettings, get_settings
 from market_service.singleflight import SingleFlight
+from market_service.tickers.cache import TickerCache
 from market_service.tickers.router import router as tickers_router
+from market_service.tickers.service import TickerService
 from shared.app import create_service_app
 from shared.cancellation import raise_if_cancelling
 from shared.db import unit_of_work
@@ -74,6 +76,9 @@ def exchanges_component(settings: MarketSettings) -> Any:
         registry = build_registry(settings, sim_anchor_ms=anchor)
         app.state.exchanges = registry
         app.state.flights = SingleFlight()
+        app.state.tickers = TickerService(
+            TickerCache(app.state.redis), registry, app.state.flights, settings
+        )
 
         async def exchange_health() -> None:
             down = [ex.id for ex in registry if not ex.is_available()]

@@ -6,19 +6,17 @@ import re
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from market_service.deps import (
     ExchangeDep,
     FlightsDep,
     MarketSettingsDep,
     RedisDep,
-    RegistryDep,
     SymbolQuery,
 )
 from market_service.exchanges.base import iso_ms
 from market_service.tickers.books import OrderBookCache, OrderBookService
-from market_service.tickers.cache import TickerCache
 from market_service.tickers.schemas import OrderBookRead, TickerRead, TickersRead, TradesRead
 from market_service.tickers.service import TickerService
 from shared.errors import ValidationFailed
@@ -27,10 +25,10 @@ router = APIRouter(prefix="/market", tags=["market"])
 _SYMBOL = re.compile(r"^[A-Za-z0-9]{1,15}/[A-Za-z0-9]{1,10}$")
 
 
-async def ticker_service(
-    redis: RedisDep, registry: RegistryDep, flights: FlightsDep, settings: MarketSettingsDep
-) -> TickerService:
-    return TickerService(TickerCache(redis), registry, flights, settings)
+async def ticker_service(request: Request) -> TickerService:
+    """The app's one ticker service (made at start-up: nothing in it is per request)."""
+    service: TickerService = request.app.state.tickers
+    return service
 
 
 TickerServiceDep = Annotated[TickerService, Depends(ticker_service)]
