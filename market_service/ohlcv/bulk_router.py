@@ -15,8 +15,9 @@ from market_service.deps import ExchangeDep, MarketSettingsDep, SymbolQuery
 from market_service.ohlcv.bulk_service import BulkOhlcv
 from shared.candle_arrow import MEDIA_TYPE, stream_batch, stream_end, stream_header
 from shared.errors import ValidationFailed
+from shared.strict_query import StrictQueryRoute
 
-router = APIRouter(prefix="/market", tags=["market"])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/market", tags=["market"])
 log = structlog.get_logger("ohlcv_bulk")
 
 TimeQuery = Annotated[str, Query(max_length=40, description="Epoch ms or ISO-8601 (UTC).")]
