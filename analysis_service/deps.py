@@ -13,12 +13,12 @@ from shared.deps import CurrentUser, RedisDep, SessionDep
 __all__ = ["AnalysisSettingsDep", "CurrentUser", "MarketDep", "RedisDep", "SessionDep"]
 
 
-def get_market(request: Request) -> MarketClient:
+async def get_market(request: Request) -> MarketClient:
     market: MarketClient = request.app.state.market
     return market
 
 
-def get_analysis_settings(request: Request) -> AnalysisSettings:
+async def get_analysis_settings(request: Request) -> AnalysisSettings:
     settings: AnalysisSettings = request.app.state.settings
     return settings
 

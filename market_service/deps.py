@@ -28,7 +28,7 @@ SymbolQuery = Annotated[
 ]
 
 
-def get_registry(request: Request) -> ExchangeRegistry:
+async def get_registry(request: Request) -> ExchangeRegistry:
     registry: ExchangeRegistry = request.app.state.exchanges
     return registry
 
@@ -36,7 +36,7 @@ def get_registry(request: Request) -> ExchangeRegistry:
 RegistryDep = Annotated[ExchangeRegistry, Depends(get_registry)]
 
 
-def get_exchange(
+async def get_exchange(
     registry: RegistryDep,
     exchange: Annotated[
         str | None,
@@ -54,7 +54,7 @@ def get_exchange(
 ExchangeDep = Annotated[MarketExchange, Depends(get_exchange)]
 
 
-def get_flights(request: Request) -> SingleFlight:
+async def get_flights(request: Request) -> SingleFlight:
     flights: SingleFlight = request.app.state.flights
     return flights
 
@@ -62,7 +62,7 @@ def get_flights(request: Request) -> SingleFlight:
 FlightsDep = Annotated[SingleFlight, Depends(get_flights)]
 
 
-def get_market_settings(request: Request) -> MarketSettings:
+async def get_market_settings(request: Request) -> MarketSettings:
     settings: MarketSettings = request.app.state.settings
     return settings
 

@@ -25,11 +25,12 @@ from market_service.pairs.router import router as pairs_router
 from market_service.pairs.service import sync_pairs
 from market_service.settings import MarketSettings, get_settings
 from market_service.singleflight import SingleFlight
+from market_service.tickers.cache import TickerCache
 from market_service.tickers.router import router as tickers_router
+from market_service.tickers.service import TickerService
 from shared.app import create_service_app
 from shared.cancellation import raise_if_cancelling
 from shared.db import unit_of_work
-from shared.heap import freeze_long_lived, tune_collections
 
 log = structlog.get_logger("market")
 SIM_ANCHOR_KEY = "market:sim:anchor"
@@ -76,6 +77,9 @@ def exchanges_component(settings: MarketSettings) -> Any:
         registry = build_registry(settings, sim_anchor_ms=anchor)
         app.state.exchanges = registry
         app.state.flights = SingleFlight()
+        app.state.tickers = TickerService(
+            TickerCache(app.state.redis), registry, app.state.flights, settings
+        )
 
         async def exchange_health() -> None:
             down = [ex.id for ex in registry if not ex.is_available()]
@@ -138,27 +142,6 @@ def feed_component(settings: MarketSettings) -> Any:
     return component
 
 
-def heap_component(settings: MarketSettings) -> Any:
-    """After startup, as the gateway does: freeze the long-lived heap out of the cyclic GC's
-    view and collect the young generation less often.
-
-    Why: ccxt, numpy and SQLAlchemy leave ~300k objects that live as long as the process, and
-    every full collection walked them: 110-310 ms stalls (measured under the feed benchmark),
-    each one a late tick for every WebSocket subscriber. Frozen objects are never scanned;
-    a larger young threshold promotes fewer objects that are merely in flight, so full
-    collections come far less often. Off in the test environment (pytest's own heap).
-    """
-
-    @asynccontextmanager
-    async def component(app: FastAPI) -> AsyncIterator[None]:
-        if settings.tunes_gc:
-            freeze_long_lived(full=True)
-            tune_collections()
-        yield
-
-    return component
-
-
 def create_app(settings: MarketSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     return create_service_app(
@@ -169,7 +152,6 @@ def create_app(settings: MarketSettings | None = None) -> FastAPI:
         components=[
             exchanges_component(settings),
             feed_component(settings),
-            heap_component(settings),  # last: once everything has started
         ],
         use_database=True,
     )

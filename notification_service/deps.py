@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from notification_service.settings import NotificationSettings
 
 
-def get_notification_settings(request: Request) -> NotificationSettings:
+async def get_notification_settings(request: Request) -> NotificationSettings:
     settings: NotificationSettings = request.app.state.settings
     return settings
 

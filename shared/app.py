@@ -16,10 +16,16 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from shared.cancellation import cancel_and_wait
-from shared.db import create_engine, create_sessionmaker, ping_database
+from shared.db import (
+    create_engine,
+    create_read_sessionmaker,
+    create_sessionmaker,
+    ping_database,
+)
 from shared.errors import install_error_handlers
 from shared.events import run_outbox_relay, run_processed_events_pruner
 from shared.health import HealthCheck, ops_router
+from shared.heap import freeze_long_lived, tune_collections
 from shared.logging import RequestLogMiddleware, configure_logging
 from shared.redis import create_redis
 from shared.settings import ServiceSettings
@@ -58,6 +64,7 @@ def create_service_app(
             )
             app.state.engine = engine
             app.state.sessionmaker = create_sessionmaker(engine, redis)
+            app.state.read_sessionmaker = create_read_sessionmaker(engine)
             checks = {"database": lambda: ping_database(engine), **checks}
             housekeeping = [
                 asyncio.create_task(run_outbox_relay(app.state.sessionmaker, redis)),
@@ -72,6 +79,13 @@ def create_service_app(
             async with contextlib.AsyncExitStack() as stack:
                 for component in components:
                     await stack.enter_async_context(component(app))
+                if settings.tunes_gc:
+                    # Once everything has started (shared/heap.py): the start-up heap
+                    # (ccxt, numpy, SQLAlchemy, pydantic: ~300k objects) out of the cyclic
+                    # GC's view, and the young generation collected less often. Without
+                    # it full collections walked that heap over and over under load.
+                    freeze_long_lived(full=True)
+                    tune_collections()
                 yield
         finally:
             await cancel_and_wait(housekeeping)

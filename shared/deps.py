@@ -1,4 +1,9 @@
-"""FastAPI dependencies every service uses, as ``Annotated`` aliases."""
+"""FastAPI dependencies every service uses, as ``Annotated`` aliases.
+
+Dependencies that do no blocking I/O are ``async def``: FastAPI runs a plain ``def``
+dependency on a worker thread (``run_in_threadpool``), a thread hop on every request for
+what is an attribute read (docs/architecture.md, the request path).
+"""
 
 from __future__ import annotations
 
@@ -14,12 +19,12 @@ from shared.db import unit_of_work
 from shared.settings import ServiceSettings
 
 
-def get_app_settings(request: Request) -> ServiceSettings:
+async def get_app_settings(request: Request) -> ServiceSettings:
     settings: ServiceSettings = request.app.state.settings
     return settings
 
 
-def get_redis(request: Request) -> Redis:
+async def get_redis(request: Request) -> Redis:
     redis: Redis = request.app.state.redis
     return redis
 
@@ -30,15 +35,19 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for a route that only reads (autocommit: no BEGIN/COMMIT round trips)."""
+    async with request.app.state.read_sessionmaker() as session:
+        yield session
+
+
 async def get_principal(request: Request) -> Principal:
     """The caller of an authenticated route (the token and its live session checked)."""
     token = bearer_token(request.headers.get("authorization"))
-    settings = get_app_settings(request)
+    state = request.app.state
+    settings: ServiceSettings = state.settings
     principal = await verify_access_token(
-        token,
-        secret=settings.jwt_secret,
-        algorithm=settings.jwt_algorithm,
-        redis=get_redis(request),
+        token, secret=settings.jwt_secret, algorithm=settings.jwt_algorithm, redis=state.redis
     )
     request.scope.setdefault("state", {})["user_id"] = str(principal.user_id)
     return principal
@@ -48,4 +57,5 @@ SettingsDep = Annotated[ServiceSettings, Depends(get_app_settings)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 # scope="function": commit before the response is sent, so a failed commit is never a 2xx.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 CurrentUser = Annotated[Principal, Depends(get_principal)]

@@ -1,4 +1,4 @@
-"""Cyclic-GC tuning for latency-sensitive services (the gateway, the bot runner).
+"""Cyclic-GC tuning for every service (create_service_app, the gateway, the bot runner).
 
 A full (generation 2) collection walks every tracked object; with a busy service's
 long-lived state (a thousand bots' adapters and candle windows, pools, caches) one took

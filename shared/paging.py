@@ -12,10 +12,10 @@ from typing import Annotated, Any, Generic, NamedTuple, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel
-from sqlalchemy import Select, func, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ["MAX_OFFSET", "Page", "PageParams", "fetch_page", "page_of", "paging"]
+__all__ = ["MAX_OFFSET", "Page", "PageParams", "fetch_page", "fetch_row_page", "page_of", "paging"]
 
 MAX_OFFSET = 1_000_000_000
 
@@ -55,9 +55,24 @@ async def fetch_page(
     session: AsyncSession, query: Select[M], page: PageParams
 ) -> tuple[list[M], int]:
     """One page of an ordered query's rows, and how many rows the whole query has."""
-    total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    total = await _count(session, query)
     rows = await session.scalars(query.limit(page.limit).offset(page.offset))
-    return list(rows), int(total or 0)
+    return list(rows), total
+
+
+async def fetch_row_page(
+    session: AsyncSession, query: Select[Any], page: PageParams
+) -> tuple[Sequence[Row[Any]], int]:
+    """The same for a query of columns (``select(*Model.__table__.columns)``): plain rows,
+    for a page that is only serialised (no ORM objects built and tracked)."""
+    total = await _count(session, query)
+    result = await session.execute(query.limit(page.limit).offset(page.offset))
+    return result.all(), total
+
+
+async def _count(session: AsyncSession, query: Select[Any]) -> int:
+    total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    return int(total or 0)
 
 
 def page_of(items: Sequence[T], page: PageParams) -> dict[str, Any]:

@@ -92,8 +92,8 @@ class ServiceSettings(BaseSettings):
     event_max_failures: int = 5
 
     # Freeze long-lived objects out of the cyclic GC's view and collect the young
-    # generation less often (shared.heap; used by the gateway, the market feed and the
-    # bot runner, where full collections stalled requests, ticks and order bursts).
+    # generation less often (shared.heap; every service once started, and the bot
+    # runner, where full collections stalled requests, ticks and order bursts).
     gc_tuning: bool = True
 
     @property

@@ -8,14 +8,17 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from shared.settings import SERVICE_PORTS
+from tradebot.logstream import LogStream, render_prefix
 
 FACTORIES = {
     "gateway": "gateway.main:create_app",
@@ -97,19 +100,25 @@ def serve_command(service: str, port: int, host: str = "127.0.0.1") -> list[str]
 class Child:
     name: str
     port: int
-    proc: subprocess.Popen[str]
+    proc: subprocess.Popen[bytes]
 
 
-def _pump(child: Child, console: Console) -> None:
+def prefix_renderer(console: Console) -> Callable[[str, str], str]:
+    """Renders text in a colour as ``console`` would print it (plain when it has no colour)."""
+
+    def render(text: str, colour: str) -> str:
+        with console.capture() as captured:
+            console.print(Text(text, style=colour), end="", highlight=False)
+        return captured.get()
+
+    return render
+
+
+def follow_logs(logs: LogStream, child: Child, console: Console) -> None:
+    """The child's output into the shared log stream, behind its coloured name."""
     assert child.proc.stdout is not None  # noqa: S101 - started with a pipe
-    colour = COLOURS.get(child.name, "white")
-    for line in child.proc.stdout:
-        console.print(
-            f"[{colour}]{child.name:>12} |[/] {line.rstrip()}",
-            markup=True,
-            highlight=False,
-            soft_wrap=True,
-        )
+    prefix = render_prefix(prefix_renderer(console), child.name, COLOURS.get(child.name, "white"))
+    logs.follow(child.proc.stdout.fileno(), prefix)
 
 
 def health_table(urls: dict[str, str], timeout: float = 2.0) -> tuple[Table, bool]:
@@ -195,6 +204,7 @@ def run_stack(*, data_dir: Path, console: Console, wait_timeout: float = 90.0) -
     embedded = EmbeddedServers(data_dir)
     children: list[Child] = []
     stopping = threading.Event()
+    logs = LogStream(sys.stdout.buffer)
 
     def _stop(signum: int, _frame: object) -> None:
         stopping.set()
@@ -225,14 +235,13 @@ def run_stack(*, data_dir: Path, console: Console, wait_timeout: float = 90.0) -
             proc = subprocess.Popen(
                 serve_command(name, SERVICE_PORTS[name]),
                 env=service_env(name, env),
-                text=True,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
             child = Child(name, SERVICE_PORTS[name], proc)
             children.append(child)
-            threading.Thread(target=_pump, args=(child, console), daemon=True).start()
+            follow_logs(logs, child, console)
         deadline = time.monotonic() + wait_timeout
         while not stopping.is_set():
             table, ok = health_table(urls, timeout=1.0)
@@ -269,4 +278,5 @@ def run_stack(*, data_dir: Path, console: Console, wait_timeout: float = 90.0) -
                 os.killpg(child.proc.pid, signal.SIGKILL)
                 child.proc.wait(5)
         embedded.stop()
+        logs.close()
         console.print("[bold]•[/] stopped")

@@ -15,7 +15,7 @@ from trading_engine.orders.service import OrderService
 from trading_engine.strategies import repository as strategy_repository
 
 
-def get_order_service(request: Request) -> OrderService:
+async def get_order_service(request: Request) -> OrderService:
     service: OrderService = request.app.state.order_service
     return service
 

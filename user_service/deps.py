@@ -18,7 +18,7 @@ from user_service.models import User
 from user_service.settings import UserSettings
 
 
-def get_user_settings(request: Request) -> UserSettings:
+async def get_user_settings(request: Request) -> UserSettings:
     settings: UserSettings = request.app.state.settings
     return settings
 
@@ -26,13 +26,13 @@ def get_user_settings(request: Request) -> UserSettings:
 UserSettingsDep = Annotated[UserSettings, Depends(get_user_settings)]
 
 
-def get_auth_service(
+async def get_auth_service(
     session: SessionDep, redis: RedisDep, settings: UserSettingsDep
 ) -> AuthService:
     return AuthService(session, redis, settings)
 
 
-def get_key_vault(request: Request) -> KeyVault:
+async def get_key_vault(request: Request) -> KeyVault:
     vault: KeyVault | None = request.app.state.key_vault
     if vault is None:
         raise DependencyUnavailable(

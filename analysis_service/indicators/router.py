@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import ValidationError
 
 from analysis_service.deps import AnalysisSettingsDep, CurrentUser, MarketDep, RedisDep
@@ -24,9 +24,9 @@ async def calculate_indicators(
     market: MarketDep,
     redis: RedisDep,
     settings: AnalysisSettingsDep,
-) -> dict[str, Any]:
+) -> Response:
     """Indicator series aligned to the candles (``null`` in the warm-up)."""
-    return await IndicatorService(market, redis, settings).calculate(body)
+    return _json(await IndicatorService(market, redis, settings).calculate_json(body))
 
 
 @router.get("/indicators", response_model=IndicatorsRead)
@@ -44,7 +44,7 @@ async def get_indicators(
     limit: Annotated[int | None, Query(ge=1, le=50_000)] = None,
     start: Annotated[UtcDatetime | None, Query()] = None,
     end: Annotated[UtcDatetime | None, Query()] = None,
-) -> dict[str, Any]:
+) -> Response:
     """The same, for stored candles named in the query string."""
     try:
         request = IndicatorsRequest(
@@ -64,4 +64,9 @@ async def get_indicators(
         raise ValidationFailed(
             "; ".join(e["msg"] for e in errors), extra={"errors": errors}
         ) from None
-    return await IndicatorService(market, redis, settings).calculate(request)
+    return _json(await IndicatorService(market, redis, settings).calculate_json(request))
+
+
+def _json(body: bytes) -> Response:
+    # IndicatorsRead's wire form already (a cache hit: the bytes as cached).
+    return Response(body, media_type="application/json")

@@ -85,6 +85,12 @@ class IndicatorService:
 
     async def calculate(self, request: IndicatorsRequest) -> dict[str, Any]:
         """Series aligned to the candles (body candles, or loaded and cached)."""
+        body: dict[str, Any] = orjson.loads(await self.calculate_json(request))
+        return body
+
+    async def calculate_json(self, request: IndicatorsRequest) -> bytes:
+        """The same as JSON (IndicatorsRead's wire form): a cache hit is the cached bytes
+        as stored, neither parsed nor validated again."""
         if len(request.indicators) > self.settings.indicators_max_specs:
             raise ValidationFailed(
                 f"at most {self.settings.indicators_max_specs} indicators per request"
@@ -97,7 +103,8 @@ class IndicatorService:
                 )
             candles = candles_from_rows(request.candles)
             # CPU-bound: off the event loop, so other requests keep flowing
-            return await asyncio.to_thread(self._body, None, None, None, candles, specs)
+            body = await asyncio.to_thread(self._body, None, None, None, candles, specs)
+            return orjson.dumps(body)
         if request.symbol is None:  # the schema requires one source
             raise ValidationFailed("send candles or a symbol")
         if request.timeframe not in TIMEFRAME_MS:
@@ -109,17 +116,17 @@ class IndicatorService:
         field = self._field(request, specs)
         cached = await self.redis.hget(key, field)
         if cached is not None:
-            body: dict[str, Any] = orjson.loads(cached)
-            return body
+            return cached if isinstance(cached, bytes) else cached.encode()
         candles = await self._load(request, request.symbol, specs)
         body = await asyncio.to_thread(
             self._body, request.exchange, request.symbol, request.timeframe, candles, specs
         )
+        encoded = orjson.dumps(body)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, field, orjson.dumps(body))
+            pipe.hset(key, field, encoded)
             pipe.expire(key, self._ttl(request))
             await pipe.execute()
-        return body
+        return encoded
 
     def _body(
         self,

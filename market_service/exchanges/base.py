@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -29,9 +29,17 @@ class Ticker:
     timestamp_ms: int
 
     def to_json(self) -> dict[str, Any]:
-        body = asdict(self)
-        body["timestamp"] = iso_ms(body.pop("timestamp_ms"))
-        return body
+        # Field by field: dataclasses.asdict deep-copies, ~10x the cost on the cached path.
+        return {
+            "exchange": self.exchange,
+            "symbol": self.symbol,
+            "price": self.price,
+            "bid": self.bid,
+            "ask": self.ask,
+            "volume": self.volume,
+            "change": self.change,
+            "timestamp": iso_ms(self.timestamp_ms),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +51,13 @@ class OrderBook:
     timestamp_ms: int
 
     def to_json(self) -> dict[str, Any]:
-        body = asdict(self)
-        body["timestamp"] = iso_ms(body.pop("timestamp_ms"))
-        return body
+        return {
+            "exchange": self.exchange,
+            "symbol": self.symbol,
+            "bids": self.bids,
+            "asks": self.asks,
+            "timestamp": iso_ms(self.timestamp_ms),
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,19 +5,18 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+import orjson
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from market_service.deps import (
     ExchangeDep,
     FlightsDep,
     MarketSettingsDep,
     RedisDep,
-    RegistryDep,
     SymbolQuery,
 )
 from market_service.exchanges.base import iso_ms
 from market_service.tickers.books import OrderBookCache, OrderBookService
-from market_service.tickers.cache import TickerCache
 from market_service.tickers.schemas import OrderBookRead, TickerRead, TickersRead, TradesRead
 from market_service.tickers.service import TickerService
 from shared.strict_query import StrictQueryRoute
@@ -27,10 +26,10 @@ router = APIRouter(route_class=StrictQueryRoute, prefix="/market", tags=["market
 _SYMBOL = re.compile(r"^[A-Za-z0-9]{1,15}/[A-Za-z0-9]{1,10}$")
 
 
-def ticker_service(
-    redis: RedisDep, registry: RegistryDep, flights: FlightsDep, settings: MarketSettingsDep
-) -> TickerService:
-    return TickerService(TickerCache(redis), registry, flights, settings)
+async def ticker_service(request: Request) -> TickerService:
+    """The app's one ticker service (made at start-up: nothing in it is per request)."""
+    service: TickerService = request.app.state.tickers
+    return service
 
 
 TickerServiceDep = Annotated[TickerService, Depends(ticker_service)]
@@ -39,10 +38,11 @@ TickerServiceDep = Annotated[TickerService, Depends(ticker_service)]
 @router.get("/ticker", response_model=TickerRead)
 async def get_ticker(
     symbol: SymbolQuery, exchange: ExchangeDep, tickers: TickerServiceDep
-) -> dict[str, Any]:
+) -> Response:
     """The latest ticker of one symbol (cached for a couple of seconds)."""
     ticker = await tickers.fetch_crypto_price(symbol, exchange=exchange.id)
-    return ticker.to_json()
+    # Already in TickerRead's wire form (the busiest route: no second validation pass).
+    return Response(orjson.dumps(ticker.to_json()), media_type="application/json")
 
 
 @router.get("/tickers", response_model=TickersRead)

@@ -67,12 +67,13 @@ def _values(draft: NotificationDraft) -> dict[str, Any]:
 
 async def page_for_user(
     session: AsyncSession, user_id: uuid.UUID, *, unread_only: bool, limit: int, offset: int
-) -> list[Notification]:
-    stmt = select(Notification).where(Notification.user_id == user_id)
+) -> Sequence[Row[Any]]:
+    """Plain rows, not ORM objects: a page is read and serialised, never changed."""
+    stmt = select(*Notification.__table__.columns).where(Notification.user_id == user_id)
     if unread_only:
         stmt = stmt.where(Notification.read_at.is_(None))
     stmt = stmt.order_by(Notification.created_at.desc(), Notification.id.desc())
-    return list((await session.scalars(stmt.limit(limit).offset(offset))).all())
+    return (await session.execute(stmt.limit(limit).offset(offset))).all()
 
 
 async def counts_for_user(session: AsyncSession, user_id: uuid.UUID) -> tuple[int, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from notification_service.models import Notification
 from notification_service.notifications import repository, service
@@ -14,9 +14,10 @@ from notification_service.notifications.schemas import (
     NotificationPage,
     NotificationRead,
 )
-from shared.deps import CurrentUser, SessionDep
+from shared.deps import CurrentUser, ReadSessionDep, SessionDep
 from shared.errors import NotFound
 from shared.paging import PageParams, paging
+from shared.responses import model_response
 from shared.strict_query import StrictQueryRoute
 
 router = APIRouter(route_class=StrictQueryRoute, prefix="/notifications", tags=["notifications"])
@@ -38,14 +39,15 @@ OwnNotification = Annotated[Notification, Depends(valid_notification)]
 @router.get("", response_model=NotificationPage)
 async def list_notifications(
     user: CurrentUser,
-    session: SessionDep,
+    session: ReadSessionDep,
     page: Annotated[PageParams, paging(50, 200)],
     unread: Annotated[bool, Query(description="only notifications not yet read")] = False,
-) -> NotificationPage:
+) -> Response:
     """The caller's notifications, newest first."""
-    return await service.page(
+    body = await service.page(
         session, user.user_id, unread_only=unread, limit=page.limit, offset=page.offset
     )
+    return model_response(body)
 
 
 @router.post("/read-all", response_model=MarkedRead)

@@ -143,3 +143,23 @@ def test_shared_db_imports_nothing_from_shared_events() -> None:
             imported.update(f"{node.module}.{alias.name}" for alias in node.names)
     assert "sqlalchemy" in imported  # the walk sees the module's imports
     assert not {name for name in imported if name.startswith("shared.events")}
+
+
+async def test_a_read_session_gives_its_connection_back_after_each_statement(
+    engine: Any, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Routes that only read hold no connection (and no transaction) between statements,
+    and see what other sessions have committed."""
+    from shared.db import create_read_sessionmaker
+
+    async with unit_of_work(sessionmaker) as session:
+        await add_pair(session, "READ/USDT")
+    reads = create_read_sessionmaker(engine)
+    async with reads() as session:
+        first = await session.scalar(select(func.count()).select_from(text("trading_pairs")))
+        assert engine.pool.checkedout() == 0
+        async with unit_of_work(sessionmaker) as other:
+            await add_pair(other, "MORE/USDT")
+        second = await session.scalar(select(func.count()).select_from(text("trading_pairs")))
+        assert second == first + 1
+        assert engine.pool.checkedout() == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.dialects.postgresql import insert
@@ -69,9 +70,11 @@ def orders_query(
     status: str | None = None,
     bot_id: uuid.UUID | None = None,
     symbol: str | None = None,
-) -> Select[Order]:
-    """A user's orders, newest first (``status="open"`` also takes partially filled)."""
-    query = select(Order).where(Order.user_id == user_id)
+) -> Select[Any]:
+    """A user's orders, newest first (``status="open"`` also takes partially filled), as
+    plain rows, not ORM objects: a page is read and serialised, never changed, and
+    building fifty tracked objects cost more than the query."""
+    query = select(*Order.__table__.columns).where(Order.user_id == user_id)
     if status == "open":
         query = query.where(Order.status.in_(OPEN_STATUSES))
     elif status is not None:
@@ -116,9 +119,9 @@ async def open_live_orders(session: AsyncSession, limit: int = 100) -> list[Orde
 
 def trades_query(
     user_id: uuid.UUID, *, bot_id: uuid.UUID | None = None, symbol: str | None = None
-) -> Select[Trade]:
-    """A user's fills, newest first."""
-    query = select(Trade).where(Trade.user_id == user_id)
+) -> Select[Any]:
+    """A user's fills, newest first, as plain rows (as :func:`orders_query`)."""
+    query = select(*Trade.__table__.columns).where(Trade.user_id == user_id)
     if bot_id is not None:
         query = query.where(Trade.bot_id == bot_id)
     if symbol is not None:

@@ -9,10 +9,12 @@ from typing import Annotated, Literal
 
 import structlog
 from fastapi import APIRouter, Query, Response, status
+from pydantic import TypeAdapter
 
-from shared.deps import CurrentUser, SessionDep
+from shared.deps import CurrentUser, ReadSessionDep
 from shared.errors import BadRequest, DependencyUnavailable, NotFound
-from shared.paging import Page, PageParams, fetch_page, paging
+from shared.paging import Page, PageParams, fetch_page, fetch_row_page, paging
+from shared.responses import model_response, page_response
 from shared.strict_query import StrictQueryRoute
 from trading_engine.deps import OrderServiceDep
 from trading_engine.market_client import MarketClient
@@ -51,30 +53,29 @@ async def place_order(
     return OrderRead.model_validate(order)
 
 
+ORDER_PAGE = TypeAdapter(Page[OrderRead])
+TRADE_PAGE = TypeAdapter(Page[TradeRead])
+
+
 @router.get("/orders", response_model=Page[OrderRead])
 async def list_orders(
     user: CurrentUser,
-    session: SessionDep,
+    session: ReadSessionDep,
     page: Paging,
     status_filter: Annotated[OrderStatus | None, Query(alias="status")] = None,
     bot_id: uuid.UUID | None = None,
     symbol: SymbolFilter = None,
-) -> Page[OrderRead]:
+) -> Response:
     """The caller's orders, newest first (``status=open`` for the open ones)."""
     query = repository.orders_query(
         user.user_id, status=status_filter, bot_id=bot_id, symbol=symbol
     )
-    rows, total = await fetch_page(session, query, page)
-    return Page(
-        items=[OrderRead.model_validate(o) for o in rows],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    rows, total = await fetch_row_page(session, query, page)
+    return page_response(ORDER_PAGE, rows, total, page)
 
 
 @router.get("/orders/{order_id}", response_model=OrderRead)
-async def read_order(order_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> OrderRead:
+async def read_order(order_id: uuid.UUID, user: CurrentUser, session: ReadSessionDep) -> OrderRead:
     """One of the caller's orders."""
     order = await repository.order_of_user(session, user.user_id, order_id)
     if order is None:
@@ -93,38 +94,34 @@ async def cancel_order(
 @router.get("/trades", response_model=Page[TradeRead])
 async def list_trades(
     user: CurrentUser,
-    session: SessionDep,
+    session: ReadSessionDep,
     page: Paging,
     bot_id: uuid.UUID | None = None,
     symbol: SymbolFilter = None,
-) -> Page[TradeRead]:
+) -> Response:
     """The caller's fills, newest first, with fee and realised PnL."""
     query = repository.trades_query(user.user_id, bot_id=bot_id, symbol=symbol)
-    rows, total = await fetch_page(session, query, page)
-    return Page(
-        items=[TradeRead.model_validate(t) for t in rows],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    rows, total = await fetch_row_page(session, query, page)
+    return page_response(TRADE_PAGE, rows, total, page)
 
 
 @router.get("/positions", response_model=Page[PositionRead])
 async def list_positions(
     user: CurrentUser,
-    session: SessionDep,
+    session: ReadSessionDep,
     orders: OrderServiceDep,
     page: Paging,
     status_filter: Annotated[Literal["open", "closed", "all"], Query(alias="status")] = "open",
     bot_id: uuid.UUID | None = None,
-) -> Page[PositionRead]:
+) -> Response:
     """The caller's positions (open by default); open ones marked at the last price."""
     query = repository.positions_query(
         user.user_id, status=None if status_filter == "all" else status_filter, bot_id=bot_id
     )
     rows, total = await fetch_page(session, query, page)
     items = await _marked(rows, orders.market)
-    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+    # Each item validated once in _marked; the envelope is dumped without a second pass.
+    return model_response(Page(items=items, total=total, limit=page.limit, offset=page.offset))
 
 
 async def _marked(positions: list[Position], market: MarketClient) -> list[PositionRead]:

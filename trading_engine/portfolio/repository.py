@@ -3,24 +3,36 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Row, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trading_engine.models import Balance, Bot, Order, Position
 
 
-async def all_balances(session: AsyncSession, user_id: uuid.UUID) -> list[Balance]:
-    rows = await session.scalars(
-        select(Balance).where(Balance.user_id == user_id).order_by(Balance.asset)
+async def all_balances(
+    session: AsyncSession, user_id: uuid.UUID
+) -> Sequence[Row[str, Decimal, Decimal, uuid.UUID | None]]:
+    """Plain rows (asset, free, locked, bot_id): read for the balances page, never changed."""
+    result = await session.execute(
+        select(Balance.asset, Balance.free, Balance.locked, Balance.bot_id)
+        .where(Balance.user_id == user_id)
+        .order_by(Balance.asset)
     )
-    return list(rows)
+    return result.all()
 
 
-async def bots_of(session: AsyncSession, user_id: uuid.UUID) -> list[Bot]:
-    rows = await session.scalars(select(Bot).where(Bot.user_id == user_id).order_by(Bot.created_at))
-    return list(rows)
+async def bots_of(
+    session: AsyncSession, user_id: uuid.UUID
+) -> Sequence[Row[uuid.UUID, str | None, str]]:
+    """Plain rows (id, name, status) of the user's bots."""
+    result = await session.execute(
+        select(Bot.id, Bot.name, Bot.status).where(Bot.user_id == user_id).order_by(Bot.created_at)
+    )
+    return result.all()
 
 
 async def cancel_wallet_orders(session: AsyncSession, user_id: uuid.UUID, at: datetime) -> None:

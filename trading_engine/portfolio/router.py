@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from shared.db import unit_of_work
 from shared.deps import CurrentUser
+from shared.responses import model_response
 from shared.strict_query import StrictQueryRoute
 from trading_engine.deps import OrderServiceDep
 from trading_engine.orders.schemas import Money
@@ -36,12 +37,12 @@ class Balances(BaseModel):
 
 
 @router.get("/balances", response_model=Balances)
-async def read_balances(user: CurrentUser, orders: OrderServiceDep) -> Balances:
+async def read_balances(user: CurrentUser, orders: OrderServiceDep) -> Response:
     """The paper wallet (created with its starting amount on first use) and every bot's."""
     async with unit_of_work(orders.sessionmaker) as session:
         await orders.ensure_wallet(session, user.user_id)
         wallet, bots = await service.balances(session, user.user_id)
-    return Balances.model_validate({"wallet": wallet, "bots": bots})
+    return model_response(Balances.model_validate({"wallet": wallet, "bots": bots}))
 
 
 @router.post("/balances/reset", response_model=Balances)

@@ -19,7 +19,7 @@ router = APIRouter(
 )
 
 
-def get_exchange_key_service(session: SessionDep, vault: KeyVaultDep) -> ExchangeKeyService:
+async def get_exchange_key_service(session: SessionDep, vault: KeyVaultDep) -> ExchangeKeyService:
     return ExchangeKeyService(session, vault)
 
 
