@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from shared.cancellation import raise_if_cancelling
 from trading_engine.bots.batch import CandleOutcome, CandleWork, apply_candles
 from trading_engine.bots.candles import CandleBook, CandleKey, timeframe_ms
 from trading_engine.bots.failures import (
@@ -243,6 +244,7 @@ class CandleBooking:
                 # the bot's state and retry on the next candle or sync.
                 await self.failures.note_errors([bot_id], failure_detail(exc))
             except Exception as exc:
+                raise_if_cancelling()  # a stopping runner's error is not the bot's
                 handle.failures += 1
                 log.exception("bot_failed", bot_id=str(bot_id))
                 if handle.failures >= FAILURES_BEFORE_ERROR:

@@ -14,6 +14,7 @@ import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.cancellation import raise_if_cancelling
 from shared.events import MARKET_DATA_UPDATED, Event, EventConsumer, stream_for
 from trading_engine.bots.candles import CandleKey, timeframe_ms
 from trading_engine.bots.service import LATEST_CANDLES_KEY
@@ -83,5 +84,6 @@ class CandleIntake:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                raise_if_cancelling()
                 log.warning("candle_listener_error", error=repr(exc))
                 await asyncio.sleep(1.0)

@@ -27,6 +27,7 @@ import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.cancellation import raise_if_cancelling
 from shared.db import unit_of_work
 from shared.heap import freeze_long_lived
 from shared.strategies import TradingStrategy, create_strategy
@@ -93,6 +94,7 @@ class BotOwnership:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                raise_if_cancelling()  # a stopped runner's sync must not go on as a ghost
                 log.warning("bot_sync_failed", error=repr(exc))
             await asyncio.sleep(self.settings.bot_sync_interval_s)
 
