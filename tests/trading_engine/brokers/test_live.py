@@ -193,33 +193,10 @@ async def test_a_live_bot_buys_and_sells_through_the_adapter_once_per_candle(
     live_user,
     session: AsyncSession,
 ) -> None:
-    from shared.strategies import SignalAction, TradingSignal, create_strategy
-    from trading_engine.bots.adapter import Adapter
-    from trading_engine.models import Bot
+    from shared.strategies import SignalAction, TradingSignal
 
     user = await live_user()
-    saved = await live_client.post(
-        "/trading/strategies",
-        json={"name": "s", "strategy": "ma_crossover", "parameters": {}},
-        headers=user.headers,
-    )
-    created = await live_client.post(
-        "/trading/bots",
-        json={
-            "strategy_id": saved.json()["id"],
-            "exchange": "binance",
-            "symbol": "BTC/USDT",
-            "timeframe": "1h",
-            "mode": "live",
-            "capital": "200",
-        },
-        headers=user.headers,
-    )
-    assert created.status_code == 201, created.text
-    bot_id = created.json()["id"]
-    await live_client.post(f"/trading/bots/{bot_id}/start", headers=user.headers)
-    bot = await session.get(Bot, uuid.UUID(bot_id))
-    adapter = Adapter(bot, create_strategy("ma_crossover", {}), live_app.state.order_service)
+    bot_id, adapter = await _live_bot(live_app, live_client, user, session)
     assert await adapter.connection_exchange()
     hour = 3_600_000
     start = 1_767_225_600_000
@@ -251,8 +228,13 @@ async def test_a_live_bot_buys_and_sells_through_the_adapter_once_per_candle(
 
 
 async def _live_bot(
-    live_app: FastAPI, live_client: httpx.AsyncClient, user, session: AsyncSession, risk: dict
+    live_app: FastAPI,
+    live_client: httpx.AsyncClient,
+    user,
+    session: AsyncSession,
+    risk: dict | None = None,
 ):
+    """A started live binance bot of ``user`` and the adapter that runs it."""
     from shared.strategies import create_strategy
     from trading_engine.bots.adapter import Adapter
     from trading_engine.models import Bot
@@ -271,7 +253,7 @@ async def _live_bot(
             "timeframe": "1h",
             "mode": "live",
             "capital": "200",
-            "risk": risk,
+            **({} if risk is None else {"risk": risk}),
         },
         headers=user.headers,
     )
