@@ -13,11 +13,17 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 from shared.strict_query import StrictQueryRoute
 
 HealthCheck = Callable[[], Awaitable[Any]]
+
+# Each health check's last result (database, redis, the market's exchanges, the gateway's
+# upstreams): refreshed by every /health and every scrape of /metrics.
+DEPENDENCY_UP = Gauge(
+    "dependency_up", "1 when the last check of a dependency passed, else 0", ["dependency"]
+)
 
 
 async def run_check(check: HealthCheck, limit_s: float) -> bool:
@@ -34,6 +40,8 @@ async def health_report(
     names = list(checks)
     results = await asyncio.gather(*(run_check(checks[n], limit_s) for n in names))
     services = {name: "up" if ok else "down" for name, ok in zip(names, results, strict=True)}
+    for name, ok in zip(names, results, strict=True):
+        DEPENDENCY_UP.labels(name).set(1 if ok else 0)
     healthy = all(results)
     body = {
         "status": "healthy" if healthy else "unhealthy",
@@ -57,7 +65,11 @@ def ops_router() -> APIRouter:
         return JSONResponse(body, status_code=status)
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        # The checks run at each scrape too, so `dependency_up` is as fresh as the scrape
+        # whether or not anything probes /health.
+        checks: dict[str, HealthCheck] = getattr(request.app.state, "health_checks", {})
+        await health_report(checks, request.app.state.settings.health_check_timeout)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
