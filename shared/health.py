@@ -1,4 +1,5 @@
-"""``GET /health`` and ``GET /metrics`` (docs/api.md, health and metrics).
+"""``GET /health``, ``GET /health/live`` and ``GET /metrics`` (docs/api.md, health and
+metrics).
 
 Each check runs concurrently under a timeout, so a hung dependency reports ``down`` well
 under two seconds instead of hanging the probe.
@@ -63,6 +64,12 @@ def ops_router() -> APIRouter:
         if extra is not None:
             body.update(await extra())
         return JSONResponse(body, status_code=status)
+
+    @router.get("/health/live", summary="Liveness: the process answers, nothing else is checked")
+    async def live() -> JSONResponse:
+        # For a liveness probe: a database or Redis outage must not get every replica
+        # restarted (readiness, on /health, takes them out of service instead).
+        return JSONResponse({"status": "alive"})
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
