@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
 # Probes and scrapes: counted in the metrics, no log line each.
-_UNLOGGED_ROUTES = frozenset({"/metrics", "/health", "/health/live"})
+_UNLOGGED_ROUTES = frozenset({"/metrics", "/health", "/health/ready", "/health/live"})
 
 HTTP_REQUESTS = Counter(
     "http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"]

@@ -57,7 +57,7 @@ __all__ = [
 
 # The W3C trace-context fields an event envelope may carry (beside id, type, data, ...).
 ENVELOPE_FIELDS = ("traceparent", "tracestate")
-_UNTRACED_PATHS = frozenset({"/health", "/health/live", "/metrics"})
+_UNTRACED_PATHS = frozenset({"/health", "/health/ready", "/health/live", "/metrics"})
 _TELEMETRY_OFF: dict[str, Any] = {"tracing": False, "metrics": False, "logs": False}
 
 
