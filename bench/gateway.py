@@ -2,6 +2,12 @@
 limit on, limit raised for the run) vs straight to the same upstream, in one run.
 
     .venv/bin/python bench/gateway.py [--duration 10] [--connections 64] [--threads 2]
+                                      [--traced]
+
+``--traced`` adds, in the same run, the same gateway exporting a span per request over
+OTLP/HTTP (every request traced, then one in ten) to an in-memory collector in this
+process (tests/otlp_collector.py), with the batch queue large enough that no span is
+dropped: the cost of tracing when it is on.
 
 Needs Redis (REDIS_URL, default redis://127.0.0.1:6379/0; the run's keys are removed
 afterwards). The load generator is wrk (`apt-get install -y wrk`); without it the script
@@ -24,6 +30,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from tradebot.stack import HTTP_PROTOCOLS
 
@@ -228,6 +235,40 @@ def measure(
     return result
 
 
+def measure_traced(
+    start_gateway: Any, upstream: subprocess.Popen[bytes], token: str, args: argparse.Namespace
+) -> tuple[dict[str, dict[str, float]], int]:
+    """The same gateway exporting its spans over OTLP: every request traced, then one in
+    ten (OTEL_TRACES_SAMPLER_ARG). Returns the rows and the spans the collector received."""
+    from tests.otlp_collector import OtlpCollector
+
+    rows: dict[str, dict[str, float]] = {}
+    with OtlpCollector() as collector:
+        for label, ratio in (("traced, every request", "1"), ("traced, one in ten", "0.1")):
+            port = free_port()
+            gateway = start_gateway(
+                port,
+                {
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+                    "OTEL_TRACES_SAMPLER_ARG": ratio,
+                    # Export everything (no span dropped), in batches twice a second.
+                    "OTEL_BSP_MAX_QUEUE_SIZE": "200000",
+                    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "4096",
+                    "OTEL_BSP_SCHEDULE_DELAY": "500",
+                },
+            )
+            url = f"http://127.0.0.1:{port}"
+            try:
+                wait_listening(url, gateway)
+                rows[label] = measure(
+                    url + PATH, token, args, {"upstream": upstream, "gateway": gateway}
+                )
+            finally:
+                gateway.terminate()  # flushes what is left
+                gateway.wait(30)
+        return rows, len(collector.spans)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10)
@@ -236,6 +277,7 @@ def main() -> None:
     parser.add_argument("--gateway-workers", type=int, default=1)
     parser.add_argument("--python-load", metavar="URL")
     parser.add_argument("--token", default="")
+    parser.add_argument("--traced", action="store_true", help="also measure with traces on")
     args = parser.parse_args()
     if args.python_load:
         print(
@@ -253,25 +295,32 @@ def main() -> None:
     up_port, gw_port = free_port(), free_port()
     upstream_url, gateway_url = f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{gw_port}"
     upstream = start(["--factory", "bench.gateway:upstream_app", "--port", str(up_port)], env)
-    gateway = start(
-        [
-            "--factory",
-            "gateway.main:create_app",
-            "--port",
-            str(gw_port),
-            "--workers",
-            str(args.gateway_workers),
-            "--http",
-            HTTP_PROTOCOLS["gateway"],
-        ],
-        {
-            **env,
-            "TRADING_SERVICE_URLS": upstream_url,
-            "RATE_LIMIT_PER_MINUTE": "1000000000",
-            "HEALTH_INCLUDE_UPSTREAMS": "false",
-        },
-    )
+    gateway_env = {
+        **env,
+        "TRADING_SERVICE_URLS": upstream_url,
+        "RATE_LIMIT_PER_MINUTE": "1000000000",
+        "HEALTH_INCLUDE_UPSTREAMS": "false",
+    }
+
+    def start_gateway(port: int, extra: dict[str, str]) -> subprocess.Popen[bytes]:
+        return start(
+            [
+                "--factory",
+                "gateway.main:create_app",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.gateway_workers),
+                "--http",
+                HTTP_PROTOCOLS["gateway"],
+            ],
+            {**gateway_env, **extra},
+        )
+
+    gateway = start_gateway(gw_port, {})
     token, keys = asyncio.run(open_session(redis_url))
+    traced: dict[str, dict[str, float]] = {}
+    spans_received = 0
     try:
         wait_listening(upstream_url, upstream)
         wait_listening(gateway_url, gateway)
@@ -279,6 +328,8 @@ def main() -> None:
         through = measure(
             gateway_url + PATH, token, args, {"upstream": upstream, "gateway": gateway}
         )
+        if args.traced:
+            traced, spans_received = measure_traced(start_gateway, upstream, token, args)
     finally:
         for proc in (gateway, upstream):
             proc.terminate()
@@ -291,7 +342,8 @@ def main() -> None:
         "upstream: FastAPI JSON route on uvicorn; gateway: auth + rate limit on, logs on"
     )
     print(f"{'':24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}")
-    for name, r in (("direct to upstream", direct), ("through the gateway", through)):
+    rows = [("direct to upstream", direct), ("through the gateway", through), *traced.items()]
+    for name, r in rows:
         print(f"{name:24}{r['rps']:>10.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['errors']:>10.0f}")
     ratio = through["rps"] / direct["rps"]
     added = through["p50"] - direct["p50"]
@@ -307,6 +359,16 @@ def main() -> None:
         f"{os.cpu_count()}-core machine is bounded by the sum, shared with wrk and whatever "
         "else runs."
     )
+    for name, r in traced.items():
+        print(
+            f"{name}: gateway {r['cpu_us_gateway']:.0f} us of CPU per request "
+            f"({r['cpu_us_gateway'] - through['cpu_us_gateway']:+.0f} us), "
+            f"{r['rps'] / through['rps']:.2f} of the untraced gateway's throughput, "
+            f"p50 {r['p50'] - through['p50']:+.2f} ms"
+        )
+    if traced:
+        print(f"spans received by the collector: {spans_received}")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

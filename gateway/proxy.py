@@ -35,6 +35,7 @@ from gateway.metrics import BREAKER_REJECTED, RATE_LIMITED, UPSTREAM_FAILURES, U
 from gateway.problems import send_problem
 from gateway.upstreams import Instance, Upstream, UpstreamRegistry
 from gateway.websocket import proxy_websocket
+from shared import tracing
 from shared.auth import bearer_token, session_key
 from shared.errors import Unauthorized
 from shared.forwarding import TrustedProxies
@@ -195,7 +196,10 @@ class GatewayProxy:
                 expose_headers=EXPOSED_HEADERS,
             )
         # The same request log (one JSON line, X-Request-ID, metrics) as every service.
-        self.entry = RequestLogMiddleware(entry, service=service)
+        self.entry: ASGIApp = RequestLogMiddleware(entry, service=service)
+        if tracing.enabled():
+            # A span per request, its context forwarded upstream; never wrapped when off.
+            self.entry = tracing.traced_proxy(self.entry)
 
     def upstream_for(self, scope: Scope) -> Upstream | None:
         """The upstream an HTTP or WebSocket request goes to, or None (not proxied)."""

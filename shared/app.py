@@ -15,6 +15,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from shared import tracing
 from shared.cancellation import cancel_and_wait
 from shared.db import (
     create_engine,
@@ -92,8 +93,17 @@ def create_service_app(
             await redis.aclose()
             if engine is not None:
                 await engine.dispose()
+            await asyncio.to_thread(tracing.flush)
 
-    app = app_class(title=title, description=description, lifespan=lifespan)
+    # Traces when an OTLP endpoint is configured (shared/tracing.py); FastAPI's own
+    # telemetry makes each request's server span, or is switched off.
+    tracing.configure(settings)
+    app = app_class(
+        title=title,
+        description=description,
+        lifespan=lifespan,
+        telemetry=tracing.fastapi_telemetry(),  # type: ignore[arg-type]
+    )
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(ops_router())

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 
 import orjson
 import structlog
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -41,6 +41,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared import tracing
 from shared.cancellation import raise_if_cancelling
 from shared.db import Base, after_commit, commit
 
@@ -66,6 +67,19 @@ EVENTS_DEAD_LETTERED = Counter(
     "Stream entries moved to the dead-letter stream",
     ["group", "stream"],
 )
+
+# A group's backlog, sampled by its consumers (XINFO GROUPS) every BACKLOG_SAMPLE_S.
+EVENTS_LAG = Gauge(
+    "events_consumer_lag",
+    "Entries of a stream not yet delivered to the consumer group",
+    ["group", "stream"],
+)
+EVENTS_PENDING = Gauge(
+    "events_consumer_pending",
+    "Entries delivered to the consumer group and not yet acknowledged",
+    ["group", "stream"],
+)
+BACKLOG_SAMPLE_S = 5.0
 
 
 def stream_for(event_type: str) -> str:
@@ -94,6 +108,14 @@ class Event:
                 self.data, default=str, option=orjson.OPT_PASSTHROUGH_DATETIME
             ).decode(),
         }
+
+    def envelope(self) -> dict[str, str]:
+        """The stream entry's fields as published: the event and, when this process traces,
+        the context of the span that produced it (``traceparent``, shared/tracing.py), so
+        the consumers' spans join the producer's trace (the outbox keeps it too)."""
+        fields = self.to_fields()
+        tracing.inject(fields)
+        return fields
 
     @classmethod
     def from_fields(cls, fields: Mapping[str | bytes, str | bytes]) -> Event:
@@ -140,7 +162,7 @@ async def publish(
     """XADD one event now (for code that has no transaction to wait for)."""
     entry_id = await redis.xadd(
         stream or stream_for(event.type),
-        event.to_fields(),  # type: ignore[arg-type]
+        event.envelope(),  # type: ignore[arg-type]
         maxlen=maxlen,
         approximate=True,
     )
@@ -152,7 +174,7 @@ _STAGED = "staged_events"  # session.info key of the session's _StagedEvents
 
 def stage(session: AsyncSession, event: Event, *, stream: str | None = None) -> None:
     """Add an event to the session's transaction; it is published after the commit."""
-    entry = OutboxEntry(stream=stream or stream_for(event.type), fields=event.to_fields())
+    entry = OutboxEntry(stream=stream or stream_for(event.type), fields=event.envelope())
     session.add(entry)
     outbox: _StagedEvents | None = session.info.get(_STAGED)
     if outbox is None:
@@ -346,6 +368,7 @@ class EventConsumer:
         self._failures_key = f"events:failures:{group}"
         self._retry_at: float | None = None
         self._reclaim_due: dict[str, float] = {}
+        self._backlog_due = 0.0
 
     async def ensure_groups(self) -> None:
         for stream in self.handlers:
@@ -361,6 +384,7 @@ class EventConsumer:
             try:
                 await self.ensure_groups()
                 while True:
+                    await self.sample_backlog()
                     await self.process_once()
             except asyncio.CancelledError:
                 raise
@@ -368,6 +392,26 @@ class EventConsumer:
                 raise_if_cancelling()
                 log.warning("consumer_loop_error", group=self.group, error=repr(exc))
                 await asyncio.sleep(1.0)
+
+    async def sample_backlog(self) -> None:
+        """Set the group's lag and pending gauges per stream (at most every
+        ``BACKLOG_SAMPLE_S``; one pipelined XINFO GROUPS per stream)."""
+        now = asyncio.get_running_loop().time()
+        if now < self._backlog_due:
+            return
+        self._backlog_due = now + BACKLOG_SAMPLE_S
+        streams = list(self.handlers)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream in streams:
+                pipe.xinfo_groups(stream)
+            replies = await pipe.execute()
+        for stream, groups in zip(streams, replies, strict=True):
+            for group in groups:
+                if _text(group["name"]) != self.group:
+                    continue
+                EVENTS_PENDING.labels(self.group, stream).set(int(group["pending"]))
+                if group.get("lag") is not None:  # unknown after entries were deleted
+                    EVENTS_LAG.labels(self.group, stream).set(int(group["lag"]))
 
     async def process_once(self, *, block_ms: int | None = None) -> int:
         """Reclaim, retry and read one batch; returns how many entries were handled."""
@@ -421,7 +465,9 @@ class EventConsumer:
         entries = result[1] if result else []
         for entry_id, fields in entries:
             if fields:  # a trimmed entry comes back empty
-                await self._handle(StreamEntry(stream, _text(entry_id), fields))
+                claimed = StreamEntry(stream, _text(entry_id), fields)
+                with tracing.consumer_spans(self.group, [claimed]):
+                    await self._handle(claimed)
             else:
                 await self.redis.xack(stream, self.group, entry_id)
         return len(entries)
@@ -442,7 +488,8 @@ class EventConsumer:
             for entry_id, fields in stream_entries
         ]
         if entries:
-            await self.handle_batch(entries)
+            with tracing.consumer_spans(self.group, entries):
+                await self.handle_batch(entries)
         return len(entries)
 
     async def _handle(self, entry: StreamEntry) -> None:

