@@ -285,8 +285,8 @@ class DataFrameStrategy(TradingStrategy):
         if "name" not in cls.__dict__:
             cls.name = cls.__name__
         if "description" not in cls.__dict__:
-            doc = (cls.__doc__ or "").strip()
-            cls.description = doc.splitlines()[0] if doc else f"DataFrame strategy {cls.__name__}"
+            paragraph = (cls.__doc__ or "").strip().split("\n\n")[0]
+            cls.description = " ".join(paragraph.split()) or f"DataFrame strategy {cls.__name__}"
         cls._refuse_unsupported()
         cls._defaults = cls._exits()
         cls._parameters = {
