@@ -22,8 +22,8 @@ from shared.strategies.dataframe import DataFrameStrategy, IntParameter, informa
 
 
 class RsiTrendPullback(DataFrameStrategy):
-    """RSI pullback in an uptrend: buy when the RSI turns up through buy_rsi while the
-    close is above the 4-hour SMA; sell when the RSI crosses above sell_rsi."""
+    """RSI pullback in an uptrend: buy when the RSI turns up through buy_rsi while the last
+    4-hour close is above its SMA; sell when the RSI crosses above sell_rsi."""
 
     INTERFACE_VERSION = 3
     timeframe = "1h"
@@ -50,7 +50,7 @@ class RsiTrendPullback(DataFrameStrategy):
         dataframe.loc[
             (
                 qtpylib.crossed_above(dataframe["rsi"], self.buy_rsi.value)
-                & (dataframe["close"] > dataframe["sma_4h"])
+                & (dataframe["close_4h"] > dataframe["sma_4h"])
                 & (dataframe["volume"] > 0)
             ),
             "enter_long",
