@@ -54,6 +54,7 @@ class CandleBook:
         self._signal_marker: dict[CandleKey, tuple[CandleKey, int, int, float]] = {}
         self._higher: dict[CandleKey, list[list[float]]] = {}
         self._higher_frames: dict[CandleKey, tuple[tuple[int, int], Candles]] = {}
+        self._higher_checked: dict[CandleKey, int] = {}  # newest closed candle asked for
 
     def frame(self, key: CandleKey, rows: list[list[float]], index: int) -> Candles:
         """``rows[: index + 1]`` as arrays, built once per candle for all bots of a market."""
@@ -124,6 +125,8 @@ class CandleBook:
             keep = max(self.keep, count + 1)
             if rows and rows[-1][0] >= newest and rows[0][0] <= newest - (count - 1) * step:
                 return
+            if key in self._higher_checked and self._higher_checked[key] >= newest:
+                return  # read after ``newest`` closed: the market has nothing older
             if rows and rows[0][0] <= newest - (count - 1) * step and rows[-1][0] < newest:
                 since = int(rows[-1][0]) + step  # the candles closed since the last read
             else:
@@ -132,12 +135,16 @@ class CandleBook:
             fetched = await self.market.ohlcv(
                 key.exchange, key.symbol, key.timeframe, limit, since=since
             )
-            # A range read may end with the candle still forming: never kept.
+            # A range read may end with the candle still forming: never kept, but it shows
+            # the market is past ``newest``, so a missing ``newest`` never existed (the
+            # market's history starts later, or nothing traded then).
             rows = rows + [r for r in fetched if since <= r[0] <= newest]
-            if not rows or rows[-1][0] != newest:
+            later = any(r[0] > newest for r in fetched)
+            if (not rows or rows[-1][0] != newest) and not later:
                 raise CandlesMissing(key, newest, newest + step)
             del rows[: max(0, len(rows) - keep)]
             self._higher[key] = rows
+            self._higher_checked[key] = newest
 
     async def window(self, key: CandleKey, candle: list[float], need: int) -> list[list[float]]:
         """Consecutive closed candles up to and including ``candle`` (at least ``need`` when

@@ -35,7 +35,7 @@ class RsiTrendPullback(DataFrameStrategy):
 
     buy_rsi = IntParameter(10, 60, default=35, space="buy")
     sell_rsi = IntParameter(50, 90, default=65, space="sell")
-    trend_period = IntParameter(5, 50, default=12, space="buy")
+    trend_period = IntParameter(2, 50, default=12, space="buy")
 
     @informative("4h")
     def populate_indicators_4h(self, dataframe: DataFrame, metadata: dict[str, Any]) -> DataFrame:
