@@ -369,7 +369,13 @@ def lookahead(
     except CandleSourceError as exc:
         out.print(f"[red]{exc}[/]", soft_wrap=True)
         raise typer.Exit(1) from None
-    report = check_lookahead(chosen, sample, cuts=cuts)
+    from shared.resample import TimeframeError
+
+    try:
+        report = check_lookahead(chosen, sample, cuts=cuts)
+    except TimeframeError as exc:
+        out.print(f"[red]{exc}[/]", soft_wrap=True)
+        raise typer.Exit(2) from None
     if report.ok:
         out.print(
             f"[green]OK[/]: {chosen.name} gave the same signals on {report.cuts_checked} "
