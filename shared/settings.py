@@ -46,6 +46,17 @@ def split_urls(value: str) -> list[str]:
     return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
 
 
+class StrategySettings(BaseSettings):
+    """Where the operator's own strategies come from besides entry points (docs/trading.md,
+    DataFrame strategies): ``STRATEGIES_DIR``, a folder of Python files, each holding
+    strategy classes. Read by every process that runs strategies (the trading engine,
+    the analysis service, ``tradebot backtest`` and ``tradebot lookahead``)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    strategies_dir: str = ""
+
+
 class ServiceSettings(BaseSettings):
     """Settings every service shares; read from the environment (and `.env`)."""
 

@@ -258,11 +258,15 @@ def backtest(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from shared.backtest import BacktestInputError, run_backtest
+    from shared.resample import TimeframeError, check_higher
     from shared.strategies import StrategyParamsError, UnknownStrategyError, create_strategy
 
     try:
         chosen = create_strategy(strategy, params)
-    except (UnknownStrategyError, StrategyParamsError) as exc:
+        if data is None:  # a file's timeframe is read off its candles when they run
+            for higher in chosen.higher_timeframes():
+                check_higher(frame, higher)
+    except (UnknownStrategyError, StrategyParamsError, TimeframeError) as exc:
         err.print(f"[red]{exc}[/]", soft_wrap=True)
         raise typer.Exit(2) from None
 
@@ -303,7 +307,7 @@ def backtest(
                 trailing_stop=trailing_stop,
                 progress=lambda f: progress.update(task, completed=0.1 + 0.85 * f),
             )
-        except BacktestInputError as exc:
+        except (BacktestInputError, TimeframeError) as exc:
             err.print(f"[red]{source}: {exc}[/]")
             raise typer.Exit(1) from None
         progress.update(task, completed=1.0, description="done")
@@ -365,7 +369,13 @@ def lookahead(
     except CandleSourceError as exc:
         out.print(f"[red]{exc}[/]", soft_wrap=True)
         raise typer.Exit(1) from None
-    report = check_lookahead(chosen, sample, cuts=cuts)
+    from shared.resample import TimeframeError
+
+    try:
+        report = check_lookahead(chosen, sample, cuts=cuts)
+    except TimeframeError as exc:
+        out.print(f"[red]{exc}[/]", soft_wrap=True)
+        raise typer.Exit(2) from None
     if report.ok:
         out.print(
             f"[green]OK[/]: {chosen.name} gave the same signals on {report.cuts_checked} "

@@ -27,7 +27,13 @@ from analysis_service.settings import AnalysisSettings
 from shared.errors import NotFound, RateLimited, ValidationFailed
 from shared.events import Event, stage
 from shared.paging import PageParams
-from shared.strategies import StrategyParamsError, UnknownStrategyError, create_strategy
+from shared.resample import TimeframeError, check_higher, spacing_ms
+from shared.strategies import (
+    StrategyParamsError,
+    TradingStrategy,
+    UnknownStrategyError,
+    create_strategy,
+)
 from shared.validation import invalid_input
 
 BACKTEST_REQUESTED = "backtest.requested"
@@ -41,13 +47,23 @@ def _problem(message: str, *loc: str) -> ValidationFailed:
     return invalid_input(["body", *loc], message)
 
 
-def build_strategy(name: str, params: dict[str, Any]) -> Any:
+def build_strategy(name: str, params: dict[str, Any]) -> TradingStrategy:
     try:
         return create_strategy(name, params)
     except UnknownStrategyError as exc:
         raise _problem(str(exc), "strategy") from None
     except StrategyParamsError as exc:
         raise _problem(str(exc), "parameters") from None
+
+
+def _check_timeframes(strategy: TradingStrategy, frame_ms: int, field: str) -> None:
+    """A 422 for a strategy reading a timeframe below the candles' (the higher ones are
+    aggregated from the candles: docs/trading.md, several timeframes)."""
+    for timeframe in strategy.higher_timeframes():
+        try:
+            check_higher(frame_ms, timeframe)
+        except TimeframeError as exc:
+            raise _problem(str(exc), field) from None
 
 
 class BacktestService:
@@ -70,6 +86,7 @@ class BacktestService:
             if len(candles) < 2:
                 raise _problem("a backtest needs at least 2 candles", "candles")
             start_at, end_at = _utc(int(candles.timestamp[0])), _utc(int(candles.timestamp[-1]))
+            _check_timeframes(strategy, spacing_ms(candles.timestamp), "candles")
         else:
             if not (body.timeframe and body.start and body.end):  # the schema ensures these
                 raise _problem("symbol, timeframe, start and end are required", "symbol")
@@ -79,6 +96,7 @@ class BacktestService:
                     f"unknown timeframe {body.timeframe!r}; use one of {', '.join(TIMEFRAME_MS)}",
                     "timeframe",
                 )
+            _check_timeframes(strategy, frame, "timeframe")
             expected = (to_ms(body.end) - to_ms(body.start)) // frame
             if expected > self.settings.backtest_max_candles:
                 raise _problem(

@@ -7,7 +7,7 @@ no attribute access or indexing, and rules are bounded in length, size and depth
 Syntax errors (:class:`RuleSyntaxError`) point at the offending character.
 """
 
-from shared.rules.evaluate import evaluate, lookback
+from shared.rules.evaluate import evaluate, higher_lookbacks, lookback
 from shared.rules.functions import FIELDS, FUNCTIONS
 from shared.rules.parser import MAX_RULE_LENGTH, Node, RuleSyntaxError, parse_rule
 
@@ -18,6 +18,7 @@ __all__ = [
     "Node",
     "RuleSyntaxError",
     "evaluate",
+    "higher_lookbacks",
     "lookback",
     "parse_rule",
 ]

@@ -7,7 +7,7 @@ function reads a price series (``sma(20, high)``). Periods are whole numbers fro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import talib
@@ -29,8 +29,10 @@ class FunctionSpec:
     run: Callable[[Candles, Args], FloatArray]
     lookback: Callable[[Args], int]
 
-    def bind(self, values: Sequence[float | str]) -> Args:
-        """Positional values -> every parameter, defaults filled in; checked."""
+    def bind(
+        self, values: Sequence[float | str], keywords: Mapping[str, float | str] | None = None
+    ) -> Args:
+        """Positional then keyword values -> every parameter, defaults filled in; checked."""
         if len(values) > len(self.params):
             names = ", ".join(name for name, _ in self.params) or "no arguments"
             raise ValueError(f"takes at most {len(self.params)} arguments ({names})")
@@ -51,6 +53,18 @@ class FunctionSpec:
             bound[name] = number
         for (name, _), field in zip(field_params, fields, strict=False):
             bound[name] = field
+        given = {name for name, _ in number_params[: len(numbers)]}
+        given |= {name for name, _ in field_params[: len(fields)]}
+        for name, value in (keywords or {}).items():
+            if name not in bound:
+                names = ", ".join(n for n, _ in self.params) or "no arguments"
+                raise ValueError(f"has no parameter {name!r} (parameters: {names}, tf)")
+            if name in given:
+                raise ValueError(f"{name} given twice")
+            if isinstance(value, str) != isinstance(bound[name], str):
+                kind = "a candle field" if isinstance(bound[name], str) else "a number"
+                raise ValueError(f"{name} must be {kind}")
+            bound[name] = value
         for name, value in bound.items():
             if isinstance(value, float | int) and name != "k":
                 if value != int(value) or not 1 <= value <= MAX_PERIOD:

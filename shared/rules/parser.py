@@ -11,12 +11,18 @@ Grammar (lowest precedence first)::
     sum        := product (("+" | "-") product)*
     product    := unary (("*" | "/") unary)*
     unary      := "-" unary | primary
-    primary    := NUMBER | FIELD | FUNCTION "(" [arg ("," arg)*] ")" | "(" rule ")"
+    primary    := NUMBER | FIELD [ "(" "tf" "=" STRING ")" ]
+                | FUNCTION "(" [args] ")" | "(" rule ")"
+    args       := arg ("," arg)* ("," NAME "=" kwvalue)* | NAME "=" kwvalue ("," NAME "=" kwvalue)*
     arg        := NUMBER | "-" NUMBER | FIELD
+    kwvalue    := arg | STRING
 
-FIELD is one of open, high, low, close, volume; FUNCTION one of :data:`FUNCTIONS`. Every
-node is typed (number or boolean) while parsing, so ``close and 3`` or ``rsi(14)`` alone
-as a rule are rejected with the column of the problem.
+FIELD is one of open, high, low, close, volume; FUNCTION one of :data:`FUNCTIONS`; a
+keyword argument names a parameter of the function (``bb_upper(20, k=2.5)``) or ``tf``,
+the timeframe the function reads (``rsi(14, tf="4h")``: the 4-hour RSI of the last
+closed 4-hour candle; ``close(tf="1d")``: the last daily close). Every node is typed
+(number or boolean) while parsing, so ``close and 3`` or ``rsi(14)`` alone as a rule are
+rejected with the column of the problem.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from shared.rules.functions import FIELDS, FUNCTIONS, FunctionSpec
+from shared.timeframes import TIMEFRAME_MS
 
 MAX_RULE_LENGTH = 2_000
 MAX_NODES = 300
@@ -69,6 +76,7 @@ class Number(Node):
 @dataclass(frozen=True)
 class Field(Node):
     name: str
+    tf: str | None = None  # a higher timeframe's last closed candle; None: the trading one
 
     @property
     def kind(self) -> Kind:
@@ -79,6 +87,7 @@ class Field(Node):
 class Call(Node):
     name: str
     args: tuple[float | str, ...]  # numbers and field names, defaults filled in
+    tf: str | None = None  # computed on this higher timeframe's closed candles
 
     @property
     def kind(self) -> Kind:
@@ -139,14 +148,15 @@ class Not(Node):
 # --- tokens -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Token:
-    type: Literal["number", "name", "op", "(", ")", ",", "end"]
+    type: Literal["number", "name", "string", "op", "(", ")", ",", "=", "end"]
     text: str
     position: int
 
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<number>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z_0-9]*)"
-    r"|(?P<op><=|>=|==|!=|<|>|\+|-|\*|/)|(?P<punct>[(),]))"
+    r"|(?P<string>\"[^\"\n]*\"|'[^'\n]*')"
+    r"|(?P<op><=|>=|==|!=|<|>|\+|-|\*|/)|(?P<punct>[(),=]))"
 )
 _KEYWORDS = {"and", "or", "not", "crosses_above", "crosses_below"}
 _COMPARISONS = {"<", "<=", ">", ">=", "==", "!=", "crosses_above", "crosses_below"}
@@ -164,9 +174,8 @@ def tokenize(source: str) -> list[Token]:
             hint = {
                 ".": " (attribute access is not allowed)",
                 "[": " (indexing is not allowed)",
-                "'": " (strings are not allowed)",
-                '"': " (strings are not allowed)",
-                "=": " (use == to compare)",
+                "'": " (a string is never closed)",
+                '"': " (a string is never closed)",
             }.get(char, "")
             raise RuleSyntaxError(f"unexpected character {char!r}{hint}", source, start)
         kind = match.lastgroup
@@ -174,6 +183,8 @@ def tokenize(source: str) -> list[Token]:
         start = match.start(kind or 0)
         if kind == "number":
             tokens.append(Token("number", text, start))
+        elif kind == "string":
+            tokens.append(Token("string", text[1:-1], start))
         elif kind == "name":
             tokens.append(Token("op" if text in _COMPARISONS else "name", text, start))
         elif kind == "op":
@@ -237,7 +248,8 @@ class _Parser:
             raise self.error("empty rule")
         tree = self.or_expr()
         if not self.at_end():
-            raise self.error(f"unexpected {self.current.text!r}")
+            hint = " (use == to compare)" if self.current.type == "=" else ""
+            raise self.error(f"unexpected {self.current.text!r}{hint}")
         return self.require(tree, "bool", "a rule")
 
     def or_expr(self) -> Node:
@@ -333,9 +345,8 @@ class _Parser:
                 raise self.error(f"unexpected {token.text!r}")
             self.advance()
             if token.text in FIELDS:
-                if self.current.type == "(":
-                    raise self.error(f"{token.text!r} is a candle field, not a function")
-                return self.node(Field(token.position, token.text))
+                tf = self.field_timeframe(token) if self.current.type == "(" else None
+                return self.node(Field(token.position, token.text, tf))
             spec = FUNCTIONS.get(token.text)
             if spec is None:
                 raise RuleSyntaxError(
@@ -346,36 +357,79 @@ class _Parser:
                 )
             if self.current.type != "(":
                 raise self.error(f"expected '(' after {token.text!r}")
-            return self.node(Call(token.position, token.text, self.call_args(token, spec)))
+            args, tf = self.call_args(token, spec)
+            return self.node(Call(token.position, token.text, args, tf))
+        if token.type == "string":
+            raise self.error('a string is only allowed as a timeframe, e.g. tf="4h"')
         found = token.text or "the end of the rule"
         raise self.error(f"expected a number, a field or a function, found {found!r}")
 
-    def call_args(self, name: Token, spec: FunctionSpec) -> tuple[float | str, ...]:
+    def call_args(
+        self, name: Token, spec: FunctionSpec
+    ) -> tuple[tuple[float | str, ...], str | None]:
         self.expect("(", "'('")
         values: list[float | str] = []
+        keywords: dict[str, float | str] = {}
+        tf: str | None = None
         while self.current.type != ")":
-            if values:
+            if values or keywords or tf is not None:
                 self.expect(",", "',' or ')'")
-            token = self.current
-            if token.type == "name" and token.text in FIELDS:
+            if self.current.type == "name" and self.tokens[self.index + 1].type == "=":
+                key = self.advance()
                 self.advance()
-                values.append(token.text)
-            elif token.type == "number":
-                self.advance()
-                values.append(self.number(token))
-            elif token.type == "op" and token.text == "-":
-                self.advance()
-                values.append(-self.number(self.expect("number", "a number")))
+                if key.text in keywords or (key.text == "tf" and tf is not None):
+                    raise self.error(f"{key.text} given twice", key)
+                if key.text == "tf":
+                    tf = self.timeframe()
+                else:
+                    keywords[key.text] = self.argument(name)
+            elif keywords or tf is not None:
+                raise self.error("a positional argument cannot follow a keyword argument")
             else:
-                found = token.text or "the end of the rule"
-                raise self.error(
-                    f"arguments of {name.text}() are numbers or candle fields, found {found!r}"
-                )
+                values.append(self.argument(name))
         self.expect(")", "')'")
         try:
-            return spec.bind(values)
+            return spec.bind(values, keywords), tf
         except ValueError as exc:
             raise RuleSyntaxError(f"{name.text}(): {exc}", self.source, name.position) from None
+
+    def argument(self, name: Token) -> float | str:
+        token = self.current
+        if token.type == "name" and token.text in FIELDS:
+            self.advance()
+            return token.text
+        if token.type == "number":
+            self.advance()
+            return self.number(token)
+        if token.type == "op" and token.text == "-":
+            self.advance()
+            return -self.number(self.expect("number", "a number"))
+        found = token.text or "the end of the rule"
+        raise self.error(
+            f"arguments of {name.text}() are numbers or candle fields, found {found!r}"
+        )
+
+    def timeframe(self) -> str:
+        token = self.expect("string", 'a timeframe in quotes, e.g. tf="4h"')
+        if token.text not in TIMEFRAME_MS:
+            raise self.error(
+                f"unknown timeframe {token.text!r}; use one of {', '.join(TIMEFRAME_MS)}", token
+            )
+        return token.text
+
+    def field_timeframe(self, field: Token) -> str:
+        """``close(tf="4h")``: a candle field of a higher timeframe."""
+        self.expect("(", "'('")
+        key = self.current
+        if not (key.type == "name" and key.text == "tf"):
+            raise self.error(
+                f'{field.text!r} is a candle field; call it only as {field.text}(tf="4h")'
+            )
+        self.advance()
+        self.expect("=", "'='")
+        tf = self.timeframe()
+        self.expect(")", "')'")
+        return tf
 
     def number(self, token: Token) -> float:
         value = float(token.text)

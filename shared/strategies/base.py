@@ -19,6 +19,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ValidationError
 
 from shared.candles import Candles
+from shared.timeframes import TIMEFRAME_MS
 
 # Values of the signal array: act at the next candle's open.
 HOLD, ENTER_LONG, EXIT_LONG = 0, 1, -1
@@ -79,6 +80,21 @@ class TradingStrategy(ABC):
     @abstractmethod
     def signals(self, candles: Candles) -> SignalArray:
         """One of HOLD / ENTER_LONG / EXIT_LONG per candle, from data up to that candle."""
+
+    def higher_timeframes(self) -> dict[str, int]:
+        """The higher timeframes the strategy reads (docs/trading.md, several timeframes),
+        each with the closed candles of it needed before its first signal. Read them in
+        :meth:`signals` with :func:`shared.resample.higher_candles`."""
+        return {}
+
+    def warmup_candles(self, frame_ms: int) -> int:
+        """Candles of a ``frame_ms`` timeframe that hold the whole warm-up, the higher
+        timeframes' included (the history a replay or a window without them needs)."""
+        needs = [self.warmup]
+        for timeframe, count in self.higher_timeframes().items():
+            higher_ms = TIMEFRAME_MS.get(timeframe, frame_ms)
+            needs.append(-(-(count + 1) * higher_ms // frame_ms))
+        return max(needs)
 
     def stop_loss(self) -> float | None:
         """Fractional stop below the entry price, if the strategy sets one."""

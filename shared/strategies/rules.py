@@ -6,7 +6,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from shared.candles import Candles
-from shared.rules import Node, evaluate, lookback, parse_rule
+from shared.rules import Node, evaluate, higher_lookbacks, lookback, parse_rule
 from shared.strategies.base import ENTER_LONG, EXIT_LONG, SignalArray, TradingStrategy
 
 
@@ -53,8 +53,9 @@ class RuleStrategy(TradingStrategy):
     description = (
         "Your own rules in a small expression language: candle fields (open, high, low, close, "
         "volume), indicators (sma, ema, rsi, macd, bb_upper, atr, obv, stoch_k, ...), "
-        "arithmetic, comparisons, and/or/not, crosses_above/crosses_below; optional stop "
-        "loss, take profit and trailing stop."
+        "arithmetic, comparisons, and/or/not, crosses_above/crosses_below, higher "
+        'timeframes (rsi(14, tf="4h"), close(tf="1d")); optional stop loss, take profit '
+        "and trailing stop."
     )
     Params = RuleParams
     params: RuleParams
@@ -66,8 +67,17 @@ class RuleStrategy(TradingStrategy):
 
     @property
     def warmup(self) -> int:
-        trees = [t for t in (self.entry_tree, self.exit_tree) if t is not None]
-        return max(lookback(t) for t in trees) + 1
+        return max(lookback(t) for t in self._trees()) + 1
+
+    def higher_timeframes(self) -> dict[str, int]:
+        needs: dict[str, int] = {}
+        for tree in self._trees():
+            for timeframe, count in higher_lookbacks(tree).items():
+                needs[timeframe] = max(needs.get(timeframe, 0), count + 1)
+        return needs
+
+    def _trees(self) -> list[Node]:
+        return [t for t in (self.entry_tree, self.exit_tree) if t is not None]
 
     def signals(self, candles: Candles) -> SignalArray:
         out = np.zeros(len(candles), dtype=np.int8)

@@ -104,8 +104,14 @@ class CandleBooking:
         the bots to run on their own are added to ``alone``."""
         loop = asyncio.get_running_loop()
         need = max(handle.warmup for handle in held.values()) + 1
+        higher: dict[str, int] = {}
+        for handle in held.values():
+            for timeframe, count in handle.higher.items():
+                higher[timeframe] = max(higher.get(timeframe, 0), count)
         try:
             rows = await self.candles.window(key, candle, need)
+            if higher:
+                await self.candles.load_higher(key, candle, higher)
         except TEMPORARY as exc:
             await self.failures.note_errors(list(held), failure_detail(exc))
             return
@@ -210,6 +216,8 @@ class CandleBooking:
                 rows = await self.candles.window(
                     handle.key, candle, handle.warmup + 1 + max(missed, 0)
                 )
+                if handle.higher:
+                    await self.candles.load_higher(handle.key, candle, handle.higher)
                 # Every candle missed since the last one the bot processed is replayed in
                 # order (the window is consecutive), so a signal is never lost; past
                 # BOT_REPLAY_LIMIT the oldest are skipped and shown on the bot. A bot

@@ -15,8 +15,15 @@ class BotHandle:
     adapter: Adapter
     key: CandleKey
     warmup: int
+    # Higher timeframes the strategy reads -> closed candles of each it needs.
+    higher: dict[str, int] = field(default_factory=dict)
     last_ts: int | None = None
     flat: bool | None = None  # known to hold no position (None: not known yet)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     failures: int = 0
     settings: str = ""  # fingerprint of strategy, parameters, risk and size (from SQL)
+
+    def higher_members(self) -> list[str]:
+        """Candle watch registry members of the higher timeframes its strategy reads."""
+        market = self.key
+        return [CandleKey(market.exchange, market.symbol, tf).member for tf in self.higher]

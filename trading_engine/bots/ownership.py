@@ -30,10 +30,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.cancellation import raise_if_cancelling
 from shared.db import unit_of_work
 from shared.heap import freeze_long_lived
+from shared.resample import check_higher
 from shared.strategies import TradingStrategy, create_strategy
 from trading_engine.bots import repository
 from trading_engine.bots.adapter import Adapter
-from trading_engine.bots.candles import CandleKey
+from trading_engine.bots.candles import CandleKey, timeframe_ms
 from trading_engine.bots.failures import BotFailures
 from trading_engine.bots.handle import BotHandle
 from trading_engine.bots.lease import BotLeases
@@ -129,7 +130,12 @@ class BotOwnership:
         )
         members = {handle.key.member for handle in self.handles.values()}
         if members:
-            await self.redis.sadd(SUBSCRIPTIONS_KEY, *members)
+            # The higher timeframes the strategies read are watched too: the market
+            # service stores each such candle as it closes (docs/events.md).
+            watched = members | {
+                member for handle in self.handles.values() for member in handle.higher_members()
+            }
+            await self.redis.sadd(SUBSCRIPTIONS_KEY, *watched)
             latest = await self.redis.hmget(LATEST_CANDLES_KEY, sorted(members))
             for raw in latest:
                 if raw is not None:
@@ -238,6 +244,9 @@ class BotOwnership:
             strategy: TradingStrategy = create_strategy(
                 strategy_row.strategy, strategy_row.parameters
             )
+            higher = strategy.higher_timeframes()
+            for timeframe in higher:
+                check_higher(timeframe_ms(bot.timeframe), timeframe)
         except Exception as exc:
             log.warning("bot_strategy_invalid", bot_id=str(bot.id), error=repr(exc))
             self.spawn(self.failures.fail(bot.user_id, bot.id, f"invalid strategy: {exc}"))
@@ -246,6 +255,7 @@ class BotOwnership:
             adapter=Adapter(bot, strategy, self.orders),
             key=CandleKey(bot.exchange, bot.symbol, bot.timeframe),
             warmup=max(1, strategy.warmup),
+            higher=higher,
             last_ts=None
             if bot.last_candle_at is None
             else int(bot.last_candle_at.timestamp() * 1000),

@@ -143,7 +143,7 @@ async def replay(session: AsyncSession, bot: Bot, orders: OrderService) -> Repla
     created_ms = int(bot.created_at.timestamp() * 1000) // frame_ms * frame_ms
     # The first acting candle: the signal candle of the first order, else the creation.
     first_ms = min([f.candle_ms - frame_ms for f in fills if f.reason == "signal"] or [created_ms])
-    warmup = max(1, strategy.warmup) + 1
+    warmup = max(1, strategy.warmup_candles(frame_ms)) + 1  # higher timeframes' included
     since = first_ms - warmup * frame_ms
     rows = await orders.market.ohlcv(
         bot.exchange, bot.symbol, bot.timeframe, MAX_CANDLES, since=since

@@ -116,18 +116,16 @@ async def running_with_strategy(
     return [(bot, strategy, fingerprint) for bot, strategy, fingerprint in rows]
 
 
-async def running_on(session: AsyncSession, exchange: str, symbol: str, timeframe: str) -> int:
-    count = await session.scalar(
-        select(func.count())
-        .select_from(Bot)
-        .where(
-            Bot.status == "running",
-            Bot.exchange == exchange,
-            Bot.symbol == symbol,
-            Bot.timeframe == timeframe,
-        )
+async def running_strategies_on(
+    session: AsyncSession, exchange: str, symbol: str
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(timeframe, strategy, parameters)`` of each running bot on the market."""
+    rows = await session.execute(
+        select(Bot.timeframe, Strategy.strategy, Strategy.parameters)
+        .join(Strategy, Strategy.id == Bot.strategy_id)
+        .where(Bot.status == "running", Bot.exchange == exchange, Bot.symbol == symbol)
     )
-    return int(count or 0)
+    return [(row[0], row[1], row[2]) for row in rows]
 
 
 async def open_position(session: AsyncSession, bot: Bot) -> Position | None:

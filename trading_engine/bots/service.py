@@ -6,12 +6,17 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal
 from shared.errors import Conflict, Forbidden, NotFound
+from shared.resample import TimeframeError, check_higher
+from shared.strategies import create_strategy
+from shared.timeframes import TIMEFRAME_MS
+from shared.validation import invalid_input
 from trading_engine.bots import repository
 from trading_engine.bots.schemas import BotCreate, BotRead, BotUpdate
 from trading_engine.ledger import repository as ledger_repository
@@ -52,7 +57,14 @@ async def create(
     strategy = await strategy_repository.get(session, principal.user_id, body.strategy_id)
     if strategy is None:
         raise NotFound("No such strategy.")
-    build(strategy.strategy, strategy.parameters)
+    built = build(strategy.strategy, strategy.parameters)
+    for timeframe in built.higher_timeframes():
+        try:
+            check_higher(TIMEFRAME_MS.get(body.timeframe, 60_000), timeframe)
+        except TimeframeError as exc:
+            raise invalid_input(
+                ["body", "timeframe"], f"The strategy cannot run on {body.timeframe}: {exc}."
+            ) from exc
     if body.mode == "live" and not principal.can("trade:live"):
         raise Forbidden("Live bots need the 'trade:live' permission.")
     rules = await market.rules(body.exchange, body.symbol) if body.mode == "paper" else None
@@ -169,13 +181,30 @@ async def set_running(
     return locked
 
 
+def _reads(strategy: str, parameters: dict[str, Any]) -> set[str]:
+    """The higher timeframes a saved strategy reads (none if it cannot be built)."""
+    try:
+        return set(create_strategy(strategy, parameters).higher_timeframes())
+    except Exception:  # a plugin gone or parameters no longer valid: the bot fails on its own
+        return set()
+
+
 async def update_watch(redis: Redis, session: AsyncSession, bot: Bot) -> None:
-    """SADD the bot's market while a bot runs on it, SREM after the last (docs/events.md)."""
-    member = watch_member(bot)
-    if await repository.running_on(session, bot.exchange, bot.symbol, bot.timeframe):
-        await redis.sadd(SUBSCRIPTIONS_KEY, member)
-    else:
-        await redis.srem(SUBSCRIPTIONS_KEY, member)
+    """SADD the bot's market, and the higher timeframes its strategy reads, while a
+    running bot needs them; SREM after the last (docs/events.md)."""
+    needed: set[str] = set()
+    for timeframe, name, parameters in await repository.running_strategies_on(
+        session, bot.exchange, bot.symbol
+    ):
+        needed |= {timeframe, *_reads(name, parameters)}
+    strategy = await session.get(Strategy, bot.strategy_id)
+    mine = {bot.timeframe} | (_reads(strategy.strategy, strategy.parameters) if strategy else set())
+    for timeframe in sorted(mine):
+        member = f"{bot.exchange}|{bot.symbol}|{timeframe}"
+        if timeframe in needed:
+            await redis.sadd(SUBSCRIPTIONS_KEY, member)
+        else:
+            await redis.srem(SUBSCRIPTIONS_KEY, member)
 
 
 async def to_read(session: AsyncSession, bot: Bot) -> BotRead:

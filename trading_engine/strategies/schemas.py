@@ -19,6 +19,10 @@ class CatalogEntry(BaseModel):
     description: str
     parameters: dict[str, Any]
     warmup: int | None = None
+    # The timeframe a DataFrame strategy was written for, and the higher timeframes the
+    # strategy reads with its default parameters (docs/trading.md, several timeframes).
+    timeframe: str | None = None
+    higher_timeframes: list[str] = Field(default_factory=list)
     builtin: bool = True
 
 
