@@ -67,9 +67,10 @@ class BuiltFile:
     def read(cls, path: Path) -> BuiltFile:
         body = path.read_bytes()
         suffix = path.suffix.lower()
-        content_type = TYPES.get(suffix) or (
-            mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        ).encode()
+        content_type = (
+            TYPES.get(suffix)
+            or (mimetypes.guess_type(path.name)[0] or "application/octet-stream").encode()
+        )
         encoded = {}
         for encoding, extension in ENCODINGS:
             copy = path.with_name(path.name + extension)

@@ -33,9 +33,10 @@ export class ApiError extends Error {
     return fields ? `${base} ${fields}` : base;
   }
 
-  /** The message of the error on one field (body.<name>), if any. */
+  /** The messages of the errors on one field (body.<name>), if any. */
   field(name: string): string | undefined {
-    return this.errors.find((e) => e.loc[e.loc.length - 1] === name || e.loc.includes(name))?.msg;
+    const messages = this.errors.filter((e) => e.loc.includes(name)).map((e) => e.msg);
+    return messages.length ? messages.join("; ") : undefined;
   }
 }
 

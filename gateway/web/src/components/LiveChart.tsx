@@ -5,7 +5,8 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { marketFeed } from "../api/feeds";
 import { api } from "../api/http";
-import { PriceChart, type Candle, type LineSpec, type Marker, type PaneSpec } from "./Chart";
+import type { Candle, LineSpec, Marker, PaneSpec } from "./Chart";
+import { useCharts } from "./charts";
 import { loadIndicators, type IndicatorChoice } from "./Indicators";
 import { Problem, Spinner } from "./ui";
 
@@ -99,12 +100,13 @@ export function LiveChart({ exchange, symbol, timeframe, indicators = [], marker
     };
   }, [candles, choiceKey]);
 
+  const charts = useCharts();
   const label = useMemo(() => `${symbol} ${timeframe} candlestick chart on ${exchange}`, [symbol, timeframe, exchange]);
   if (error) return <Problem error={error} what={`The ${symbol} chart`} />;
-  if (!candles) return <Spinner label="Loading the chart" />;
+  if (!candles || !charts) return <Spinner label="Loading the chart" />;
   return (
     <>
-      <PriceChart candles={candles} overlays={studies.overlays} panes={studies.panes} markers={markers} live={handle} label={label} height={height} />
+      <charts.PriceChart candles={candles} overlays={studies.overlays} panes={studies.panes} markers={markers} live={handle} label={label} height={height} />
       {studyError ? <Problem error={studyError} what="Indicators" /> : null}
     </>
   );

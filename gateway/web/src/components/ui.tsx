@@ -1,7 +1,7 @@
 // Small building blocks shared by the pages: loading a resource with its error, the
 // error of a call in words, a part of the page that is unavailable, form fields.
-import type { ComponentChildren } from "preact";
-import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { cloneElement, isValidElement, type ComponentChildren, type VNode } from "preact";
+import { useCallback, useEffect, useId, useRef, useState } from "preact/hooks";
 import { ApiError, describe } from "../api/http";
 import { outages, SERVICE_NAMES, type Service } from "../api/services";
 
@@ -86,18 +86,34 @@ export function Part({ service, what, children }: { service: Service; what: stri
   );
 }
 
+/** A labelled control: the label names it, the hint and the error describe it. */
 export function Field(props: { label: string; hint?: string; error?: string; children: ComponentChildren; wide?: boolean }) {
+  const id = useId();
+  const described = [props.hint ? `${id}-hint` : "", props.error ? `${id}-error` : ""].filter(Boolean).join(" ");
+  const control = isValidElement(props.children)
+    ? cloneElement(props.children as VNode<Record<string, unknown>>, {
+        id,
+        "aria-describedby": described || undefined,
+        "aria-invalid": props.error ? "true" : undefined,
+      })
+    : props.children;
   return (
-    <label class={`field${props.wide ? " wide" : ""}${props.error ? " invalid" : ""}`}>
-      <span class="label">{props.label}</span>
-      {props.children}
-      {props.hint ? <small class="hint">{props.hint}</small> : null}
+    <div class={`field${props.wide ? " wide" : ""}${props.error ? " invalid" : ""}`}>
+      <label class="label" for={id}>
+        {props.label}
+      </label>
+      {control}
+      {props.hint ? (
+        <small class="hint" id={`${id}-hint`}>
+          {props.hint}
+        </small>
+      ) : null}
       {props.error ? (
-        <small class="field-error pre" role="alert">
+        <small class="field-error pre" id={`${id}-error`} role="alert">
           {props.error}
         </small>
       ) : null}
-    </label>
+    </div>
   );
 }
 

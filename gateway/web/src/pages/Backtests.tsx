@@ -4,7 +4,8 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { ApiError, api } from "../api/http";
 import type { Backtest, BacktestMetrics, CatalogEntry, Exchange, Page, Pair, SavedStrategy } from "../api/types";
-import { LineChart, type Marker } from "../components/Chart";
+import type { Marker } from "../components/Chart";
+import { useCharts } from "../components/charts";
 import { LiveChart, timeframeMs } from "../components/LiveChart";
 import { SchemaForm, cleaned, defaults, parameterErrors } from "../components/SchemaForm";
 import { Empty, Field, Part, Problem, Spinner, StatusBadge, useAction, useLoad } from "../components/ui";
@@ -218,6 +219,11 @@ function drawdown(curve: [number, number][]): [number, number][] {
 }
 
 const ms = (value: string | number) => (typeof value === "number" ? value : Date.parse(value));
+
+function LineChart(props: { series: { name: string; color: string; points: [number, number][] }[]; label: string; height?: number }) {
+  const charts = useCharts();
+  return charts ? <charts.LineChart {...props} /> : <Spinner label="Loading the chart" />;
+}
 
 function BacktestResult({ id }: { id: string }) {
   const job = useLoad(() => api<Backtest>(`/analysis/backtests/${id}`), [id]);

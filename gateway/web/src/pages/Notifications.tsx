@@ -124,7 +124,7 @@ export function NotificationsPage() {
                     <time>{when(n.created_at)}</time>
                   </div>
                   {n.read_at ? null : (
-                    <button type="button" class="ghost small" aria-label={`Mark "${n.title}" read`} onClick={() => void act.run(async () => { await api(`/notifications/${n.id}/read`, { method: "POST" }); list.reload(); })}>
+                    <button type="button" class="ghost small" aria-label={`Mark read: ${n.title}`} onClick={() => void act.run(async () => { await api(`/notifications/${n.id}/read`, { method: "POST" }); list.reload(); })}>
                       Mark read
                     </button>
                   )}
