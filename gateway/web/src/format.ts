@@ -22,7 +22,8 @@ export function money(value: string | number | null | undefined, digits = 2): st
   if (value === null || value === undefined || value === "") return "—";
   const n = Number(value);
   if (!Number.isFinite(n)) return String(value);
-  return n.toLocaleString(undefined, { minimumFractionDigits: digits, maximumFractionDigits: Math.max(digits, 8) });
+  // Amounts under one keep their small digits (0.00049 BTC); larger ones show cents.
+  return n.toLocaleString(undefined, { minimumFractionDigits: digits, maximumFractionDigits: Math.abs(n) < 1 ? 8 : digits });
 }
 
 export function signed(value: string | number | null | undefined, digits = 2): string {

@@ -15,13 +15,13 @@ from tests.gateway.web.browser import axe_violations, open_logged_in
 
 # Route, and what shows that the page has its data.
 PAGES = [
-    ("markets", 'tr[data-symbol="BTC/USDT"] td.price >> text=/\\d/'),
-    ("backtests/{backtest}", "section.result .metrics"),
-    ("bots", "table.bots tbody tr"),
-    ("bots/{bot}", "table.trades tbody tr"),
-    ("trading", "table.trades tbody tr"),
-    ("notifications", "ul.notes li"),
-    ("settings", "table.channels"),
+    ("markets", ['tr[data-symbol="BTC/USDT"] td.price >> text=/\\d/', ".chart canvas"]),
+    ("backtests/{backtest}", ["section.result .metrics", "section.result .chart canvas"]),
+    ("bots", ["table.bots tbody tr"]),
+    ("bots/{bot}", ["table.trades tbody tr", ".chart canvas"]),
+    ("trading", ["table.trades tbody tr"]),
+    ("notifications", ["ul.notes li"]),
+    ("settings", ["table.channels"]),
 ]
 
 
@@ -73,9 +73,10 @@ def account(gateway: str) -> dict[str, str]:
     }
 
 
-def visit(page: Page, gateway: str, route: str, ready: str) -> None:
+def visit(page: Page, gateway: str, route: str, ready: list[str]) -> None:
     page.goto(f"{gateway}/#/{route}")
-    expect(page.locator(ready).first).to_be_visible(timeout=40_000)
+    for selector in ready:
+        expect(page.locator(selector).first).to_be_visible(timeout=40_000)
     page.wait_for_load_state("networkidle")
 
 
