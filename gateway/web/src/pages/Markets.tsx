@@ -220,11 +220,9 @@ export function MarketsPage() {
   const list = exchanges.data?.exchanges ?? [];
   const [exchange, setExchange] = useState<string>(query.get("exchange") ?? "");
   const current = list.find((e) => e.id === exchange) ?? list.find((e) => e.default) ?? list[0];
-  const exchangeId = current?.id ?? "";
-  const pairs = useLoad(
-    () => (exchangeId ? api<{ pairs: Pair[] }>("/market/pairs", { query: { exchange: exchangeId } }) : Promise.resolve({ pairs: [] })),
-    [exchangeId],
-  );
+  // The pairs load at once (without an exchange: the default one), not after the exchanges.
+  const pairs = useLoad(() => api<{ pairs: Pair[] }>("/market/pairs", { query: { exchange: exchange || undefined } }), [exchange]);
+  const exchangeId = current?.id ?? pairs.data?.pairs[0]?.exchange ?? "";
   const symbols = useMemo(() => (pairs.data?.pairs ?? []).filter((p) => p.active).map((p) => p.symbol).slice(0, 50), [pairs.data]);
   const [symbol, setSymbol] = useState(query.get("symbol") ?? "");
   const [timeframe, setTimeframe] = useState(query.get("timeframe") ?? "1h");
