@@ -124,7 +124,7 @@ function TickerTable({ exchange, symbols, selected, onSelect }: { exchange: stri
 }
 
 function OrderBookView({ exchange, symbol }: { exchange: string; symbol: string }) {
-  const book = useLoad(() => api<OrderBook>("/market/orderbook", { query: { exchange, symbol, depth: 12 } }), [exchange, symbol], 2000);
+  const book = useLoad(() => api<OrderBook>("/market/orderbook", { query: { exchange, symbol, depth: 12 } }), [exchange, symbol], 3000);
   if (book.error && !book.data) return <Problem error={book.error} what="The order book" />;
   if (!book.data) return <Spinner label="Loading the order book" />;
   const { bids, asks } = book.data;
