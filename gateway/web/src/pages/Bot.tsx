@@ -9,7 +9,7 @@ import type { Marker } from "../components/Chart";
 import { LiveChart } from "../components/LiveChart";
 import { Empty, Field, Part, Problem, Spinner, StatusBadge, useAction, useLoad } from "../components/ui";
 import { money, price, signed, tone, when } from "../format";
-import { href } from "../router";
+import { go, href } from "../router";
 import { toast } from "../toasts";
 import { BotActions } from "./Bots";
 
@@ -72,6 +72,41 @@ function eventsOf(orders: Order[], notes: Notification[]): BotEvent[] {
     .filter((n) => n.kind !== "trade.executed") // fills are in the orders and the trades
     .map((n) => ({ at: n.created_at, kind: n.kind, text: `${n.title}: ${n.body}`, key: `n${n.id}` }));
   return [...fromOrders, ...fromNotes].sort((a, b) => b.at.localeCompare(a.at)).slice(0, 100);
+}
+
+function DeleteBot({ bot }: { bot: Bot }) {
+  const remove = useAction();
+  const [asking, setAsking] = useState(false);
+  if (bot.status === "running") return null;
+  return asking ? (
+    <div class="confirm" role="alertdialog" aria-labelledby="delete-q">
+      <p id="delete-q">Delete this bot? Its balance returns to the wallet; its trades stay in your history.</p>
+      <button
+        type="button"
+        class="danger"
+        onClick={async () => {
+          const done = await remove.run(async () => {
+            await api(`/trading/bots/${bot.id}`, { method: "DELETE" });
+            return true;
+          });
+          if (done) {
+            toast("Bot deleted", bot.name ?? bot.symbol, "good");
+            go("bots");
+          }
+        }}
+      >
+        Delete
+      </button>{" "}
+      <button type="button" onClick={() => setAsking(false)}>
+        Keep it
+      </button>
+      {remove.error ? <Problem error={remove.error} what="The bot was not deleted" /> : null}
+    </div>
+  ) : (
+    <button type="button" class="ghost" onClick={() => setAsking(true)}>
+      Delete bot…
+    </button>
+  );
 }
 
 export function BotPage({ id }: { id: string }) {
@@ -189,6 +224,7 @@ export function BotPage({ id }: { id: string }) {
           {trades.data?.items.length ? <TradeTable trades={trades.data.items} /> : <Empty>No trade yet.</Empty>}
         </section>
         <RiskSettings key={b.id} bot={b} onSaved={(next) => bot.set(next)} />
+        <DeleteBot bot={b} />
       </Part>
     </main>
   );

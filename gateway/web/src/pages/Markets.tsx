@@ -220,10 +220,18 @@ export function MarketsPage() {
   const list = exchanges.data?.exchanges ?? [];
   const [exchange, setExchange] = useState<string>(query.get("exchange") ?? "");
   const current = list.find((e) => e.id === exchange) ?? list.find((e) => e.default) ?? list[0];
-  // The pairs load at once (without an exchange: the default one), not after the exchanges.
-  const pairs = useLoad(() => api<{ pairs: Pair[] }>("/market/pairs", { query: { exchange: exchange || undefined } }), [exchange]);
-  const exchangeId = current?.id ?? pairs.data?.pairs[0]?.exchange ?? "";
-  const symbols = useMemo(() => (pairs.data?.pairs ?? []).filter((p) => p.active).map((p) => p.symbol).slice(0, 50), [pairs.data]);
+  // The pairs load at once (without an exchange: the default one), not after the exchanges,
+  // and the last list seen is shown meanwhile, so the prices are asked for straight away.
+  const pairsKey = `tradebot.pairs.${exchange || "default"}`;
+  const pairs = useLoad(async () => {
+    const answer = await api<{ pairs: Pair[] }>("/market/pairs", { query: { exchange: exchange || undefined } });
+    localStorage.setItem(pairsKey, JSON.stringify(answer));
+    return answer;
+  }, [exchange]);
+  const cachedPairs = useMemo(() => JSON.parse(localStorage.getItem(pairsKey) ?? "null") as { pairs: Pair[] } | null, [pairsKey]);
+  const pairData = pairs.data ?? cachedPairs;
+  const exchangeId = current?.id ?? pairData?.pairs[0]?.exchange ?? "";
+  const symbols = useMemo(() => (pairData?.pairs ?? []).filter((p) => p.active).map((p) => p.symbol).slice(0, 50), [pairData]);
   const [symbol, setSymbol] = useState(query.get("symbol") ?? "");
   const [timeframe, setTimeframe] = useState(query.get("timeframe") ?? "1h");
   const chosen = symbols.includes(symbol) ? symbol : symbols.includes("BTC/USDT") ? "BTC/USDT" : symbols[0] ?? "";
@@ -261,7 +269,7 @@ export function MarketsPage() {
         </div>
         <div class="grid-markets">
           <section class="card ticker-card" aria-label="Live prices">
-            {pairs.error && !pairs.data ? <Problem error={pairs.error} what="Pairs" /> : null}
+            {pairs.error && !pairData ? <Problem error={pairs.error} what="Pairs" /> : null}
             {exchangeId && symbols.length ? (
               <TickerTable exchange={exchangeId} symbols={symbols} selected={chosen} onSelect={setSymbol} />
             ) : pairs.loading ? (

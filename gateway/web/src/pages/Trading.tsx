@@ -134,9 +134,12 @@ function Wallet({ balances, onReset }: { balances: Balances; onReset: () => void
             type="button"
             class="danger"
             onClick={async () => {
-              const done = await reset.run(() => api("/trading/balances/reset", { method: "POST" }));
+              const done = await reset.run(async () => {
+                await api("/trading/balances/reset", { method: "POST" });
+                return true;
+              });
               setAsking(false);
-              if (done !== undefined) {
+              if (done) {
                 toast("Paper wallet reset", "", "good");
                 onReset();
               }
