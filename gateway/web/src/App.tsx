@@ -2,7 +2,7 @@
 // notifications pushed over /notifications/ws while logged in.
 import { computed } from "@preact/signals";
 import { useEffect } from "preact/hooks";
-import { onNotification } from "./api/feeds";
+import { notificationsConnected, onNotification } from "./api/feeds";
 import { api } from "./api/http";
 import { outages, SERVICE_NAMES, type Service } from "./api/services";
 import { endSession, session } from "./api/session";
@@ -108,14 +108,19 @@ function Shell() {
         if (chosen && chosen !== themeChoice.value) chooseTheme(chosen);
       })
       .catch(() => undefined);
-    api<Page<unknown>>("/notifications", { query: { unread: true, limit: 1 } })
-      .then((page) => (unread.value = page.unread ?? page.total))
-      .catch(() => undefined);
     return onNotification((note) => {
       unread.value += 1;
       toast(note.title, note.body, note.kind === "trade.executed" ? "good" : note.kind === "bot.failed" ? "bad" : "info");
     });
   }, [session.value?.email]);
+  // The unread count, read again each time the live socket (re)connects: what arrived
+  // while it was down is counted too.
+  const live = notificationsConnected.value;
+  useEffect(() => {
+    api<Page<unknown>>("/notifications", { query: { unread: true, limit: 1 } })
+      .then((page) => (unread.value = page.unread ?? page.total))
+      .catch(() => undefined);
+  }, [live, session.value?.email]);
   return (
     <>
       <a class="skip" href="#main" onClick={(e) => { e.preventDefault(); document.getElementById("main")?.focus(); }}>
@@ -129,7 +134,12 @@ function Shell() {
           <ul>
             {NAV.map(([path, label]) => (
               <li key={path}>
-                <a href={href(path)} aria-current={current === path ? "page" : undefined}>
+                <a
+                  href={href(path)}
+                  aria-current={current === path ? "page" : undefined}
+                  data-live={path === "notifications" ? String(live) : undefined}
+                  title={path === "notifications" ? (live ? "Live notifications connected" : "Live notifications reconnecting") : undefined}
+                >
                   {label}
                   {path === "notifications" && unread.value > 0 ? (
                     <span class="count" aria-label={`${unread.value} unread`}>

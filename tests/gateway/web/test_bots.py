@@ -33,6 +33,7 @@ def test_a_started_paper_bot_shows_its_first_trade_without_a_reload(
     expect(page.get_by_role("heading", name="first bot")).to_be_visible()
     expect(page.locator("h1 .badge")).to_have_text("stopped")
     expect(page.get_by_text("No trade yet.")).to_be_visible()
+    expect(page.locator('nav a[data-live="true"]')).to_be_visible()
     page.get_by_role("button", name="Start").click()
     expect(page.locator("h1 .badge")).to_have_text("running")
 

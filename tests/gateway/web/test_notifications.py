@@ -23,6 +23,8 @@ def test_a_refused_webhook_url_is_explained_under_the_field(page: Page, gateway:
 
 def test_a_paper_order_notifies_with_a_toast_and_is_marked_read(page: Page, gateway: str) -> None:
     tokens = open_logged_in(page, gateway, f"note-{uuid.uuid4().hex[:8]}@example.com", "trading")
+    # Live notifications are connected (the dot on the menu) before the order is placed.
+    expect(page.locator('nav a[data-live="true"]')).to_be_visible()
     order = page.get_by_role("form", name="Paper order")
     order.get_by_label("Quantity (base)").fill("0.01")
     order.get_by_role("button", name="Buy BTC/USDT").click()

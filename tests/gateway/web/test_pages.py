@@ -77,7 +77,7 @@ def visit(page: Page, gateway: str, route: str, ready: list[str]) -> None:
     page.goto(f"{gateway}/#/{route}")
     for selector in ready:
         expect(page.locator(selector).first).to_be_visible(timeout=40_000)
-    page.wait_for_load_state("networkidle")
+    expect(page.locator(".spinner")).to_have_count(0)
 
 
 @pytest.mark.timeout(240)
@@ -114,7 +114,7 @@ def test_every_main_page_is_accessible_in_both_themes_and_fits_a_phone(
     for route, _ in PAGES[:1] + PAGES[2:3] + PAGES[4:]:
         page.goto(f"{gateway}/#/{route}")
         expect(page.locator("main h1")).to_be_visible()
-        page.wait_for_load_state("networkidle")
+        expect(page.locator(".spinner")).to_have_count(0)
         name = route.split("/")[0]
         page.screenshot(path=screenshots / f"{name}-phone.png", full_page=True)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")

@@ -49,6 +49,7 @@ def test_limits_and_exchange_keys_are_saved_listed_masked_and_deleted(
 ) -> None:
     open_logged_in(page, gateway, f"keys-{uuid.uuid4().hex[:8]}@example.com", "settings")
     limits = page.get_by_role("form", name="Trading limits")
+    expect(limits.get_by_role("button", name="Save limits")).to_be_enabled()
     limits.get_by_label("Max order value").fill("-5")
     limits.get_by_role("button", name="Save limits").click()
     expect(limits.locator(".field-error")).to_be_visible()

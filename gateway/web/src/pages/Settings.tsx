@@ -3,7 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, api } from "../api/http";
 import type { Exchange, ExchangeKey, Me, Page } from "../api/types";
-import { Empty, Field, Part, Problem, useAction, useLoad } from "../components/ui";
+import { Empty, Field, Part, Problem, Spinner, useAction, useLoad } from "../components/ui";
 import { when } from "../format";
 import { me } from "../state";
 import { chooseTheme, themeChoice, type ThemeChoice } from "../theme";
@@ -17,7 +17,7 @@ function Preferences() {
   const save = useAction();
   const [channels, setChannels] = useState<Record<string, string[]>>({});
   useEffect(() => {
-    if (prefs.data) setChannels(prefs.data.notifications ?? {});
+    if (prefs.data && !Object.keys(channels).length) setChannels(prefs.data.notifications ?? {});
   }, [prefs.data]);
   const put = (theme: ThemeChoice, notifications: Record<string, string[]>) =>
     save.run(async () => {
@@ -103,7 +103,7 @@ function Limits() {
   const [values, setValues] = useState<Record<string, string>>({});
   const save = useAction();
   useEffect(() => {
-    if (limits.data) setValues(Object.fromEntries(LIMITS.map(([k]) => [k, limits.data![k] === null || limits.data![k] === undefined ? "" : String(limits.data![k])])));
+    if (limits.data && !Object.keys(values).length) setValues(Object.fromEntries(LIMITS.map(([k]) => [k, limits.data![k] === null || limits.data![k] === undefined ? "" : String(limits.data![k])])));
   }, [limits.data]);
   return (
     <form
@@ -122,7 +122,9 @@ function Limits() {
       <h2 id="limits-title">Trading limits</h2>
       <p class="muted">Empty: no limit. Orders that would break a limit are refused.</p>
       {limits.error ? <Problem error={limits.error} what="Limits" /> : null}
-      <div class="row">
+      {/* The fields appear with the saved limits, never to be overwritten while typed in. */}
+      {!limits.data && !limits.error ? <Spinner label="Loading limits" /> : null}
+      <div class="row" hidden={!limits.data}>
         {LIMITS.map(([key, label]) => (
           <Field key={key} label={label} error={save.error instanceof ApiError ? save.error.field(key) : undefined}>
             <input name={key} inputMode="decimal" value={values[key] ?? ""} onInput={(e) => setValues({ ...values, [key]: e.currentTarget.value })} />
@@ -130,7 +132,7 @@ function Limits() {
         ))}
       </div>
       {save.error && !(save.error instanceof ApiError && save.error.errors.length) ? <Problem error={save.error} what="Limits were not saved" /> : null}
-      <button type="submit" disabled={save.busy}>
+      <button type="submit" disabled={save.busy || !limits.data}>
         Save limits
       </button>
     </form>
