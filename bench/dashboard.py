@@ -41,7 +41,7 @@ import httpx
 from playwright.sync_api import Browser, sync_playwright
 
 from bench.stores import ScratchStores
-from tests.gateway.web.browser import launch, open_logged_in, sign_up
+from tests.gateway.web.browser import launch, open_logged_in, seed_account, sign_up
 from tests.servers import free_port, running_services
 from tests.stores import TEST_ENCRYPTION_KEY, TEST_INTERNAL_TOKEN, TEST_JWT_SECRET
 
@@ -171,6 +171,7 @@ def paint_phase(browser: Browser, gateway: str, runs: int) -> None:
     email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
     tokens = sign_up(gateway, email)
     seed_account(gateway, tokens["access_token"])
+    wait_for_a_fill(gateway, tokens["access_token"])
     session = json.dumps(
         {
             "accessToken": tokens["access_token"],
@@ -208,37 +209,17 @@ def paint_phase(browser: Browser, gateway: str, runs: int) -> None:
             print(f"{route:<14} {kind:>5} " + " ".join(f"{c:>16}" for c in cells))
 
 
-def seed_account(gateway: str, token: str) -> None:
-    """A bot that has traded, a backtest and a notification, so each page has its data."""
-    with httpx.Client(
-        base_url=gateway, timeout=30, headers={"Authorization": f"Bearer {token}"}
-    ) as client:
-        strategy = client.post(
-            "/trading/strategies",
-            json={"name": "at once", "strategy": "rules", "parameters": {"entry": "close > 0"}},
-        ).json()
-        bot = client.post(
-            "/trading/bots",
-            json={
-                "strategy_id": strategy["id"],
-                "name": "bench",
-                "exchange": "sim",
-                "symbol": "BTC/USDT",
-                "timeframe": "1m",
-                "mode": "paper",
-                "capital": "1000",
-            },
-        ).json()
-        client.post(f"/trading/bots/{bot['id']}/start").raise_for_status()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if (
-                client.get("/trading/trades").json()["total"]
-                and client.get("/notifications").json()["total"]
-            ):
-                return
-            time.sleep(0.5)
-        raise RuntimeError("the bench bot did not trade within 60 s")
+def wait_for_a_fill(gateway: str, token: str) -> None:
+    """Until the seeded bot's first fill (and its notification) are there to show."""
+    headers = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        trades = httpx.get(f"{gateway}/trading/trades", headers=headers).json()["total"]
+        notes = httpx.get(f"{gateway}/notifications", headers=headers).json()["total"]
+        if trades and notes:
+            return
+        time.sleep(0.5)
+    raise RuntimeError("the bench bot did not trade within 60 s")
 
 
 # -- the ticking phase ---------------------------------------------------------------------

@@ -67,6 +67,45 @@ def open_logged_in(page: Page, gateway: str, email: str, route: str = "markets")
     return tokens
 
 
+def seed_account(gateway: str, token: str) -> dict[str, str]:
+    """What the main pages show, for the user of ``token``: a saved rule strategy, a paper
+    bot on it that has traded (and so a notification), and a backtest; their ids."""
+    with httpx.Client(
+        base_url=gateway, timeout=30, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
+        strategy = client.post(
+            "/trading/strategies",
+            json={"name": "at once", "strategy": "rules", "parameters": {"entry": "close > 0"}},
+        ).json()
+        bot = client.post(
+            "/trading/bots",
+            json={
+                "strategy_id": strategy["id"],
+                "name": "seeded bot",
+                "exchange": "sim",
+                "symbol": "BTC/USDT",
+                "timeframe": "1m",
+                "mode": "paper",
+                "capital": "1000",
+            },
+        ).json()
+        client.post(f"/trading/bots/{bot['id']}/start").raise_for_status()
+        candles = client.get(
+            "/market/ohlcv", params={"symbol": "BTC/USDT", "timeframe": "1h", "limit": 400}
+        ).json()["candles"]
+        backtest = client.post(
+            "/analysis/backtests",
+            json={
+                "strategy": "ma_crossover",
+                "parameters": {"fast": 5, "slow": 20},
+                "candles": candles,
+                "initial_capital": "10000",
+            },
+        )
+        assert backtest.status_code == 202, backtest.text
+    return {"bot": bot["id"], "backtest": backtest.json()["id"]}
+
+
 def stored_session(page: Page) -> dict[str, Any] | None:
     raw = page.evaluate(f"localStorage.getItem({json.dumps(SESSION_KEY)})")
     return json.loads(raw) if raw else None

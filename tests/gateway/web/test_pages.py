@@ -7,11 +7,16 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.gateway.web.browser import axe_violations, open_logged_in
+from tests.gateway.web.browser import (
+    PASSWORD,
+    axe_violations,
+    open_logged_in,
+    seed_account,
+    sign_up,
+)
 
 # Route, and what shows that the page has its data.
 PAGES = [
@@ -29,48 +34,8 @@ PAGES = [
 def account(gateway: str) -> dict[str, str]:
     """A user with a saved strategy, a bot that has traded, a backtest and a notification."""
     email = f"pages-{uuid.uuid4().hex[:8]}@example.com"
-    with httpx.Client(base_url=gateway, timeout=30) as client:
-        client.post("/user/auth/register", json={"email": email, "password": "correct horse 12"})
-        login = client.post(
-            "/user/auth/login", json={"email": email, "password": "correct horse 12"}
-        )
-        client.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
-        strategy = client.post(
-            "/trading/strategies",
-            json={"name": "at once", "strategy": "rules", "parameters": {"entry": "close > 0"}},
-        ).json()
-        bot = client.post(
-            "/trading/bots",
-            json={
-                "strategy_id": strategy["id"],
-                "name": "screenshot bot",
-                "exchange": "sim",
-                "symbol": "BTC/USDT",
-                "timeframe": "1m",
-                "mode": "paper",
-                "capital": "1000",
-            },
-        ).json()
-        client.post(f"/trading/bots/{bot['id']}/start").raise_for_status()
-        candles = client.get(
-            "/market/ohlcv", params={"symbol": "BTC/USDT", "timeframe": "1h", "limit": 400}
-        ).json()["candles"]
-        backtest = client.post(
-            "/analysis/backtests",
-            json={
-                "strategy": "ma_crossover",
-                "parameters": {"fast": 5, "slow": 20},
-                "candles": candles,
-                "initial_capital": "10000",
-            },
-        )
-        assert backtest.status_code == 202, backtest.text
-    return {
-        "email": email,
-        "password": "correct horse 12",
-        "bot": bot["id"],
-        "backtest": backtest.json()["id"],
-    }
+    tokens = sign_up(gateway, email)
+    return {"email": email, **seed_account(gateway, tokens["access_token"])}
 
 
 def visit(page: Page, gateway: str, route: str, ready: list[str]) -> None:
@@ -95,7 +60,7 @@ def test_every_main_page_is_accessible_in_both_themes_and_fits_a_phone(
         problems[f"login {theme}"] = axe_violations(page)
         page.screenshot(path=screenshots / f"login-{theme}.png")
         page.get_by_label("Email").fill(account["email"])
-        page.get_by_label("Password").fill(account["password"])
+        page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Log in").click()
         expect(page.get_by_role("heading", name="Markets")).to_be_visible()
         for route, ready in PAGES:

@@ -5,18 +5,9 @@
 import { signal } from "@preact/signals";
 import { markService } from "./services";
 import { refreshSession, session } from "./session";
+import type { Ticker } from "./types";
 
-export interface TickerFrame {
-  type: "ticker";
-  exchange: string;
-  symbol: string;
-  price: number;
-  bid: number | null;
-  ask: number | null;
-  volume: number | null;
-  change: number | null;
-  timestamp: string | number;
-}
+export type TickerFrame = Ticker & { type: "ticker" };
 
 export interface CandleFrame {
   type: "candle";

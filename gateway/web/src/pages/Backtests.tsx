@@ -3,10 +3,11 @@
 // and the past backtests, several of which can be compared side by side.
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { ApiError, api } from "../api/http";
-import type { Backtest, BacktestMetrics, CatalogEntry, Exchange, Page, Pair, SavedStrategy } from "../api/types";
+import type { Backtest, BacktestMetrics, CatalogEntry, Page, SavedStrategy } from "../api/types";
 import type { Marker } from "../components/Chart";
 import { useCharts } from "../components/charts";
 import { LiveChart, timeframeMs } from "../components/LiveChart";
+import { MarketFields, useMarketChoice } from "../components/MarketFields";
 import { SchemaForm, cleaned, defaults, parameterErrors } from "../components/SchemaForm";
 import { Empty, Field, Part, Problem, Spinner, StatusBadge, useAction, useLoad } from "../components/ui";
 import { percent, price, ratio, shortId, when } from "../format";
@@ -21,12 +22,9 @@ function isoDay(ms: number): string {
 function BacktestForm() {
   const catalog = useLoad(() => api<Page<CatalogEntry>>("/analysis/backtests/strategies", { query: { limit: 200 } }), []);
   const saved = useLoad(() => api<Page<SavedStrategy>>("/trading/strategies", { query: { limit: 200 } }), []);
-  const exchanges = useLoad(() => api<{ exchanges: Exchange[] }>("/market/exchanges"), []);
   const [strategy, setStrategy] = useState("ma_crossover");
   const [params, setParams] = useState<Record<string, unknown>>({});
-  const [exchange, setExchange] = useState("");
-  const [symbol, setSymbol] = useState("BTC/USDT");
-  const [timeframe, setTimeframe] = useState("1h");
+  const market = useMarketChoice("BTC/USDT", "1h");
   const now = Date.now();
   const [start, setStart] = useState(isoDay(now - 60 * DAY));
   const [end, setEnd] = useState(isoDay(now - DAY));
@@ -40,12 +38,6 @@ function BacktestForm() {
   const submit = useAction();
   const entries = catalog.data?.items ?? [];
   const entry = entries.find((e) => e.name === strategy);
-  const exchangeList = exchanges.data?.exchanges ?? [];
-  const exchangeId = exchange || exchangeList.find((e) => e.default)?.id || "";
-  const pairs = useLoad(
-    () => (exchangeId ? api<{ pairs: Pair[] }>("/market/pairs", { query: { exchange: exchangeId } }) : Promise.resolve({ pairs: [] })),
-    [exchangeId],
-  );
 
   useEffect(() => {
     if (entry) setParams(defaults(entry.parameters));
@@ -65,9 +57,9 @@ function BacktestForm() {
         body: {
           strategy,
           parameters: cleaned(params),
-          exchange: exchangeId || null,
-          symbol,
-          timeframe,
+          exchange: market.exchange || null,
+          symbol: market.symbol,
+          timeframe: market.timeframe,
           start: `${start}T00:00:00Z`,
           end: `${end}T00:00:00Z`,
           initial_capital: capital,
@@ -119,27 +111,7 @@ function BacktestForm() {
       <fieldset>
         <legend>Market and range</legend>
         <div class="row">
-          <Field label="Exchange">
-            <select value={exchangeId} onChange={(e) => setExchange(e.currentTarget.value)}>
-              {exchangeList.map((e) => (
-                <option key={e.id}>{e.id}</option>
-              ))}
-            </select>
-          </Field>
-          <Field label="Symbol" error={fieldError("symbol")}>
-            <select name="symbol" value={symbol} onChange={(e) => setSymbol(e.currentTarget.value)}>
-              {(pairs.data?.pairs ?? [{ symbol }]).map((p) => (
-                <option key={p.symbol}>{p.symbol}</option>
-              ))}
-            </select>
-          </Field>
-          <Field label="Timeframe" error={fieldError("timeframe")}>
-            <select name="timeframe" value={timeframe} onChange={(e) => setTimeframe(e.currentTarget.value)}>
-              {(exchangeList.find((e) => e.id === exchangeId)?.timeframes ?? ["1h"]).map((t) => (
-                <option key={t}>{t}</option>
-              ))}
-            </select>
-          </Field>
+          <MarketFields market={market} error={fieldError} />
           <Field label="From (UTC)" error={fieldError("start")}>
             <input type="date" name="start" required value={start} onInput={(e) => setStart(e.currentTarget.value)} />
           </Field>

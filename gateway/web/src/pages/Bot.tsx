@@ -113,6 +113,8 @@ export function BotPage({ id }: { id: string }) {
   const bot = useLoad(() => api<Bot>(`/trading/bots/${id}`), [id], 5000);
   const trades = useLoad(() => api<Page<Trade>>("/trading/trades", { query: { bot_id: id, limit: 200 } }), [id], 10000);
   const orders = useLoad(() => api<Page<Order>>("/trading/orders", { query: { bot_id: id, limit: 100 } }), [id], 10000);
+  // The bot's earlier risk exits, blocks and failures: its notifications among the latest.
+  const history = useLoad(() => api<Page<Notification>>("/notifications", { query: { limit: 200 } }), [id]);
   const [live, setLive] = useState<Notification[]>([]);
   useEffect(
     () =>
@@ -134,7 +136,10 @@ export function BotPage({ id }: { id: string }) {
       })),
     [trades.data],
   );
-  const events = useMemo(() => eventsOf(orders.data?.items ?? [], live), [orders.data, live]);
+  const events = useMemo(() => {
+    const earlier = (history.data?.items ?? []).filter((n) => n.data?.bot_id === id && !live.some((l) => l.id === n.id));
+    return eventsOf(orders.data?.items ?? [], [...live, ...earlier]);
+  }, [orders.data, live, history.data]);
   const b = bot.data;
   if (bot.error && !b) {
     return (

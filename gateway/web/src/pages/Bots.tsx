@@ -3,8 +3,9 @@
 import { useEffect, useState } from "preact/hooks";
 import { onNotification } from "../api/feeds";
 import { ApiError, api } from "../api/http";
-import type { Bot, CatalogEntry, Exchange, Page, Pair, SavedStrategy } from "../api/types";
+import type { Bot, CatalogEntry, Page, SavedStrategy } from "../api/types";
 import { me } from "../state";
+import { MarketFields, useMarketChoice } from "../components/MarketFields";
 import { SchemaForm, cleaned, defaults, parameterErrors } from "../components/SchemaForm";
 import { Empty, Field, Part, Problem, Spinner, StatusBadge, useAction, useLoad } from "../components/ui";
 import { money, signed, tone } from "../format";
@@ -70,23 +71,14 @@ const RISK_FIELDS: [string, string, string][] = [
 ];
 
 function BotForm({ strategies, onCreated }: { strategies: SavedStrategy[]; onCreated: () => void }) {
-  const exchanges = useLoad(() => api<{ exchanges: Exchange[] }>("/market/exchanges"), []);
+  const market = useMarketChoice("BTC/USDT", "1m");
   const [strategyId, setStrategyId] = useState("");
   const [name, setName] = useState("");
-  const [exchange, setExchange] = useState("");
-  const [symbol, setSymbol] = useState("BTC/USDT");
-  const [timeframe, setTimeframe] = useState("1m");
   const [mode, setMode] = useState<"paper" | "live">("paper");
   const [capital, setCapital] = useState("1000");
   const [size, setSize] = useState("1");
   const [risk, setRisk] = useState<Record<string, string>>({});
   const create = useAction();
-  const list = exchanges.data?.exchanges ?? [];
-  const exchangeId = exchange || list.find((e) => e.default)?.id || "";
-  const pairs = useLoad(
-    () => (exchangeId ? api<{ pairs: Pair[] }>("/market/pairs", { query: { exchange: exchangeId } }) : Promise.resolve({ pairs: [] })),
-    [exchangeId],
-  );
   const chosen = strategyId || strategies[0]?.id || "";
   const err = (field: string) => (create.error instanceof ApiError ? create.error.field(field) : undefined);
   const canLive = me.value?.permissions.includes("trade:live") ?? false;
@@ -103,7 +95,7 @@ function BotForm({ strategies, onCreated }: { strategies: SavedStrategy[]; onCre
         );
         const bot = await create.run(() =>
           api<Bot>("/trading/bots", {
-            body: { strategy_id: chosen, name: name || null, exchange: exchangeId, symbol, timeframe, mode, capital, position_size: Number(size), risk: riskBody },
+            body: { strategy_id: chosen, name: name || null, exchange: market.exchange, symbol: market.symbol, timeframe: market.timeframe, mode, capital, position_size: Number(size), risk: riskBody },
           }),
         );
         if (bot) {
@@ -128,27 +120,7 @@ function BotForm({ strategies, onCreated }: { strategies: SavedStrategy[]; onCre
         <Field label="Name" error={err("name")}>
           <input name="bot-name" maxLength={100} value={name} onInput={(e) => setName(e.currentTarget.value)} />
         </Field>
-        <Field label="Exchange" error={err("exchange")}>
-          <select name="exchange" value={exchangeId} onChange={(e) => setExchange(e.currentTarget.value)}>
-            {list.map((x) => (
-              <option key={x.id}>{x.id}</option>
-            ))}
-          </select>
-        </Field>
-        <Field label="Symbol" error={err("symbol")}>
-          <select name="symbol" value={symbol} onChange={(e) => setSymbol(e.currentTarget.value)}>
-            {(pairs.data?.pairs ?? [{ symbol }]).map((p) => (
-              <option key={p.symbol}>{p.symbol}</option>
-            ))}
-          </select>
-        </Field>
-        <Field label="Timeframe" error={err("timeframe")}>
-          <select name="timeframe" value={timeframe} onChange={(e) => setTimeframe(e.currentTarget.value)}>
-            {(list.find((x) => x.id === exchangeId)?.timeframes ?? ["1m"]).map((t) => (
-              <option key={t}>{t}</option>
-            ))}
-          </select>
-        </Field>
+        <MarketFields market={market} error={err} />
         <Field label="Mode" hint={canLive ? undefined : "Live trading needs the trade:live permission."} error={err("mode")}>
           <select name="mode" value={mode} onChange={(e) => setMode(e.currentTarget.value as "paper" | "live")}>
             <option value="paper">paper</option>

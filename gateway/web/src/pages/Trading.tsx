@@ -3,27 +3,20 @@
 import { useEffect, useState } from "preact/hooks";
 import { onNotification } from "../api/feeds";
 import { ApiError, api } from "../api/http";
-import type { Balances, Exchange, Order, Page, Pair, Position, Trade } from "../api/types";
+import type { Balances, Order, Page, Position, Trade } from "../api/types";
+import { MarketFields, useMarketChoice } from "../components/MarketFields";
 import { Empty, Field, Part, Problem, Spinner, StatusBadge, useAction, useLoad } from "../components/ui";
 import { money, price, signed, tone, when } from "../format";
 import { toast } from "../toasts";
 import { TradeTable } from "./Bot";
 
 function OrderForm({ onPlaced }: { onPlaced: () => void }) {
-  const exchanges = useLoad(() => api<{ exchanges: Exchange[] }>("/market/exchanges"), []);
-  const [exchange, setExchange] = useState("");
-  const [symbol, setSymbol] = useState("BTC/USDT");
+  const market = useMarketChoice("BTC/USDT");
   const [side, setSide] = useState<"buy" | "sell">("buy");
   const [type, setType] = useState<"market" | "limit">("market");
   const [quantity, setQuantity] = useState("0.01");
   const [limit, setLimit] = useState("");
   const place = useAction();
-  const list = exchanges.data?.exchanges ?? [];
-  const exchangeId = exchange || list.find((e) => e.default)?.id || "";
-  const pairs = useLoad(
-    () => (exchangeId ? api<{ pairs: Pair[] }>("/market/pairs", { query: { exchange: exchangeId } }) : Promise.resolve({ pairs: [] })),
-    [exchangeId],
-  );
   const err = (f: string) => (place.error instanceof ApiError ? place.error.field(f) : undefined);
   return (
     <form
@@ -34,8 +27,8 @@ function OrderForm({ onPlaced }: { onPlaced: () => void }) {
         const order = await place.run(() =>
           api<Order>("/trading/orders", {
             body: {
-              exchange: exchangeId,
-              symbol,
+              exchange: market.exchange,
+              symbol: market.symbol,
               side,
               type,
               quantity,
@@ -53,20 +46,7 @@ function OrderForm({ onPlaced }: { onPlaced: () => void }) {
     >
       <h2 id="order-title">Paper order</h2>
       <div class="row">
-        <Field label="Exchange">
-          <select value={exchangeId} onChange={(e) => setExchange(e.currentTarget.value)}>
-            {list.map((x) => (
-              <option key={x.id}>{x.id}</option>
-            ))}
-          </select>
-        </Field>
-        <Field label="Symbol" error={err("symbol")}>
-          <select name="order-symbol" value={symbol} onChange={(e) => setSymbol(e.currentTarget.value)}>
-            {(pairs.data?.pairs ?? [{ symbol }]).map((p) => (
-              <option key={p.symbol}>{p.symbol}</option>
-            ))}
-          </select>
-        </Field>
+        <MarketFields market={market} error={err} withTimeframe={false} />
         <Field label="Side">
           <select name="side" value={side} onChange={(e) => setSide(e.currentTarget.value as "buy" | "sell")}>
             <option value="buy">buy</option>
@@ -90,7 +70,7 @@ function OrderForm({ onPlaced }: { onPlaced: () => void }) {
       </div>
       {place.error ? <Problem error={place.error} what="The order was refused" /> : null}
       <button type="submit" class="primary" disabled={place.busy}>
-        {side === "buy" ? "Buy" : "Sell"} {symbol}
+        {side === "buy" ? "Buy" : "Sell"} {market.symbol}
       </button>
     </form>
   );
