@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import cast
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from gateway.admission import Admitter, TokenVerifier
+from gateway.dashboard import DEFAULT_DIST, DashboardFiles
 from gateway.health import breaker_details, upstream_check
 from gateway.proxy import GatewayProxy, GatewayRuntime
 from gateway.recovery import watch_open_breakers
@@ -92,6 +94,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             app_class=GatewayApp,
         ),
     )
+    dashboard_dir = Path(settings.dashboard_dir) if settings.dashboard_dir else DEFAULT_DIST
+    app.router.routes.extend(DashboardFiles(dashboard_dir).routes())
     app.proxy = GatewayProxy(
         registry=registry,
         verifier=verifier,

@@ -34,6 +34,10 @@ class GatewaySettings(ServiceSettings):
     # Request bodies up to this size are read whole; larger ones are streamed upstream.
     buffer_request_body_bytes: int = Field(default=64 * 1024, ge=0)
 
+    # The web dashboard's build (index.html and assets/), served at / (gateway/dashboard.py);
+    # empty: gateway/web/dist beside the package, where `npm run build` writes it.
+    dashboard_dir: str = ""
+
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]

