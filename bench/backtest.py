@@ -19,12 +19,14 @@ Portfolio part (skip with ``--skip-portfolio``, or run it alone with ``--portfol
 ``--pairs`` (100) sim pairs x ``--pair-candles`` (100,000) 1m candles, the same crossover,
 at most ``--max-open`` (10) positions from one capital, a fixed stake of capital / max-open
 per position (fee included), entries in pair-list order after the candle's exits, every
-pair forced out at the last open. Candles per second of ``run_portfolio`` (signals and
-simulation) and of the simulation alone, side by side with vectorbt's
-``Portfolio.from_signals`` over the same pairs with ``cash_sharing=True``, ``group_by=True``,
-``call_seq="auto"`` (sells first, then buys in column order) and the slot cap in a
-``signal_func_nb``, and both final equities (targets, issue 17: at least 20 M candles/s and
-5 times vectorbt, equal final equity).
+pair forced out at the last open; at a fee of 0.1 % (the crossover loses its capital to
+fees within weeks, so later entries find no cash) and at no fee (the capital stays
+invested and the slots bind), ``--portfolio-fees``. Candles per second of
+``run_portfolio`` (signals and simulation) and of the simulation alone, side by side with
+vectorbt's ``Portfolio.from_signals`` over the same pairs with ``cash_sharing=True``,
+``group_by=True``, ``call_seq="auto"`` (sells first, then buys in column order) and the
+slot cap in a ``signal_func_nb``, and both final equities (targets, issue 17: at least 20 M
+candles/s and 5 times vectorbt, equal final equity).
 
     .venv/bin/python bench/backtest.py [--candles 1000000] [--reference-candles 100000]
         [--skip-cli] [--skip-api] [--api-runs 3]
@@ -284,18 +286,20 @@ def forced_exit_signals(candles: dict[str, Candles]) -> dict[str, np.ndarray]:
     return {pair: our_signals(c) for pair, c in candles.items()}
 
 
-def ours_portfolio(candles: dict[str, Candles], max_open: int, repeat: int) -> dict[str, float]:
+def ours_portfolio(
+    candles: dict[str, Candles], max_open: int, fee: float, repeat: int
+) -> dict[str, float]:
     strategy = create_strategy("ma_crossover", {"fast": 10, "slow": 30})
     stake = CAPITAL / max_open
 
     def full() -> Any:
-        return run_portfolio(strategy, candles, CAPITAL, FEE, max_open_positions=max_open,
+        return run_portfolio(strategy, candles, CAPITAL, fee, max_open_positions=max_open,
                              stake_amount=stake)  # fmt: skip
 
     signals = forced_exit_signals(candles)
 
     def simulate() -> Any:
-        return simulate_portfolio(candles, signals, initial_capital=CAPITAL, fee=FEE,
+        return simulate_portfolio(candles, signals, initial_capital=CAPITAL, fee=fee,
                                   max_open_positions=max_open, stake_amount=stake)  # fmt: skip
 
     simulate()  # warm (loads the numba cache)
@@ -311,7 +315,11 @@ def ours_portfolio(candles: dict[str, Candles], max_open: int, repeat: int) -> d
 
 
 def vectorbt_portfolio(
-    candles: dict[str, Candles], signals: dict[str, np.ndarray], max_open: int, repeat: int
+    candles: dict[str, Candles],
+    signals: dict[str, np.ndarray],
+    max_open: int,
+    fee: float,
+    repeat: int,
 ) -> dict[str, float] | None:
     """The same portfolio in vectorbt: from_signals with cash sharing. vectorbt has no cap
     on open positions, so a signal function decides each row's signals when vectorbt asks
@@ -362,7 +370,7 @@ def vectorbt_portfolio(
     close = pd.DataFrame({p: candles[p].close for p in names})
     open_ = pd.DataFrame({p: candles[p].open for p in names})
     opens = np.ascontiguousarray(open_.to_numpy())
-    stake = CAPITAL / max_open / (1 + FEE)  # vectorbt adds the fee on top of the value
+    stake = CAPITAL / max_open / (1 + fee)  # vectorbt adds the fee on top of the value
 
     def run(signals_too: bool, fixed: tuple[np.ndarray, np.ndarray] | None = None) -> Any:
         if signals_too or fixed is None:
@@ -386,7 +394,7 @@ def vectorbt_portfolio(
                 opens,
                 max_open,
                 stake,
-                FEE,
+                fee,
                 np.zeros(len(names)),
                 np.zeros(len(names), np.int8),
                 book,
@@ -394,7 +402,7 @@ def vectorbt_portfolio(
             size=stake,
             size_type="value",
             price=open_,
-            fees=FEE,
+            fees=fee,
             init_cash=CAPITAL,
             cash_sharing=True,
             group_by=True,
@@ -424,47 +432,50 @@ def vectorbt_portfolio(
     }
 
 
-def portfolio_section(pairs: int, n: int, max_open: int, repeat: int) -> None:
-    print(f"\nPortfolio: {pairs} sim pairs x {n:,} 1m candles, SMA(10/30) crossover, at most "
-          f"{max_open} open, stake {CAPITAL / max_open:,.0f} of {CAPITAL:,.0f} per position, "
-          "fee 0.1 %/side, next-open fills, forced exit at the end.")  # fmt: skip
+def portfolio_section(pairs: int, n: int, max_open: int, fees: list[float], repeat: int) -> None:
+    print(
+        f"\nPortfolio: {pairs} sim pairs x {n:,} 1m candles, SMA(10/30) crossover, at most "
+        f"{max_open} open, stake {CAPITAL / max_open:,.0f} of {CAPITAL:,.0f} per position (fee "
+        "included), next-open fills, forced exit at the end."
+    )
     t0 = time.perf_counter()
     candles = portfolio_candles(pairs, n)
     total = sum(len(c) for c in candles.values())
     print(f"  ({total:,} candles generated in {time.perf_counter() - t0:.1f} s)", flush=True)
-    load = os.getloadavg()[0]
-    ours = ours_portfolio(candles, max_open, repeat)
-    theirs = vectorbt_portfolio(candles, forced_exit_signals(candles), max_open, repeat)
-    print(f"{'engine':40} {'M candles/s':>12} {'(sim only)':>11} {'final equity':>18} "
-          f"{'trades':>7}")  # fmt: skip
-    rows = [("tradebot run_portfolio (numba)", ours)]
-    if theirs is not None:
-        rows.append(("vectorbt from_signals, cash_sharing", theirs))
-    for name, figures in rows:
-        full = total / figures["full"] / 1e6
-        sim_only = total / figures["sim"] / 1e6
+    signals = forced_exit_signals(candles)
+    for fee in fees:
+        load = os.getloadavg()[0]
+        ours = ours_portfolio(candles, max_open, fee, repeat)
+        theirs = vectorbt_portfolio(candles, signals, max_open, fee, repeat)
         print(
-            f"{name:40} {full:12.2f} {sim_only:11.2f} {figures['final']:18.10f} "
-            f"{int(figures['trades']):7d}"
+            f"\nfee {fee * 100:g} %/side{'':22} {'M candles/s':>12} {'(sim only)':>11} "
+            f"{'final equity':>18} {'trades':>7}"
         )
-    if theirs is None:
-        print("vectorbt is not installed (pip install -e '.[bench]'): skipped.")
-    else:
-        gap = abs(ours["final"] - theirs["final"]) / theirs["final"]
+        rows = [("tradebot run_portfolio (numba)", ours)]
+        if theirs is not None:
+            rows.append(("vectorbt from_signals, cash_sharing", theirs))
+        for name, figures in rows:
+            full = total / figures["full"] / 1e6
+            sim_only = total / figures["sim"] / 1e6
+            print(
+                f"{name:40} {full:12.2f} {sim_only:11.2f} {figures['final']:18.10f} "
+                f"{int(figures['trades']):7d}"
+            )
+        if theirs is None:
+            print("vectorbt is not installed (pip install -e '.[bench]'): skipped.")
+        else:
+            gap = abs(ours["final"] - theirs["final"]) / theirs["final"]
+            print(
+                f"  ours / vectorbt: {theirs['full'] / ours['full']:.1f}x with signals, "
+                f"{theirs['sim'] / ours['sim']:.1f}x simulation alone; final equities (same "
+                f"signals) differ by {gap:.1e} relative; slot-model misses: "
+                f"{theirs['mismatches']}; vectorbt's own MA crossings end at "
+                f"{theirs['final_own_signals']:.10f}; vectorbt cold {theirs['cold']:.1f} s"
+            )
         print(
-            f"  ours / vectorbt: {theirs['full'] / ours['full']:.1f}x with signals, "
-            f"{theirs['sim'] / ours['sim']:.1f}x simulation alone; final equities differ by "
-            f"{gap:.1e} (relative); vectorbt positions our slot model got wrong: "
-            f"{theirs['mismatches']}; vectorbt cold (JIT + first run) {theirs['cold']:.1f} s"
+            f"  entries skipped for want of a slot or cash: {int(ours['skipped']):,}; "
+            f"1-minute load average {load:.2f} at the start ({os.cpu_count()} cpus)"
         )
-        print(
-            "  (final equities on the same signals; with vectorbt's own MA crossings: "
-            f"{theirs['final_own_signals']:.10f})"
-        )
-    print(
-        f"  entries skipped for want of a slot or cash: {int(ours['skipped']):,}; "
-        f"1-minute load average {load:.2f} at the start ({os.cpu_count()} cpus)"
-    )
 
 
 # --- end to end through the API ---------------------------------------------------------
@@ -642,9 +653,15 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=100)
     parser.add_argument("--pair-candles", type=int, default=100_000)
     parser.add_argument("--max-open", type=int, default=10)
+    parser.add_argument(
+        "--portfolio-fees",
+        default="0.001,0",
+        help="fees to run the portfolio at, comma-separated (0 keeps the capital invested)",
+    )
     args = parser.parse_args()
+    fees = [float(f) for f in args.portfolio_fees.split(",")]
     if args.portfolio_only:
-        portfolio_section(args.pairs, args.pair_candles, args.max_open, args.repeat)
+        portfolio_section(args.pairs, args.pair_candles, args.max_open, fees, args.repeat)
         return
 
     print(f"Loading {args.candles:,} sim BTC/USDT 1m candles ...")
@@ -688,7 +705,7 @@ def main() -> None:
     for note in notes:
         print(note)
     if not args.skip_portfolio:
-        portfolio_section(args.pairs, args.pair_candles, args.max_open, args.repeat)
+        portfolio_section(args.pairs, args.pair_candles, args.max_open, fees, args.repeat)
     if not args.skip_cli:
         cli = cold_cli(args.candles)
         print(

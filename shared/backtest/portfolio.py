@@ -62,6 +62,9 @@ from shared.strategies.base import SignalArray, TradingStrategy
 
 # the compiled loop, called with its state spread over many arrays
 _kernel = cast("Callable[..., None]", pk.simulate_portfolio)
+_order_events = cast(
+    "Callable[..., tuple[IntArray, IntArray, IntArray, IntArray]]", pk.order_events
+)
 STEP_CHUNK = 65_536  # common steps per kernel call when reporting progress
 DUST = 1e-9  # of the initial capital: cash below it buys nothing
 
@@ -111,53 +114,30 @@ class PortfolioResult(BacktestResult):
 @dataclass(frozen=True)
 class _Timeline:
     steps: IntArray  # the common time index
-    offsets: list[int | None]  # first step of each pair if its candles are a run of steps
+    offsets: IntArray  # each pair's first step if its candles are a run of steps, else -1
+    step_of: TypedList[IntArray]  # the step of each candle of a pair that is not a run
 
 
 def _timeline(candles: Sequence[Candles]) -> _Timeline:
     """The union of the pairs' timestamps; cheap when they all share one."""
-    first = candles[0].timestamp
-    steps = first
+    steps = candles[0].timestamp
+    aligned = True
     for c in candles[1:]:
-        if not (c.timestamp.shape == steps.shape and np.array_equal(c.timestamp, steps)):
+        if not pk.same_stamps(c.timestamp, steps):
             steps = np.union1d(steps, c.timestamp)
-    offsets: list[int | None] = []
-    for c in candles:
-        off = int(np.searchsorted(steps, c.timestamp[0]))
-        run = steps[off : off + len(c)]
-        contiguous = run.shape == c.timestamp.shape and np.array_equal(run, c.timestamp)
-        offsets.append(off if contiguous else None)
-    return _Timeline(np.ascontiguousarray(steps, dtype=np.int64), offsets)
-
-
-def _events(
-    timeline: _Timeline, candles: Sequence[Candles], signals: Sequence[SignalArray]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Every signal as an order at the next candle's open of its pair: (step, pair, kind,
-    candle index), sorted by step, exits before entries, then pair-list order."""
-    steps, pairs, kinds, indices = [], [], [], []
-    for p, (c, sig) in enumerate(zip(candles, signals, strict=True)):
-        acting = np.flatnonzero(sig[:-1]) + 1  # the last candle's signal has no next open
-        offset = timeline.offsets[p]
-        if offset is not None:
-            at = acting + offset
-        else:
-            at = np.searchsorted(timeline.steps, c.timestamp[acting])
-        steps.append(at.astype(np.int64))
-        kinds.append((sig[acting - 1] > 0).astype(np.int64))  # EV_ENTER = 1, EV_EXIT = 0
-        pairs.append(np.full(acting.shape[0], p, dtype=np.int64))
-        indices.append(acting.astype(np.int64))
-    step = np.concatenate(steps)
-    kind = np.concatenate(kinds)
-    pair = np.concatenate(pairs)
-    # stable: the pairs were concatenated in list order, each in time order
-    order = np.argsort(step * 2 + kind, kind="stable")
-    return (
-        np.ascontiguousarray(step[order]),
-        np.ascontiguousarray(pair[order]),
-        np.ascontiguousarray(kind[order]),
-        np.ascontiguousarray(np.concatenate(indices)[order]),
-    )
+            aligned = False
+    offsets = np.zeros(len(candles), np.int64)
+    none = np.zeros(0, np.int64)
+    maps: list[IntArray] = [none]  # read only for pairs that are not a run of steps
+    if not aligned:
+        maps = [none] * len(candles)
+        for p, c in enumerate(candles):
+            off = int(np.searchsorted(steps, c.timestamp[0]))
+            if not pk.same_stamps(steps[off : off + len(c)], c.timestamp):
+                off = -1
+                maps[p] = np.searchsorted(steps, c.timestamp).astype(np.int64)
+            offsets[p] = off
+    return _Timeline(np.ascontiguousarray(steps, dtype=np.int64), offsets, _typed(maps))
 
 
 def _typed(arrays: Sequence[np.ndarray]) -> TypedList[np.ndarray]:
@@ -264,7 +244,9 @@ def simulate_portfolio(
         sigs.append(sig)
 
     timeline = _timeline(series)
-    ev_step, ev_pair, ev_kind, ev_index = _events(timeline, series, sigs)
+    ev_step, ev_pair, ev_kind, ev_index = _order_events(
+        timeline.steps.shape[0], _typed(sigs), timeline.offsets, timeline.step_of
+    )
     n_steps, n_pairs = timeline.steps.shape[0], len(names)
     cap = int(np.count_nonzero(ev_kind == pk.EV_ENTER)) + 1
     trade_cols = (
@@ -288,18 +270,17 @@ def simulate_portfolio(
     exposed_pair = np.zeros(n_pairs, np.int64)
     skipped_pair = np.zeros(n_pairs, np.int64)
     equity = np.empty(n_steps, np.float64)
-    lists = [
-        _typed([getattr(c, column) for c in series])
-        for column in ("open", "high", "low", "close", "timestamp")
-    ]
-    offset = np.array([-1 if o is None else o for o in timeline.offsets], np.int64)
+    opens, closes = _typed([c.open for c in series]), _typed([c.close for c in series])
+    stops = costs.stop_loss or costs.take_profit or costs.trailing_stop
+    highs = _typed([c.high for c in series]) if stops else opens  # read only by the stops
+    lows = _typed([c.low for c in series]) if stops else opens
     last_index = np.array([len(c) - 1 for c in series], np.int64)
     step = n_steps if progress is None else STEP_CHUNK
     for start in range(0, n_steps, step):
         stop = min(n_steps, start + step)
         _kernel(
-            timeline.steps, *lists, offset, last_index, ev_step, ev_pair, ev_kind, ev_index,
-            start, stop, costs.fee, costs.slippage, size, stake, max_open, DUST * costs.capital,
+            opens, highs, lows, closes, timeline.step_of, timeline.offsets, last_index,
+            ev_step, ev_pair, ev_kind, ev_index, start, stop, costs.fee, costs.slippage, size, stake, max_open, DUST * costs.capital,
             costs.stop_loss, costs.take_profit, costs.trailing_stop, fstate, istate,
             *floats, *ints, slots, exposed_pair, skipped_pair, equity, *trade_cols,
         )  # fmt: skip
@@ -362,25 +343,36 @@ def simulate_portfolio(
 
 
 def portfolio_signals(
-    strategy: TradingStrategy, candles: Sequence[Candles], *, workers: int | None = None
+    strategy: TradingStrategy,
+    candles: Mapping[str, Candles],
+    *,
+    workers: int | None = None,
+    validate: bool = False,
 ) -> list[SignalArray]:
-    """The strategy's signals on each pair, on up to ``workers`` threads (the indicator
-    libraries release the GIL). Each thread has its own copy of the strategy, so one that
-    keeps state between calls cannot mix pairs up."""
+    """The strategy's signals on each pair (candles checked first with ``validate``), on up
+    to ``workers`` threads (the indicator libraries and the compiled checks release the
+    GIL). Each thread has its own copy of the strategy, so one that keeps state between
+    calls cannot mix pairs up."""
+    names = list(candles)
     count = workers if workers is not None else min(os.cpu_count() or 1, 4)
-    count = max(1, min(count, len(candles)))
-    if count == 1:
-        return [strategy.signals(c) for c in candles]
-    chunks = [list(range(i, len(candles), count)) for i in range(count)]
+    count = max(1, min(count, len(names)))
     copies = [strategy] + [copy.deepcopy(strategy) for _ in range(count - 1)]
-    out: list[SignalArray | None] = [None] * len(candles)
+    out: list[SignalArray | None] = [None] * len(names)
 
     def run(worker: int) -> None:
-        for i in chunks[worker]:
-            out[i] = copies[worker].signals(candles[i])
+        for i in range(worker, len(names), count):
+            if validate:
+                try:
+                    validate_candles(candles[names[i]])
+                except BacktestInputError as exc:
+                    raise BacktestInputError(f"{names[i]}: {exc}") from None
+            out[i] = copies[worker].signals(candles[names[i]])
 
-    with ThreadPoolExecutor(count, thread_name_prefix="signals") as pool:
-        list(pool.map(run, range(count)))
+    if count == 1:
+        run(0)
+    else:
+        with ThreadPoolExecutor(count, thread_name_prefix="signals") as pool:
+            list(pool.map(run, range(count)))
     return [s for s in out if s is not None]
 
 
@@ -404,10 +396,11 @@ def run_portfolio(
     """Backtest ``strategy`` over the pairs of ``candles`` (in their order: the entry
     ranking) from one capital; stops default to the strategy's own."""
     names = list(candles)
-    _check_pairs(candles, validate)
+    if not candles:
+        raise BacktestInputError("a portfolio backtest needs at least one pair")
     if progress is not None:
         progress(0.0)
-    signals = portfolio_signals(strategy, [candles[n] for n in names], workers=workers)
+    signals = portfolio_signals(strategy, candles, workers=workers, validate=validate)
     if progress is not None:
         progress(0.3)
     inner: Callable[[float], None] | None = (

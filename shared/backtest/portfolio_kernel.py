@@ -77,12 +77,11 @@ def _close(
 
 @njit(cache=True, nogil=True)
 def simulate_portfolio(
-    steps_ts: np.ndarray,
     opens: list[np.ndarray],
     highs: list[np.ndarray],
     lows: list[np.ndarray],
     closes: list[np.ndarray],
-    stamps: list[np.ndarray],
+    step_of: list[np.ndarray],
     offset: np.ndarray,
     last_index: np.ndarray,
     ev_step: np.ndarray,
@@ -138,7 +137,7 @@ def simulate_portfolio(
                     if t - offset[p] == c + 1:
                         cursor[p] = c + 1
                         live_step[p] = t
-                elif stamps[p][c + 1] == steps_ts[t]:
+                elif step_of[p][c + 1] == t:
                     cursor[p] = c + 1
                     live_step[p] = t
         # 2. orders at the open: this step's events, exits first, then entries in pair order
@@ -231,3 +230,86 @@ def simulate_portfolio(
             p = slots[s]
             value += qty[p] * mark[p]
         equity[t] = value
+
+
+@njit(cache=True, nogil=True)
+def same_stamps(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two timestamp arrays are equal (no temporary array, stops at the first
+    difference)."""
+    if a.shape[0] != b.shape[0]:
+        return False
+    for i in range(a.shape[0]):
+        if a[i] != b[i]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _visit_signals(
+    p: int,
+    sig: np.ndarray,
+    offset: int,
+    step_of: np.ndarray,
+    counts: np.ndarray,
+    fill: bool,
+    ev_step: np.ndarray,
+    ev_pair: np.ndarray,
+    ev_kind: np.ndarray,
+    ev_index: np.ndarray,
+) -> None:
+    """Count (``fill`` False) or place pair ``p``'s orders; the signal array is read eight
+    candles at a time, most of it being HOLD."""
+    n = sig.shape[0] - 1  # the last candle's signal has no next open
+    words = n // 8
+    packed = sig[: words * 8].view(np.uint64)
+    k = 0
+    i = 0
+    while i < n:
+        if i % 8 == 0 and k < words:
+            if packed[k] == 0:
+                k += 1
+                i += 8
+                continue
+            k += 1
+        s = sig[i]
+        if s != 0:
+            at = offset + i + 1 if offset >= 0 else step_of[i + 1]
+            kind = EV_ENTER if s > 0 else EV_EXIT
+            if fill:
+                slot = counts[2 * at + kind]
+                counts[2 * at + kind] = slot + 1
+                ev_step[slot] = at
+                ev_pair[slot] = p
+                ev_kind[slot] = kind
+                ev_index[slot] = i + 1
+            else:
+                counts[2 * at + kind + 1] += 1
+        i += 1
+
+
+@njit(cache=True, nogil=True)
+def order_events(
+    n_steps: int, signals: list[np.ndarray], offsets: np.ndarray, step_of: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every signal as an order at its pair's next open: ``(step, pair, kind, candle
+    index)`` sorted by step, exits before entries, then by pair (a counting sort: the pairs
+    are walked in list order, each in time order). A pair's candle ``i`` is at step
+    ``offsets[p] + i``, or ``step_of[p][i]`` when its candles are not a run of steps."""
+    counts = np.zeros(2 * n_steps + 1, np.int64)
+    none = np.zeros(0, np.int64)
+    for p in range(len(signals)):
+        steps = step_of[p] if offsets[p] < 0 else none
+        _visit_signals(p, signals[p], offsets[p], steps, counts, False, none, none, none, none)
+    for k in range(1, counts.shape[0]):
+        counts[k] += counts[k - 1]
+    total = counts[-1]
+    ev_step = np.empty(total, np.int64)
+    ev_pair = np.empty(total, np.int64)
+    ev_kind = np.empty(total, np.int64)
+    ev_index = np.empty(total, np.int64)
+    for p in range(len(signals)):
+        steps = step_of[p] if offsets[p] < 0 else none
+        _visit_signals(
+            p, signals[p], offsets[p], steps, counts, True, ev_step, ev_pair, ev_kind, ev_index
+        )
+    return ev_step, ev_pair, ev_kind, ev_index
