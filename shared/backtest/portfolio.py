@@ -280,7 +280,8 @@ def simulate_portfolio(
         stop = min(n_steps, start + step)
         _kernel(
             opens, highs, lows, closes, timeline.step_of, timeline.offsets, last_index,
-            ev_step, ev_pair, ev_kind, ev_index, start, stop, costs.fee, costs.slippage, size, stake, max_open, DUST * costs.capital,
+            ev_step, ev_pair, ev_kind, ev_index, start, stop, costs.fee, costs.slippage, size,
+            stake, max_open, DUST * costs.capital,
             costs.stop_loss, costs.take_profit, costs.trailing_stop, fstate, istate,
             *floats, *ints, slots, exposed_pair, skipped_pair, equity, *trade_cols,
         )  # fmt: skip
