@@ -117,13 +117,14 @@ async def running_with_strategy(
 
 
 async def running_on(session: AsyncSession, exchange: str, symbol: str, timeframe: str) -> int:
+    """Running bots on the market, portfolio bots with the pair among theirs included."""
     count = await session.scalar(
         select(func.count())
         .select_from(Bot)
         .where(
             Bot.status == "running",
             Bot.exchange == exchange,
-            Bot.symbol == symbol,
+            (Bot.symbol == symbol) | Bot.pairs.contains([symbol]),
             Bot.timeframe == timeframe,
         )
     )
@@ -134,6 +135,16 @@ async def open_position(session: AsyncSession, bot: Bot) -> Position | None:
     return await session.scalar(
         select(Position).where(Position.bot_id == bot.id, Position.status == "open")
     )
+
+
+async def open_positions(session: AsyncSession, bot: Bot) -> list[Position]:
+    """Every open position of the bot (a portfolio bot holds one per pair at most)."""
+    rows = await session.scalars(
+        select(Position)
+        .where(Position.bot_id == bot.id, Position.status == "open")
+        .order_by(Position.opened_at, Position.id)
+    )
+    return list(rows)
 
 
 async def realized_pnl(session: AsyncSession, bot_id: uuid.UUID) -> Decimal:
