@@ -51,6 +51,10 @@ from trading_engine.risk.rules import PositionView, RiskKind, RiskLimitExceeded,
 
 log = structlog.get_logger("trading.runner")
 
+# Times whose candles are being gathered, at most (older ones are dropped: a bot held up by
+# a missing candle replays the times it missed from the history once it has them).
+PENDING_TIMES = 64
+
 
 @dataclass
 class PortfolioPlan:
@@ -118,6 +122,8 @@ class PortfolioBooking:
             return
         seen = plan.pending.setdefault(ts, {})
         seen[key] = candle
+        while len(plan.pending) > PENDING_TIMES:  # a pair's candle that never came
+            del plan.pending[min(plan.pending)]
         if len(seen) == len(plan.keys):
             self.booking.spawn(self.process(bot_id, ts))
 
