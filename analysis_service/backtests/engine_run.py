@@ -4,6 +4,7 @@ portfolio (``run_portfolio``, docs/trading.md), and where a portfolio's candles 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -32,8 +33,11 @@ async def load_pairs(
     per pair to the market service (``progress`` gets the share of pairs loaded)."""
     pairs: list[str] = list(request["pairs"])
     rows = request.get("candles")
-    if isinstance(rows, dict):
-        return {pair: candles_from_rows(rows[pair]) for pair in pairs}
+    if isinstance(rows, dict):  # parsed off the event loop, as one pair's rows are
+        body: dict[str, Any] = rows
+        return await asyncio.to_thread(
+            lambda: {pair: candles_from_rows(body[pair]) for pair in pairs}
+        )
     start_ms = to_ms(datetime.fromisoformat(request["start"]))
     end_ms = to_ms(datetime.fromisoformat(request["end"]))
     out: PairCandles = {}

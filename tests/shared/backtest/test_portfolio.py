@@ -342,15 +342,20 @@ def test_pairs_of_different_timeframes_or_bad_candles_are_refused_by_name():
         simulate_portfolio({}, {})
 
 
-def test_progress_reaches_one_and_signals_run_on_threads_give_the_same_result():
+def test_progress_reaches_one_and_chunks_and_threads_give_the_same_result(monkeypatch):
+    from shared.backtest import portfolio
+
+    monkeypatch.setattr(portfolio, "STEP_CHUNK", 97)  # the loop resumes from its state
     candles = {f"P{i}/USDT": random_candles(2000, seed=i) for i in range(6)}
     strategy = create_strategy("ma_crossover", {"fast": 4, "slow": 16})
     seen: list[float] = []
     threaded = run_portfolio(strategy, candles, max_open_positions=2, workers=3,
-                             progress=seen.append)  # fmt: skip
-    serial = run_portfolio(strategy, candles, max_open_positions=2, workers=1)
+                             stop_loss=0.003, progress=seen.append)  # fmt: skip
+    serial = run_portfolio(strategy, candles, max_open_positions=2, workers=1, stop_loss=0.003)
+    assert len(seen) > 20
     assert seen[0] == 0.0
     assert seen[-1] == 1.0
     assert seen == sorted(seen)
     assert np.array_equal(threaded.equity, serial.equity)
     assert threaded.metrics == serial.metrics
+    assert threaded.metrics["n_trades"] > 50
