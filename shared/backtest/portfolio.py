@@ -357,7 +357,10 @@ def portfolio_signals(
     names = list(candles)
     count = workers if workers is not None else min(os.cpu_count() or 1, 4)
     count = max(1, min(count, len(names)))
-    copies = [strategy] + [copy.deepcopy(strategy) for _ in range(count - 1)]
+    try:
+        copies = [strategy] + [copy.deepcopy(strategy) for _ in range(count - 1)]
+    except (TypeError, copy.Error):  # a strategy holding what cannot be copied: one thread
+        count, copies = 1, [strategy]
     out: list[SignalArray | None] = [None] * len(names)
 
     def run(worker: int) -> None:
