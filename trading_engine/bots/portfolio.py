@@ -261,7 +261,9 @@ async def book_time(
                 if pair.signal is not None:
                     records.setdefault(pair.adapter.symbol, signal_record(pair.signal, None))
         bot.last_candle_at = candle_at
-        bot.last_signal = {"candle_ts": at, "pairs": records}
+        # A pair without a candle at this time keeps its last record (its mark).
+        previous = (bot.last_signal or {}).get("pairs", {})
+        bot.last_signal = {"candle_ts": at, "pairs": {**previous, **records}}
         bot.error = None
         bot.updated_at = datetime.now(UTC)
         outcome.processed = True
