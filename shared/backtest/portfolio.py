@@ -308,13 +308,17 @@ def simulate_portfolio(
     )
     metrics["entries_skipped"] = int(skipped_pair.sum())
     cost_basis = trades.quantity * trades.entry_price * (1.0 + costs.fee)
+    # Each pair's trades in closing order: one stable sort, then one slice per pair.
+    by_pair = np.argsort(pair_col, kind="stable")
+    bounds = np.searchsorted(pair_col[by_pair], np.arange(n_pairs + 1))
+    pnl_of, basis_of, fee_of = trades.pnl[by_pair], cost_basis[by_pair], trades.fee[by_pair]
     pair_metrics = {}
     for p, name in enumerate(names):
-        mine = pair_col == p
+        mine = slice(int(bounds[p]), int(bounds[p + 1]))
         pair_metrics[name] = _pair_metrics(
-            trades.pnl[mine],
-            cost_basis[mine],
-            trades.fee[mine],
+            pnl_of[mine],
+            basis_of[mine],
+            fee_of[mine],
             n_candles=len(series[p]),
             exposed=int(exposed_pair[p]),
             skipped=int(skipped_pair[p]),
