@@ -34,6 +34,7 @@ class Backtest(Base):
     request: Mapped[dict[str, Any]] = mapped_column(JSONB)
     exchange: Mapped[str | None] = mapped_column(String(50))
     symbol: Mapped[str | None] = mapped_column(String(20))
+    pairs: Mapped[list[str] | None] = mapped_column(JSONB)  # a portfolio's, in priority order
     timeframe: Mapped[str | None] = mapped_column(String(10))
     start_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     end_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

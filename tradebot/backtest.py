@@ -6,6 +6,11 @@ low, close, volume; timestamps in epoch ms or ISO-8601), from the offline ``sim`
 from the market service (``MARKET_SERVICE_URLS``), which serves its stored history and
 fetches the gaps.
 
+``--pairs A/B,C/D`` runs a portfolio backtest (docs/trading.md): the pairs share the
+capital, ``--max-open`` caps the open positions. Their candles come from the same
+sources, or from several ``--data`` files (or a folder of them), each named after its pair
+as freqtrade names them (``BTC_USDT-1h.parquet`` is BTC/USDT; ``BTC_USDT.csv`` too).
+
 Heavy imports (numpy, numba, the engine) happen inside the commands so that the rest of
 the CLI starts fast.
 """
@@ -26,10 +31,11 @@ from rich.console import Console
 from shared.timeframes import TIMEFRAME_MS
 
 if TYPE_CHECKING:
-    from shared.backtest import BacktestResult
+    from shared.backtest import BacktestResult, PortfolioResult
     from shared.candles import Candles
 
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
+DATA_SUFFIXES = {".csv", ".parquet", ".pq"}
 
 
 class CandleSourceError(Exception):
@@ -68,7 +74,56 @@ def parse_params(items: list[str]) -> dict[str, Any]:
     return params
 
 
+def parse_pairs(value: str) -> list[str]:
+    """``BTC/USDT,ETH/USDT`` -> the pairs in that order (the portfolio's entry ranking)."""
+    pairs = [p.strip().upper() for p in value.split(",") if p.strip()]
+    bad = [p for p in pairs if p.count("/") != 1 or not all(p.split("/"))]
+    if not pairs or bad:
+        raise typer.BadParameter(
+            f"{', '.join(bad) or value!r}: list pairs as BASE/QUOTE, e.g. BTC/USDT,ETH/USDT",
+            param_hint="--pairs",
+        )
+    if len(set(pairs)) != len(pairs):
+        raise typer.BadParameter("a pair is listed twice", param_hint="--pairs")
+    return pairs
+
+
 # --- candle sources -------------------------------------------------------------------
+def pair_of_file(path: Path) -> str:
+    """The pair a data file holds, by freqtrade's naming: ``BTC_USDT-1h.feather`` ->
+    ``BTC/USDT``; a name without ``_`` is taken as it is (``btcusdt.csv`` -> BTCUSDT)."""
+    return path.stem.split("-")[0].replace("_", "/").upper()
+
+
+def data_files(paths: list[Path], pairs: list[str] | None) -> dict[str, Path]:
+    """The data file of each pair: ``paths`` are files or folders of CSV/Parquet files;
+    with ``pairs``, exactly those pairs' files, in that order."""
+    found: dict[str, Path] = {}
+    for path in paths:
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in DATA_SUFFIXES)
+            if not files:
+                raise CandleSourceError(f"{path}: no .csv or .parquet files in this folder")
+        elif path.exists():
+            files = [path]
+        else:
+            raise CandleSourceError(f"{path}: no such file")
+        for file in files:
+            pair = pair_of_file(file)
+            if pair in found:
+                raise CandleSourceError(f"{found[pair]} and {file} both hold {pair}")
+            found[pair] = file
+    if pairs is None:
+        return found
+    missing = [p for p in pairs if p not in found]
+    if missing:
+        raise CandleSourceError(
+            f"no data file for {', '.join(missing)} (files are named after their pair, "
+            f"e.g. {missing[0].replace('/', '_')}-1h.parquet; found: {', '.join(found)})"
+        )
+    return {pair: found[pair] for pair in pairs}
+
+
 def load_file(path: Path) -> Candles:
     """A CSV or Parquet file of timestamp, open, high, low, close, volume."""
     import numpy as np
@@ -193,26 +248,44 @@ def market_candles(
 def metrics_table(result: BacktestResult) -> Any:
     from rich.table import Table
 
+    from shared.backtest.report import format_metric
+
     table = Table(title="Backtest metrics", show_header=False)
-    percent = {"total_return", "cagr", "max_drawdown", "win_rate", "exposure"}
     for name, value in result.metrics.items():
-        if value is None:
-            text = "n/a"
-        elif name in percent:
-            text = f"{value * 100:,.2f} %"
-        elif name == "final_equity":
-            text = f"{value:,.2f}"
-        elif isinstance(value, float):
-            text = f"{value:,.3f}"
-        else:
-            text = str(value)
-        table.add_row(name, text)
+        table.add_row(name, format_metric(name, value))
+    return table
+
+
+def pairs_table(result: PortfolioResult) -> Any:
+    """One row per pair of a portfolio backtest, in pair-list order."""
+    from rich.table import Table
+
+    from shared.backtest.report import format_metric
+
+    metrics = result.pair_metrics or {}
+    columns = list(next(iter(metrics.values()), {}))
+    table = Table(title="Per pair")
+    for column in ["pair", *columns]:
+        table.add_column(column, justify="left" if column == "pair" else "right")
+    for pair, values in metrics.items():
+        table.add_row(pair, *(format_metric(c, values[c]) for c in columns))
     return table
 
 
 def backtest(
     strategy: Annotated[str, typer.Option(help="Strategy name (see the catalog).")],
     symbol: Annotated[str, typer.Option(help="Pair, e.g. BTC/USDT.")] = "BTC/USDT",
+    pairs: Annotated[
+        str | None,
+        typer.Option(
+            help="A portfolio: pairs sharing the capital, in entry-priority order "
+            "(BTC/USDT,ETH/USDT,...)."
+        ),
+    ] = None,
+    max_open: Annotated[
+        int | None,
+        typer.Option("--max-open", help="Portfolio: most positions open at once (default: all)."),
+    ] = None,
     timeframe: Annotated[str, typer.Option(help="Candle timeframe.")] = "1h",
     start: Annotated[
         str | None, typer.Option("--from", help="First candle (2024-01-01 or epoch ms).")
@@ -222,7 +295,11 @@ def backtest(
         "sim"
     ),
     data: Annotated[
-        Path | None, typer.Option(help="CSV/Parquet: timestamp,open,high,low,close,volume.")
+        list[Path] | None,
+        typer.Option(
+            help="CSV/Parquet: timestamp,open,high,low,close,volume. Repeat it, or name a "
+            "folder, for a portfolio (files named after their pair: BTC_USDT-1h.parquet)."
+        ),
     ] = None,
     param: Annotated[
         list[str] | None, typer.Option("--param", help="Strategy parameter name=value.")
@@ -230,7 +307,16 @@ def backtest(
     fee: Annotated[float, typer.Option(help="Fee per side, fraction of notional.")] = 0.001,
     slippage: Annotated[float, typer.Option(help="Slippage, fraction against you.")] = 0.0,
     capital: Annotated[str, typer.Option(help="Initial capital (quote currency).")] = "10000",
-    size: Annotated[float, typer.Option(help="Position size, fraction of equity.")] = 1.0,
+    size: Annotated[
+        float | None,
+        typer.Option(
+            help="Position size, fraction of equity (default 1; portfolio: 1 / --max-open)."
+        ),
+    ] = None,
+    stake: Annotated[
+        str | None,
+        typer.Option(help="Portfolio: a fixed stake per position (quote currency), not --size."),
+    ] = None,
     stop_loss: Annotated[float | None, typer.Option(help="Stop loss fraction.")] = None,
     take_profit: Annotated[float | None, typer.Option(help="Take profit fraction.")] = None,
     trailing_stop: Annotated[float | None, typer.Option(help="Trailing stop fraction.")] = None,
@@ -243,12 +329,18 @@ def backtest(
     no_report: Annotated[bool, typer.Option("--no-report", help="Write no report.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the sim exchange.", envvar="SIM_SEED")] = 42,
 ) -> None:
-    """Backtest a strategy on stored, simulated or file candles; metrics, trades, report."""
+    """Backtest a strategy on stored, simulated or file candles, over one pair or a
+    portfolio of pairs; metrics, trades, report."""
     err = Console(stderr=True)
     out = Console()
     if timeframe not in TIMEFRAME_MS:
         raise typer.BadParameter(f"use one of {', '.join(TIMEFRAME_MS)}", param_hint="--timeframe")
     params = parse_params(param or [])
+    pair_list = parse_pairs(pairs) if pairs is not None else None
+    files = data or []
+    portfolio = pair_list is not None or len(files) > 1 or any(f.is_dir() for f in files)
+    if not portfolio and (max_open is not None or stake is not None):
+        raise typer.BadParameter("--max-open and --stake need a portfolio: give --pairs")
     frame = TIMEFRAME_MS[timeframe]
     end_ms = parse_time(end) if end else int(time.time() * 1000)
     start_ms = parse_time(start) if start else end_ms - 1000 * frame
@@ -257,7 +349,7 @@ def backtest(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from shared.backtest import BacktestInputError, run_backtest
+    from shared.backtest import BacktestInputError, run_backtest, run_portfolio
     from shared.resample import TimeframeError, check_higher
     from shared.strategies import StrategyParamsError, UnknownStrategyError, create_strategy
 
@@ -270,6 +362,11 @@ def backtest(
         err.print(f"[red]{exc}[/]", soft_wrap=True)
         raise typer.Exit(2) from None
 
+    def load(pair: str) -> Candles:
+        if exchange == "sim":
+            return sim_candles(pair, timeframe, start_ms, end_ms, seed=seed)
+        return market_candles(exchange, pair, timeframe, start_ms, end_ms)
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -281,52 +378,90 @@ def backtest(
     ) as progress:
         task = progress.add_task("loading candles", total=1.0)
         try:
-            if data is not None:
-                candles = load_file(data)
-                source = str(data)
-            elif exchange == "sim":
-                candles = sim_candles(symbol, timeframe, start_ms, end_ms, seed=seed)
-                source = f"sim {symbol} {timeframe}"
+            series: dict[str, Candles] = {}
+            if files and portfolio:
+                for pair, path in data_files(files, pair_list).items():
+                    series[pair] = load_file(path)
+                source = ", ".join(str(f) for f in files)
+            elif files:
+                series[symbol] = load_file(files[0])
+                source = str(files[0])
             else:
-                candles = market_candles(exchange, symbol, timeframe, start_ms, end_ms)
-                source = f"{exchange} {symbol} {timeframe}"
+                for pair in pair_list or [symbol]:
+                    series[pair] = load(pair)
+                source = (
+                    f"{exchange} {timeframe}" if portfolio else f"{exchange} {symbol} {timeframe}"
+                )
         except CandleSourceError as exc:
             err.print(f"[red]{exc}[/]", soft_wrap=True)
             raise typer.Exit(1) from None
-        progress.update(task, completed=0.1, description=f"backtesting {len(candles):,} candles")
+        candles = sum(len(c) for c in series.values())
+        progress.update(task, completed=0.1, description=f"backtesting {candles:,} candles")
+
+        def advance(fraction: float) -> None:
+            progress.update(task, completed=0.1 + 0.85 * fraction)
+
         try:
-            result = run_backtest(
-                chosen,
-                candles,
-                capital,
-                fee,
-                slippage,
-                size,
-                stop_loss=stop_loss,
-                take_profit=take_profit,
-                trailing_stop=trailing_stop,
-                progress=lambda f: progress.update(task, completed=0.1 + 0.85 * f),
-            )
-        except (BacktestInputError, TimeframeError) as exc:
-            err.print(f"[red]{source}: {exc}[/]")
+            result: BacktestResult
+            if portfolio:
+                result = run_portfolio(
+                    chosen,
+                    series,
+                    capital,
+                    fee,
+                    slippage,
+                    max_open_positions=max_open,
+                    position_size=size,
+                    stake_amount=stake,
+                    stop_loss=stop_loss,
+                    take_profit=take_profit,
+                    trailing_stop=trailing_stop,
+                    progress=advance,
+                )
+            else:
+                result = run_backtest(
+                    chosen,
+                    series[symbol],
+                    capital,
+                    fee,
+                    slippage,
+                    1.0 if size is None else size,
+                    stop_loss=stop_loss,
+                    take_profit=take_profit,
+                    trailing_stop=trailing_stop,
+                    progress=advance,
+                )
+        except (BacktestInputError, ValueError) as exc:  # TimeframeError is a ValueError
+            err.print(f"[red]{source}: {exc}[/]", soft_wrap=True)
             raise typer.Exit(1) from None
         progress.update(task, completed=1.0, description="done")
 
+    what = f"{len(series)} pairs ({', '.join(series)})" if portfolio else source
     report_path = None
     if not no_report:
         from shared.backtest.report import write_report
 
         report_path = write_report(
-            result,
-            report or Path("backtest-report.html"),
-            title=f"{chosen.name} on {source}",
+            result, report or Path("backtest-report.html"), title=f"{chosen.name} on {what}"
         )
+    from shared.backtest import PortfolioResult
+
     if as_json:
-        sys.stdout.write(json.dumps(_json_safe(result.metrics)) + "\n")
+        body: dict[str, Any] = _json_safe(result.metrics)
+        if isinstance(result, PortfolioResult):
+            body = {
+                "metrics": body,
+                "pair_metrics": {
+                    pair: _json_safe(m) for pair, m in (result.pair_metrics or {}).items()
+                },
+            }
+        sys.stdout.write(json.dumps(body) + "\n")
         return
     out.print(metrics_table(result))
+    if isinstance(result, PortfolioResult):
+        out.print(pairs_table(result))
     out.print(
-        f"{len(candles):,} candles from {source}; {result.metrics['n_trades']} trades"
+        f"{candles:,} candles from {what}; {result.metrics['n_trades']} trades"
         + (f"; report: {report_path}" if report_path else "")
     )
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Numeric, String, Text, func, text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, Numeric, String, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -68,6 +68,11 @@ class Bot(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # A bot paused by its daily loss limit resumes then (migration 0003).
     paused_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A portfolio bot's pairs, in entry-priority order (``symbol`` is the first), its cap
+    # on open positions and fixed stake (migration 0009; null for a bot of one symbol).
+    pairs: Mapped[list[str] | None] = mapped_column(JSONB)
+    max_open_positions: Mapped[int | None] = mapped_column(Integer)
+    stake_amount: Mapped[Decimal | None] = mapped_column(MONEY)
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 

@@ -76,17 +76,7 @@ class BacktestService:
         strategy = build_strategy(body.strategy, body.parameters)
         start_at, end_at = body.start, body.end
         if body.candles is not None:
-            if len(body.candles) > self.settings.backtest_body_max_candles:
-                raise _problem(
-                    f"at most {self.settings.backtest_body_max_candles} candles in a request "
-                    "body; load longer histories with symbol, timeframe, start and end",
-                    "candles",
-                )
-            candles = candles_from_rows(body.candles)
-            if len(candles) < 2:
-                raise _problem("a backtest needs at least 2 candles", "candles")
-            start_at, end_at = _utc(int(candles.timestamp[0])), _utc(int(candles.timestamp[-1]))
-            _check_timeframes(strategy, spacing_ms(candles.timestamp), "candles")
+            start_at, end_at = self._check_body_candles(body, strategy)
         else:
             if not (body.timeframe and body.start and body.end):  # the schema ensures these
                 raise _problem("symbol, timeframe, start and end are required", "symbol")
@@ -98,10 +88,13 @@ class BacktestService:
                 )
             _check_timeframes(strategy, frame, "timeframe")
             expected = (to_ms(body.end) - to_ms(body.start)) // frame
-            if expected > self.settings.backtest_max_candles:
+            pairs = len(body.pairs or [None])
+            if expected * pairs > self.settings.backtest_max_candles:
+                each = f" for each of {pairs} pairs" if pairs > 1 else ""
                 raise _problem(
-                    f"the range holds about {expected} candles; at most "
-                    f"{self.settings.backtest_max_candles} (shorten it or use a longer timeframe)",
+                    f"the range holds about {expected} candles{each}; at most "
+                    f"{self.settings.backtest_max_candles} in all (shorten it, use a longer "
+                    "timeframe or fewer pairs)",
                     "start",
                 )
             if expected < 2:
@@ -116,6 +109,7 @@ class BacktestService:
             request=body.model_dump(mode="json"),
             exchange=body.exchange,
             symbol=body.symbol,
+            pairs=body.pairs,
             timeframe=body.timeframe,
             start_at=start_at,
             end_at=end_at,
@@ -131,6 +125,36 @@ class BacktestService:
             stream=self.settings.backtest_stream,
         )
         return row
+
+    def _check_body_candles(
+        self, body: BacktestCreate, strategy: TradingStrategy
+    ) -> tuple[datetime, datetime]:
+        """The candles sent in the body, one pair's rows or a portfolio's object of pair ->
+        rows: within the bound, each pair's well formed and fine enough for the strategy's
+        higher timeframes; returns their time range."""
+        by_pair = body.candles if isinstance(body.candles, dict) else {None: body.candles or []}
+        total = sum(len(rows) for rows in by_pair.values())
+        if total > self.settings.backtest_body_max_candles:
+            raise _problem(
+                f"at most {self.settings.backtest_body_max_candles} candles in a request "
+                "body; load longer histories with symbol (or pairs), timeframe, start and end",
+                "candles",
+            )
+        first, last = [], []
+        for pair, rows in by_pair.items():
+            where, of = ((), "") if pair is None else ((pair,), f"{pair}: ")
+            try:
+                candles = candles_from_rows(rows)
+            except ValidationFailed as exc:
+                if pair is None:
+                    raise
+                raise _problem(f"{of}{exc.detail}", "candles", *where) from None
+            if len(candles) < 2:
+                raise _problem(f"{of}a backtest needs at least 2 candles", "candles", *where)
+            _check_timeframes(strategy, spacing_ms(candles.timestamp), "candles")
+            first.append(int(candles.timestamp[0]))
+            last.append(int(candles.timestamp[-1]))
+        return _utc(min(first)), _utc(max(last))
 
     async def _check_job_bound(self, user_id: uuid.UUID) -> None:
         """429 when the user already has ``backtest_max_jobs_per_user`` jobs queued or
@@ -182,6 +206,7 @@ def backtest_read(row: Backtest, result: dict[str, Any] | None) -> dict[str, Any
         "parameters": row.parameters,
         "exchange": row.exchange,
         "symbol": row.symbol,
+        "pairs": row.pairs,
         "timeframe": row.timeframe,
         "start": row.start_at,
         "end": row.end_at,
@@ -192,6 +217,8 @@ def backtest_read(row: Backtest, result: dict[str, Any] | None) -> dict[str, Any
                 "fee",
                 "slippage",
                 "position_size",
+                "max_open_positions",
+                "stake_amount",
                 "stop_loss",
                 "take_profit",
                 "trailing_stop",
@@ -212,6 +239,7 @@ def backtest_summary(row: Backtest, metrics: dict[str, Any] | None) -> dict[str,
         "strategy": row.strategy,
         "parameters": row.parameters,
         "symbol": row.symbol,
+        "pairs": row.pairs,
         "timeframe": row.timeframe,
         "created_at": row.created_at,
         "finished_at": row.finished_at,

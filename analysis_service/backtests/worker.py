@@ -34,11 +34,12 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from analysis_service.backtests import repository
+from analysis_service.backtests.engine_run import PairCandles, is_portfolio, load_pairs, run_request
 from analysis_service.backtests.service import build_strategy
 from analysis_service.candle_input import candles_from_rows, to_ms
 from analysis_service.market import MarketClient
 from analysis_service.settings import AnalysisSettings
-from shared.backtest import BacktestInputError, run_backtest
+from shared.backtest import BacktestInputError
 from shared.candles import Candles
 from shared.errors import AppError
 from shared.events import Event
@@ -168,20 +169,23 @@ class BacktestWorker:
         try:
             request = row.request
             strategy = build_strategy(row.strategy, row.parameters)
-            candles = await self._candles(backtest_id, request)
+            candles: Candles | PairCandles
+            if is_portfolio(request):
+                candles = await load_pairs(
+                    self.market,
+                    request,
+                    max_candles=self.settings.backtest_max_candles,
+                    progress=lambda f: self._progress(backtest_id, LOAD_SHARE * f),
+                )
+            else:
+                candles = await self._candles(backtest_id, request)
             timings["load_s"] = time.perf_counter() - clock
             result = await asyncio.to_thread(
-                run_backtest,
+                run_request,
                 strategy,
                 candles,
-                request.get("initial_capital", "10000"),
-                float(request.get("fee", 0.001)),
-                float(request.get("slippage", 0.0)),
-                float(request.get("position_size", 1.0)),
-                stop_loss=request.get("stop_loss"),
-                take_profit=request.get("take_profit"),
-                trailing_stop=request.get("trailing_stop"),
-                progress=lambda f: report(LOAD_SHARE + (1 - LOAD_SHARE) * f * 0.99),
+                request,
+                lambda f: report(LOAD_SHARE + (1 - LOAD_SHARE) * f * 0.99),
             )
             timings["run_s"] = time.perf_counter() - clock - timings["load_s"]
             # Thousands of trades to dicts: CPU work, kept off the event loop too.

@@ -225,6 +225,57 @@ def _fraction(name: str, value: float | None, *, upper: float = 1.0) -> float:
     return value
 
 
+def checked_size(position_size: float) -> float:
+    size = float(position_size)
+    if not (math.isfinite(size) and 0 < size <= 1):
+        raise BacktestInputError("position_size must be a fraction above 0 and at most 1")
+    return size
+
+
+@dataclass(frozen=True)
+class Costs:
+    """The checked money settings every backtest shares (stops of 0 mean "none")."""
+
+    capital: float
+    fee: float
+    slippage: float
+    stop_loss: float
+    take_profit: float
+    trailing_stop: float
+
+    @classmethod
+    def checked(
+        cls,
+        initial_capital: float | Decimal | str,
+        fee: float,
+        slippage: float,
+        stop_loss: float | None,
+        take_profit: float | None,
+        trailing_stop: float | None,
+    ) -> Costs:
+        capital = float(initial_capital)
+        if not (math.isfinite(capital) and capital > 0):
+            raise BacktestInputError("initial_capital must be a positive amount")
+        return cls(
+            capital,
+            _fraction("fee", fee, upper=0.5),
+            _fraction("slippage", slippage, upper=0.5),
+            _fraction("stop_loss", stop_loss),
+            _fraction("take_profit", take_profit, upper=100.0),
+            _fraction("trailing_stop", trailing_stop),
+        )
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "initial_capital": self.capital,
+            "fee": self.fee,
+            "slippage": self.slippage,
+            "stop_loss": self.stop_loss or None,
+            "take_profit": self.take_profit or None,
+            "trailing_stop": self.trailing_stop or None,
+        }
+
+
 def validate_candles(candles: Candles) -> None:
     """Refuse what would make a backtest meaningless: non-finite or non-positive prices,
     time that does not strictly increase."""
@@ -260,17 +311,10 @@ def simulate_signals(
     frame_ms: int | None = None,
 ) -> BacktestResult:
     """Run the fill loop over precomputed signals (see the module docstring)."""
-    capital = float(initial_capital)
-    if not (math.isfinite(capital) and capital > 0):
-        raise BacktestInputError("initial_capital must be a positive amount")
-    fee_f = _fraction("fee", fee, upper=0.5)
-    slip_f = _fraction("slippage", slippage, upper=0.5)
-    size = float(position_size)
-    if not (math.isfinite(size) and 0 < size <= 1):
-        raise BacktestInputError("position_size must be a fraction above 0 and at most 1")
-    sl = _fraction("stop_loss", stop_loss)
-    tp = _fraction("take_profit", take_profit, upper=100.0)
-    trail = _fraction("trailing_stop", trailing_stop)
+    costs = Costs.checked(initial_capital, fee, slippage, stop_loss, take_profit, trailing_stop)
+    capital, fee_f, slip_f = costs.capital, costs.fee, costs.slippage
+    sl, tp, trail = costs.stop_loss, costs.take_profit, costs.trailing_stop
+    size = checked_size(position_size)
     n = len(candles)
     signals = np.ascontiguousarray(signals, dtype=np.int8)
     if signals.shape[0] != n:
@@ -321,13 +365,8 @@ def simulate_signals(
         frame_ms=frame_ms,
     )
     settings = {
-        "initial_capital": capital,
-        "fee": fee_f,
-        "slippage": slip_f,
+        **costs.settings(),
         "position_size": size,
-        "stop_loss": sl or None,
-        "take_profit": tp or None,
-        "trailing_stop": trail or None,
         "candles": n,
         "start_ms": int(candles.timestamp[0]) if n else None,
         "end_ms": int(candles.timestamp[-1]) if n else None,

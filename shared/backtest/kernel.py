@@ -21,6 +21,41 @@ CASH, QTY, ENTRY_FILL, ENTRY_FEE, PEAK, IN_POSITION, ENTRY_INDEX, N_TRADES, EXPO
 STATE_SIZE = 9
 
 
+@njit(cache=True, nogil=True, inline="always")
+def book_sale(
+    k: int,
+    entry_index: int,
+    t: int,
+    entry_fill: float,
+    entry_fee: float,
+    qty: float,
+    fill: float,
+    fee: float,
+    reason: int,
+    t_entry_idx: np.ndarray,
+    t_exit_idx: np.ndarray,
+    t_entry_price: np.ndarray,
+    t_exit_price: np.ndarray,
+    t_qty: np.ndarray,
+    t_pnl: np.ndarray,
+    t_fee: np.ndarray,
+    t_reason: np.ndarray,
+) -> float:
+    """Write the sale of ``qty`` at ``fill`` as trade ``k``; returns the cash it brings in
+    (the one arithmetic of a closing trade, single-pair and portfolio loops alike)."""
+    proceeds = qty * fill
+    exit_fee = proceeds * fee
+    t_entry_idx[k] = entry_index
+    t_exit_idx[k] = t
+    t_entry_price[k] = entry_fill
+    t_exit_price[k] = fill
+    t_qty[k] = qty
+    t_pnl[k] = (proceeds - exit_fee) - (qty * entry_fill + entry_fee)
+    t_fee[k] = entry_fee + exit_fee
+    t_reason[k] = reason
+    return proceeds - exit_fee
+
+
 @njit(cache=True, nogil=True)
 def _close_position(
     state: np.ndarray,
@@ -37,19 +72,12 @@ def _close_position(
     t_fee: np.ndarray,
     t_reason: np.ndarray,
 ) -> None:
-    qty = state[QTY]
-    proceeds = qty * fill
-    exit_fee = proceeds * fee
-    state[CASH] += proceeds - exit_fee
     k = int(state[N_TRADES])
-    t_entry_idx[k] = int(state[ENTRY_INDEX])
-    t_exit_idx[k] = t
-    t_entry_price[k] = state[ENTRY_FILL]
-    t_exit_price[k] = fill
-    t_qty[k] = qty
-    t_pnl[k] = (proceeds - exit_fee) - (qty * state[ENTRY_FILL] + state[ENTRY_FEE])
-    t_fee[k] = state[ENTRY_FEE] + exit_fee
-    t_reason[k] = reason
+    state[CASH] += book_sale(
+        k, int(state[ENTRY_INDEX]), t, state[ENTRY_FILL], state[ENTRY_FEE], state[QTY], fill,
+        fee, reason, t_entry_idx, t_exit_idx, t_entry_price, t_exit_price, t_qty, t_pnl, t_fee,
+        t_reason,
+    )  # fmt: skip
     state[N_TRADES] = k + 1
     state[QTY] = 0.0
     state[IN_POSITION] = 0.0

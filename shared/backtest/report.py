@@ -1,4 +1,5 @@
-"""A self-contained HTML report of a backtest: metrics, equity curve, drawdown, trades.
+"""A self-contained HTML report of a backtest: metrics, equity curve, drawdown, trades;
+for a portfolio also each pair's metrics and the pair of each trade.
 
 No JavaScript and no external files: the charts are inline SVG, so the report opens
 anywhere and can be mailed as one file.
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from shared.backtest.engine import BacktestResult
+from shared.backtest.portfolio import PortfolioResult
 from shared.candles import FloatArray, IntArray
 
 WIDTH, HEIGHT, PAD = 960, 260, 48
@@ -82,16 +84,41 @@ def _svg_line(
     return "".join(parts)
 
 
-def _metric(name: str, value: Any) -> str:
+PERCENT = {"total_return", "cagr", "max_drawdown", "win_rate", "exposure", "avg_trade_return"}
+MONEY = {"final_equity", "pnl", "fees"}
+
+
+def format_metric(name: str, value: Any) -> str:
+    """A metric as people read it: percentages, money to the cent, n/a for none."""
     if value is None:
-        text = "n/a"
-    elif name in {"total_return", "cagr", "max_drawdown", "win_rate", "exposure"}:
-        text = f"{value * 100:,.2f} %"
-    elif isinstance(value, float):
-        text = f"{value:,.4f}" if name != "final_equity" else f"{value:,.2f}"
-    else:
-        text = str(value)
-    return f"<tr><th>{html.escape(name)}</th><td>{html.escape(text)}</td></tr>"
+        return "n/a"
+    if name in PERCENT:
+        return f"{value * 100:,.2f} %"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if name in MONEY else f"{value:,.4f}"
+    return str(value)
+
+
+def _metric(name: str, value: Any) -> str:
+    return (
+        f"<tr><th>{html.escape(name)}</th><td>{html.escape(format_metric(name, value))}</td></tr>"
+    )
+
+
+def _pair_table(result: BacktestResult) -> str:
+    """Each pair's metrics, one row per pair in pair-list order (portfolios only)."""
+    if not isinstance(result, PortfolioResult) or not result.pair_metrics:
+        return ""
+    columns = list(next(iter(result.pair_metrics.values())))
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    rows = "".join(
+        f"<tr><th>{html.escape(pair)}</th>"
+        + "".join(f"<td>{html.escape(format_metric(c, metrics[c]))}</td>" for c in columns)
+        + "</tr>"
+        for pair, metrics in result.pair_metrics.items()
+    )
+    title = f"<h2>Pairs ({len(result.pair_metrics)})</h2>"
+    return f"{title}<table><tr><th>pair</th>{head}</tr>{rows}</table>"
 
 
 def render_html(result: BacktestResult, *, title: str = "Backtest") -> str:
@@ -109,10 +136,12 @@ def render_html(result: BacktestResult, *, title: str = "Backtest") -> str:
     settings = {k: v for k, v in result.settings.items() if v is not None}
     rows = []
     shown = trades if len(trades) <= MAX_TRADE_ROWS else trades[:MAX_TRADE_ROWS]
+    portfolio = isinstance(result, PortfolioResult)
     for n, t in enumerate(shown, 1):
         colour = "#2a9d8f" if t.pnl > 0 else "#e76f51"
+        pair = f"<td>{html.escape(getattr(t, 'pair', ''))}</td>" if portfolio else ""
         rows.append(
-            f"<tr><td>{n}</td><td>{t.entry_at:%Y-%m-%d %H:%M}</td>"
+            f"<tr><td>{n}</td>{pair}<td>{t.entry_at:%Y-%m-%d %H:%M}</td>"
             f"<td>{t.exit_at:%Y-%m-%d %H:%M}</td><td>{t.entry_price:,.6g}</td>"
             f"<td>{t.exit_price:,.6g}</td><td>{t.quantity:,.6g}</td>"
             f'<td style="color:{colour}">{t.pnl:,.2f}</td><td>{t.fee:,.2f}</td>'
@@ -134,10 +163,12 @@ th {{ text-align: left; }} svg {{ width: 100%; height: auto; }}
 <h1>{html.escape(title)}</h1>
 <p>{html.escape(", ".join(f"{k}={v}" for k, v in settings.items()))}</p>
 <h2>Metrics</h2><table>{"".join(_metric(k, v) for k, v in result.metrics.items())}</table>
+{_pair_table(result)}
 <h2>Equity</h2>{_svg_line(ts, equity, colour="#264653", markers=marks)}
 <h2>Drawdown (%)</h2>{_svg_line(ts, drawdown, colour="#e76f51", fill=True)}
 <h2>Trades ({len(trades)})</h2>{more}
-<table><tr><th>#</th><th>entry</th><th>exit</th><th>entry price</th><th>exit price</th>
+<table><tr><th>#</th>{"<th>pair</th>" if portfolio else ""}<th>entry</th><th>exit</th>
+<th>entry price</th><th>exit price</th>
 <th>quantity</th><th>pnl</th><th>fee</th><th>exit reason</th></tr>{"".join(rows)}</table>
 </body></html>
 """

@@ -168,3 +168,65 @@ def test_lookahead_passes_builtins_and_catches_a_cheating_plugin(tmp_path, monke
         registry.reload_plugins()
     assert bad.exit_code == 1
     assert "LOOK-AHEAD" in bad.output
+
+
+def test_a_portfolio_over_a_folder_of_pair_files_prints_portfolio_and_pair_metrics(tmp_path):
+    from shared.backtest import run_portfolio
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    series = {
+        "BTC/USDT": random_candles(1500, seed=41),
+        "ETH/USDT": random_candles(1500, seed=42, price=2000.0),
+        "SOL/USDT": random_candles(1500, seed=43, price=100.0),
+    }
+    for pair, candles in series.items():
+        write_csv(folder / f"{pair.replace('/', '_')}-1m.csv", candles)
+    result = runner.invoke(
+        app,
+        ["backtest", "--strategy", "ma_crossover", "--data", str(folder), "--pairs",
+         "sol/usdt,BTC/USDT", "--max-open", "1", "--param", "fast=5", "--param", "slow=20",
+         "--json", "--no-report"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout.strip().splitlines()[-1])
+    expected = run_portfolio(
+        create_strategy("ma_crossover", {"fast": 5, "slow": 20}),
+        {"SOL/USDT": series["SOL/USDT"], "BTC/USDT": series["BTC/USDT"]},
+        max_open_positions=1,
+    )
+    assert list(body["pair_metrics"]) == ["SOL/USDT", "BTC/USDT"]
+    assert body["metrics"] == pytest.approx(expected.metrics, rel=1e-12)
+    assert body["pair_metrics"]["BTC/USDT"] == pytest.approx(
+        expected.pair_metrics["BTC/USDT"], rel=1e-12
+    )
+    assert body["metrics"]["entries_skipped"] > 0  # one slot for two pairs
+    missing = runner.invoke(
+        app,
+        ["backtest", "--strategy", "ma_crossover", "--data", str(folder), "--pairs",
+         "BTC/USDT,XRP/USDT", "--no-report"],
+    )  # fmt: skip
+    assert missing.exit_code == 1
+    assert "no data file for XRP/USDT" in missing.output
+
+
+def test_a_portfolio_on_sim_candles_writes_a_report_with_each_pair(tmp_path):
+    report = tmp_path / "portfolio.html"
+    result = runner.invoke(
+        app,
+        ["backtest", "--strategy", "ma_crossover", "--pairs", "BTC/USDT,ETH/USDT,SOL/USDT",
+         "--max-open", "2", "--stake", "3000", "--timeframe", "15m", "--from", "2024-01-01",
+         "--to", "2024-01-15", "--report", str(report)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Per pair" in result.stdout
+    assert "SOL/USDT" in result.stdout
+    page = report.read_text()
+    assert "Pairs (3)" in page
+    assert "<th>pair</th>" in page
+    assert page.count("ETH/USDT") > 2  # the pair table, the title and its trades
+    alone = runner.invoke(
+        app, ["backtest", "--strategy", "ma_crossover", "--max-open", "2", "--no-report"]
+    )
+    assert alone.exit_code == 2
+    assert "need a portfolio" in alone.output

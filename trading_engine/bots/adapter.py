@@ -13,7 +13,9 @@ one transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -90,11 +92,20 @@ class Adapter:
         bot: Bot,
         strategy: TradingStrategy,
         orders: OrderService,
+        *,
+        symbol: str | None = None,
+        order_tag: str = "",
     ) -> None:
         self.bot_id = bot.id
         self.user_id = bot.user_id
         self.exchange = bot.exchange
-        self.symbol = bot.symbol
+        # A portfolio bot has an adapter per pair (trading_engine/bots/portfolio.py); its
+        # order ids carry the pair's tag, as its orders of one candle share a timestamp.
+        self.symbol = symbol or bot.symbol
+        self.order_tag = order_tag
+        # Set by a portfolio bot before an entry: the stake it may spend (capped at the
+        # free quote) instead of position_size x the free quote.
+        self.stake: Decimal | None = None
         self.timeframe = bot.timeframe
         self.mode = bot.mode
         self.strategy = strategy
@@ -175,7 +186,7 @@ class Adapter:
             raise RuntimeError("execute_trade runs inside Adapter.on_candle")
         action = signal.action.value
         position = self._position
-        client_order_id = f"bot-{bot.id.hex[:16]}-{signal.timestamp}-{action}"
+        client_order_id = f"bot-{bot.id.hex[:16]}-{signal.timestamp}-{action}{self.order_tag}"
         if self.mode == "live":
             return await self._execute_live(session, bot, signal, position, client_order_id)
         if signal.action is SignalAction.BUY:
@@ -187,7 +198,11 @@ class Adapter:
             quote = await ledger_repository.lock_balance(
                 session, self.user_id, self.bot_id, rules.quote
             )
-            budget = money(quote.free * self.position_size)
+            budget = (
+                money(quote.free * self.position_size)
+                if self.stake is None
+                else min(self.stake, quote.free)
+            )
             quantity = quantity_for_budget(venue.book, budget, venue.taker_fee, rules.amount_step)
             if quantity <= 0 or not venue.book.asks:
                 return TradeResult(action, reason="nothing to buy with")
@@ -253,6 +268,18 @@ class Adapter:
         work = CandleWork(self, candle, signal, loop.time() if signal_at is None else signal_at)
         (outcome,) = await apply_candles(self.orders, [work])
         return outcome
+
+    @contextlib.contextmanager
+    def bound(
+        self, session: AsyncSession, bot: Bot, position: Position | None, candle: list[float]
+    ) -> Iterator[None]:
+        """The transaction, locked bot row, position and candle that :meth:`manage_risk`,
+        :meth:`execute_trade` and :meth:`close_by_rule` act in (a portfolio bot's step)."""
+        self._session, self._bot, self._position, self._candle = session, bot, position, candle
+        try:
+            yield
+        finally:
+            self._session, self._bot, self._position = None, None, None
 
     async def apply(
         self,
@@ -392,7 +419,7 @@ class Adapter:
         position = self._position
         assert position is not None  # noqa: S101 - a close has a position
         assert action.price is not None  # noqa: S101 - and a price
-        client_order_id = f"bot-{bot.id.hex[:16]}-{int(candle[0])}-{action.rule}"
+        client_order_id = f"bot-{bot.id.hex[:16]}-{int(candle[0])}-{action.rule}{self.order_tag}"
         if self.mode == "live":
             sell = TradingSignal(
                 action=SignalAction.SELL,

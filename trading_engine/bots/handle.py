@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from trading_engine.bots.adapter import Adapter
 from trading_engine.bots.candles import CandleKey
+
+if TYPE_CHECKING:
+    from trading_engine.bots.portfolio import PortfolioPlan
 
 
 @dataclass
@@ -22,6 +26,8 @@ class BotHandle:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     failures: int = 0
     settings: str = ""  # fingerprint of strategy, parameters, risk and size (from SQL)
+    # A portfolio bot's pairs and adapters (``adapter`` and ``key`` are its first pair's).
+    portfolio: PortfolioPlan | None = None
 
     def higher_members(self) -> list[str]:
         """Candle watch registry members of the higher timeframes its strategy reads."""

@@ -40,6 +40,7 @@ from trading_engine.bots.handle import BotHandle
 from trading_engine.bots.lease import BotLeases
 from trading_engine.bots.metrics import BOTS_OWNED
 from trading_engine.bots.placement import Placement
+from trading_engine.bots.portfolio import portfolio_handle, portfolio_markets
 from trading_engine.bots.replicas import MEMBER_PREFIX, ReplicaMembership
 from trading_engine.bots.service import LATEST_CANDLES_KEY, SUBSCRIPTIONS_KEY
 from trading_engine.models import Bot, Strategy
@@ -129,6 +130,7 @@ class BotOwnership:
             self.orders.users.warm({handle.adapter.user_id for handle in self.handles.values()})
         )
         members = {handle.key.member for handle in self.handles.values()}
+        members |= portfolio_markets(self.handles)
         if members:
             # The higher timeframes the strategies read are watched too: the market
             # service stores each such candle as it closes (docs/events.md).
@@ -251,15 +253,19 @@ class BotOwnership:
             log.warning("bot_strategy_invalid", bot_id=str(bot.id), error=repr(exc))
             self.spawn(self.failures.fail(bot.user_id, bot.id, f"invalid strategy: {exc}"))
             return False
-        handle = BotHandle(
-            adapter=Adapter(bot, strategy, self.orders),
-            key=CandleKey(bot.exchange, bot.symbol, bot.timeframe),
-            warmup=max(1, strategy.warmup),
-            higher=higher,
-            last_ts=None
-            if bot.last_candle_at is None
-            else int(bot.last_candle_at.timestamp() * 1000),
-            settings=fingerprint,
+        handle = (
+            BotHandle(
+                adapter=Adapter(bot, strategy, self.orders),
+                key=CandleKey(bot.exchange, bot.symbol, bot.timeframe),
+                warmup=max(1, strategy.warmup),
+                higher=higher,
+                last_ts=None
+                if bot.last_candle_at is None
+                else int(bot.last_candle_at.timestamp() * 1000),
+                settings=fingerprint,
+            )
+            if bot.pairs is None
+            else portfolio_handle(bot, strategy, self.orders, fingerprint)
         )
         if previous is not None:  # same ownership, same place in the candle stream
             handle.lock, handle.last_ts, handle.flat = previous.lock, previous.last_ts, None

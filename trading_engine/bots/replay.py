@@ -123,6 +123,11 @@ def _decimal(value: float) -> Decimal:
 
 async def replay(session: AsyncSession, bot: Bot, orders: OrderService) -> ReplayRead:
     """Replay ``bot``'s candles through the backtest and list the fills that differ."""
+    if bot.pairs is not None:
+        raise ValidationFailed(
+            "The replay covers bots of one symbol; backtest a portfolio bot's pairs with "
+            "POST /analysis/backtests (pairs, max_open_positions, stake)."
+        )
     frame_ms = TIMEFRAME_MS.get(bot.timeframe)
     if frame_ms is None:
         raise ValidationFailed(f"Timeframe {bot.timeframe} cannot be replayed.")

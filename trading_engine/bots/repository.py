@@ -119,11 +119,16 @@ async def running_with_strategy(
 async def running_strategies_on(
     session: AsyncSession, exchange: str, symbol: str
 ) -> list[tuple[str, str, dict[str, Any]]]:
-    """``(timeframe, strategy, parameters)`` of each running bot on the market."""
+    """``(timeframe, strategy, parameters)`` of each running bot on the market, portfolio
+    bots with the pair among theirs included."""
     rows = await session.execute(
         select(Bot.timeframe, Strategy.strategy, Strategy.parameters)
         .join(Strategy, Strategy.id == Bot.strategy_id)
-        .where(Bot.status == "running", Bot.exchange == exchange, Bot.symbol == symbol)
+        .where(
+            Bot.status == "running",
+            Bot.exchange == exchange,
+            (Bot.symbol == symbol) | Bot.pairs.contains([symbol]),
+        )
     )
     return [(row[0], row[1], row[2]) for row in rows]
 
@@ -132,6 +137,16 @@ async def open_position(session: AsyncSession, bot: Bot) -> Position | None:
     return await session.scalar(
         select(Position).where(Position.bot_id == bot.id, Position.status == "open")
     )
+
+
+async def open_positions(session: AsyncSession, bot: Bot) -> list[Position]:
+    """Every open position of the bot (a portfolio bot holds one per pair at most)."""
+    rows = await session.scalars(
+        select(Position)
+        .where(Position.bot_id == bot.id, Position.status == "open")
+        .order_by(Position.opened_at, Position.id)
+    )
+    return list(rows)
 
 
 async def realized_pnl(session: AsyncSession, bot_id: uuid.UUID) -> Decimal:

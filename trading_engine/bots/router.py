@@ -114,7 +114,7 @@ async def _set_running(
 
 @router.post("/{bot_id}/close", response_model=BotRead)
 async def close_position(bot_id: uuid.UUID, user: CurrentUser, orders: OrderServiceDep) -> BotRead:
-    """Sell a stopped paper bot's open position at market."""
+    """Sell a stopped paper bot's open position (a portfolio bot's every one) at market."""
     async with unit_of_work(orders.sessionmaker) as session:
         bot = await repository.get(session, user.user_id, bot_id, lock=True)
         if bot is None:
@@ -123,29 +123,32 @@ async def close_position(bot_id: uuid.UUID, user: CurrentUser, orders: OrderServ
             raise Conflict("Stop the bot before closing its position by hand.")
         if bot.mode != "paper":
             raise Conflict("Close a live position with a live order.")
-        position = await repository.open_position(session, bot)
-        if position is None or position.quantity <= 0:
+        held = [p for p in await repository.open_positions(session, bot) if p.quantity > 0]
+        if not held:
             raise Conflict("The bot has no open position.")
-        venue = await orders.paper_venue(bot.exchange, bot.symbol)
-        base = await ledger_repository.lock_balance(session, user.user_id, bot.id, venue.rules.base)
-        order = await order_repository.insert_order(
-            session,
-            {
-                "user_id": user.user_id,
-                "bot_id": bot.id,
-                "client_order_id": f"close-{uuid.uuid4().hex}",
-                "exchange": bot.exchange,
-                "symbol": bot.symbol,
-                "side": "sell",
-                "type": "market",
-                "mode": "paper",
-                "quantity": min(position.quantity, base.free),
-                "price": None,
-                "status": "open",
-            },
-        )
-        assert order is not None  # noqa: S101 - a fresh client order id
-        await orders.submit_paper(session, order, venue)
+        for position in held:  # a portfolio bot's every pair
+            venue = await orders.paper_venue(bot.exchange, position.symbol)
+            base = await ledger_repository.lock_balance(
+                session, user.user_id, bot.id, venue.rules.base
+            )
+            order = await order_repository.insert_order(
+                session,
+                {
+                    "user_id": user.user_id,
+                    "bot_id": bot.id,
+                    "client_order_id": f"close-{uuid.uuid4().hex}",
+                    "exchange": bot.exchange,
+                    "symbol": position.symbol,
+                    "side": "sell",
+                    "type": "market",
+                    "mode": "paper",
+                    "quantity": min(position.quantity, base.free),
+                    "price": None,
+                    "status": "open",
+                },
+            )
+            assert order is not None  # noqa: S101 - a fresh client order id
+            await orders.submit_paper(session, order, venue)
     await refresh_mirror(orders.sessionmaker, orders.redis, user.user_id)
     async with orders.sessionmaker() as session:
         fresh = await repository.get(session, user.user_id, bot_id)

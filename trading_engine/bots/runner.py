@@ -38,6 +38,7 @@ from trading_engine.bots.holds import HoldRecorder
 from trading_engine.bots.intake import CandleIntake
 from trading_engine.bots.lease import BotLeases
 from trading_engine.bots.ownership import BotOwnership
+from trading_engine.bots.portfolio import PortfolioBooking
 from trading_engine.bots.replicas import ReplicaMembership
 from trading_engine.bots.slots import BookingSlots
 from trading_engine.orders.service import OrderService
@@ -83,6 +84,7 @@ class BotRunner:
             leases=self.leases,
             spawn=self.spawn,
         )
+        self.portfolios = PortfolioBooking(self.booking)
         self.intake = CandleIntake(
             sessionmaker=sessionmaker,
             redis=redis,
@@ -124,11 +126,13 @@ class BotRunner:
 
     def wake(self, key: CandleKey, candle: list[float]) -> int:
         """Schedule the candle for the owned bots of its market; returns how many."""
-        due = [
-            bot_id
-            for bot_id, handle in self.handles.items()
-            if handle.key == key and (handle.last_ts is None or candle[0] > handle.last_ts)
-        ]
+        due = []
+        for bot_id, handle in self.handles.items():
+            if handle.portfolio is not None:  # its pairs' candles gathered, then booked
+                if key in handle.portfolio.keys:
+                    self.portfolios.wake(bot_id, handle, key, candle)
+            elif handle.key == key and (handle.last_ts is None or candle[0] > handle.last_ts):
+                due.append(bot_id)
         if due:
             woken_at = asyncio.get_running_loop().time()
             self.spawn(self.booking.process_market(key, candle, due, woken_at=woken_at))

@@ -65,9 +65,20 @@ async def create(
             raise invalid_input(
                 ["body", "timeframe"], f"The strategy cannot run on {body.timeframe}: {exc}."
             ) from exc
+    if body.pairs and built.higher_timeframes():
+        # Portfolio bots load one timeframe per pair (docs/trading.md, portfolio bots).
+        raise invalid_input(
+            ["body", "pairs"],
+            "A bot over a pair list cannot run a strategy that reads higher timeframes "
+            f"({', '.join(built.higher_timeframes())}); run one bot per pair.",
+        )
     if body.mode == "live" and not principal.can("trade:live"):
         raise Forbidden("Live bots need the 'trade:live' permission.")
+    assert body.symbol is not None  # noqa: S101 - the schema sets it (a portfolio's first pair)
     rules = await market.rules(body.exchange, body.symbol) if body.mode == "paper" else None
+    bases = [] if rules is None else [rules.base]
+    for pair in (body.pairs or [])[1:]:  # every pair must trade on the exchange
+        bases.append((await market.rules(body.exchange, pair)).base)
     bot = await repository.add(
         session,
         Bot(
@@ -80,8 +91,11 @@ async def create(
             mode=body.mode,
             status="stopped",
             capital=body.capital,
-            position_size=body.position_size,
+            position_size=body.position_size or Decimal(1),  # ignored with stake_amount
             risk=body.risk.model_dump(mode="json", exclude_none=True),
+            pairs=body.pairs,
+            max_open_positions=body.max_open_positions,
+            stake_amount=body.stake_amount,
         ),
     )
     if rules is not None:
@@ -95,8 +109,9 @@ async def create(
         wallet.free -= body.capital
         own = await ledger_repository.lock_balance(session, principal.user_id, bot.id, rules.quote)
         own.free += body.capital
-        # The base asset's row too, so the bot's first fill finds both rows to lock.
-        await ledger_repository.ensure_balance(session, principal.user_id, bot.id, rules.base)
+        # The base assets' rows too, so the bot's first fill finds its rows to lock.
+        for base in bases:
+            await ledger_repository.ensure_balance(session, principal.user_id, bot.id, base)
     await session.flush()
     return bot
 
@@ -129,8 +144,8 @@ async def delete(session: AsyncSession, principal: Principal, bot: Bot, redis: R
     assert locked is not None  # noqa: S101
     if locked.status == "running":
         raise Conflict("Stop the bot before deleting it.")
-    position = await repository.open_position(session, locked)
-    if position is not None and position.quantity > 0:
+    held = [p for p in await repository.open_positions(session, locked) if p.quantity > 0]
+    if held:
         raise Conflict(
             "The bot holds an open position; close it first "
             f"(POST /trading/bots/{locked.id}/close)."
@@ -190,21 +205,22 @@ def _reads(strategy: str, parameters: dict[str, Any]) -> set[str]:
 
 
 async def update_watch(redis: Redis, session: AsyncSession, bot: Bot) -> None:
-    """SADD the bot's market, and the higher timeframes its strategy reads, while a
-    running bot needs them; SREM after the last (docs/events.md)."""
-    needed: set[str] = set()
-    for timeframe, name, parameters in await repository.running_strategies_on(
-        session, bot.exchange, bot.symbol
-    ):
-        needed |= {timeframe, *_reads(name, parameters)}
+    """SADD the bot's markets (a portfolio bot's every pair), and the higher timeframes its
+    strategy reads, while a running bot needs them; SREM after the last (docs/events.md)."""
     strategy = await session.get(Strategy, bot.strategy_id)
     mine = {bot.timeframe} | (_reads(strategy.strategy, strategy.parameters) if strategy else set())
-    for timeframe in sorted(mine):
-        member = f"{bot.exchange}|{bot.symbol}|{timeframe}"
-        if timeframe in needed:
-            await redis.sadd(SUBSCRIPTIONS_KEY, member)
-        else:
-            await redis.srem(SUBSCRIPTIONS_KEY, member)
+    for symbol in bot.pairs or [bot.symbol]:
+        needed: set[str] = set()
+        for timeframe, name, parameters in await repository.running_strategies_on(
+            session, bot.exchange, symbol
+        ):
+            needed |= {timeframe, *_reads(name, parameters)}
+        for timeframe in sorted(mine):
+            member = f"{bot.exchange}|{symbol}|{timeframe}"
+            if timeframe in needed:
+                await redis.sadd(SUBSCRIPTIONS_KEY, member)
+            else:
+                await redis.srem(SUBSCRIPTIONS_KEY, member)
 
 
 async def to_read(session: AsyncSession, bot: Bot) -> BotRead:
@@ -212,6 +228,8 @@ async def to_read(session: AsyncSession, bot: Bot) -> BotRead:
     read = BotRead.model_validate(bot)
     strategy = await session.get(Strategy, bot.strategy_id)
     read.strategy = strategy.strategy if strategy else None
+    if bot.pairs is not None:
+        return await _portfolio_read(session, bot, read)
     position = await repository.open_position(session, bot)
     balances = await ledger_repository.balances_of(session, bot.user_id, bot.id)
     read.balances = {b.asset: b.free + b.locked for b in balances}
@@ -250,3 +268,35 @@ async def to_read(session: AsyncSession, bot: Bot) -> BotRead:
 def _last_close(bot: Bot) -> Decimal | None:
     price = (bot.last_signal or {}).get("price")
     return None if price is None else Decimal(str(price))
+
+
+async def _portfolio_read(session: AsyncSession, bot: Bot, read: BotRead) -> BotRead:
+    """A portfolio bot: its open positions (pair order), each marked at its pair's last
+    close; equity is its quote balance plus their value."""
+    if bot.stake_amount is not None:
+        read.position_size = None  # the fixed stake sizes its entries
+    held = {p.symbol: p for p in await repository.open_positions(session, bot)}
+    balances = await ledger_repository.balances_of(session, bot.user_id, bot.id)
+    read.balances = {b.asset: b.free + b.locked for b in balances}
+    read.realized_pnl = await repository.realized_pnl(session, bot.id)
+    marks = (bot.last_signal or {}).get("pairs", {})
+    bases = {pair.split("/")[0] for pair in bot.pairs or []}
+    equity = sum((b.free + b.locked for b in balances if b.asset not in bases), start=ZERO)
+    read.positions = []
+    for pair in bot.pairs or []:
+        position = held.get(pair)
+        if position is None:
+            continue
+        position_read = PositionRead.model_validate(position)
+        price = (marks.get(pair) or {}).get("price")
+        if price is not None:
+            mark = Decimal(str(price))
+            position_read.mark_price = mark
+            position_read.unrealized_pnl = money(position.quantity * mark) - position.cost_basis
+            equity += money(position.quantity * mark)
+        else:
+            equity += position.cost_basis
+        read.positions.append(position_read)
+    read.equity = equity
+    read.pnl = equity - bot.capital
+    return read
