@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
+from analysis_service.market import MarketClient
 from shared.candles import Candles
 from shared.errors import ValidationFailed
 from shared.validation import EPOCH_MS_MAX, invalid_input
@@ -55,3 +58,21 @@ def to_ms(value: datetime) -> int:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return int(value.timestamp() * 1000)
+
+
+async def job_candles(
+    request: Mapping[str, Any], market: MarketClient, *, max_candles: int
+) -> Candles:
+    """The candles of a stored job request (a backtest, an optimisation): the rows it
+    carries (checked again, off the loop), or its range from the market service."""
+    rows = request.get("candles")
+    if rows is not None:
+        return await asyncio.to_thread(candles_from_rows, rows)
+    return await market.fetch_bulk(
+        exchange=request.get("exchange"),
+        symbol=request["symbol"],
+        timeframe=request["timeframe"],
+        start_ms=to_ms(datetime.fromisoformat(request["start"])),
+        end_ms=to_ms(datetime.fromisoformat(request["end"])),
+        max_candles=max_candles,
+    )
