@@ -429,12 +429,24 @@ def build_space(
             )
         if isinstance(value, str):
             placeholders.update(PLACEHOLDER.findall(value))
-    searched_stops = {k: v for k, v in stops.items() if isinstance(v, Mapping)}
-    if not space and not searched_stops:
+    missing = sorted(placeholders - set(space))
+    if missing:
         raise SpaceError(
             ["body", "space"],
-            "the search space is empty: name at least one parameter to search, e.g. "
-            f'{{"{next(iter(properties), "fast")}": {{"low": 5, "high": 50}}}}',
+            f"the parameters use placeholder(s) {', '.join('{' + m + '}' for m in missing)}; "
+            "give each a range in space",
+        )
+    searched_stops = {k: v for k, v in stops.items() if isinstance(v, Mapping)}
+    if not space and not searched_stops:
+        numeric = [
+            name
+            for name, prop in properties.items()
+            if _kind_of(_property(prop, schema)[0]) in ("integer", "number")
+        ]
+        example = f' e.g. {{"{numeric[0]}": {{}}}} for its whole range' if numeric else ""
+        raise SpaceError(
+            ["body", "space"],
+            f"the search space is empty: name at least one parameter to search,{example}",
         )
     dimensions: list[Dimension] = []
     for name, spec in space.items():
@@ -455,13 +467,6 @@ def build_space(
                 f"{strategy} has no parameter {name!r} (its parameters: {known}"
                 f"{hint if placeholders else ''})",
             )
-    missing = sorted(placeholders - set(space))
-    if missing:
-        raise SpaceError(
-            ["body", "space"],
-            f"the parameters use placeholder(s) {', '.join('{' + m + '}' for m in missing)}; "
-            "give each a range in space",
-        )
     fixed_stops: dict[str, float | None] = {}
     for name, value in stops.items():
         loc = ["body", name]

@@ -1,0 +1,58 @@
+"""Optimisation workers as real processes, for the tests (spawned: module-level entry
+points, results sent back on a queue)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from analysis_service.optimisations import runner
+from analysis_service.optimisations.runner import StudyJob, Worker
+
+CONTEXT = multiprocessing.get_context("spawn")
+
+
+def _report(job: StudyJob, results: Any, start_together: Any) -> None:
+    worker = Worker(job)
+    start_together.wait(timeout=60)  # both started (imports done) before either runs a trial
+    outcome = worker.run()
+    summary = outcome.summary
+    results.put(
+        {
+            "pid": os.getpid(),
+            "trials_run": outcome.trials_run,
+            "finished": outcome.finished,
+            "trials": None if summary is None else summary.trials,
+            "best_params": None if summary is None else summary.best_params,
+        }
+    )
+
+
+def run_worker(job: StudyJob, results: Any, start_together: Any) -> None:
+    _report(job, results, start_together)
+
+
+def die_in_trial(job: StudyJob, results: Any, start_together: Any, trial: int) -> None:
+    """Run trials and SIGKILL this process in the middle of its ``trial``-th one (after it
+    took a permit and its parameters were chosen, during the backtest)."""
+    backtest = runner.backtest
+    calls = 0
+
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == trial:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return backtest(*args, **kwargs)
+
+    runner.backtest = dying  # type: ignore[assignment]
+    _report(job, results, start_together)
+
+
+def start(target: Any, *args: Any) -> BaseProcess:
+    process = CONTEXT.Process(target=target, args=args, daemon=True)
+    process.start()
+    return process
