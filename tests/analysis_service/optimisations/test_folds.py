@@ -108,5 +108,6 @@ def test_trials_of_a_fold_see_only_its_training_window(spy, redis_url):
     trial_calls = [seen for seen in spy.seen if seen in training]
     assert len(trial_calls) == 15  # every trial on its training window, nothing more
     for window in folds:
-        last_trained = max(last for first, last in trial_calls if first == int(ts[window.train_start]))
+        start = int(ts[window.train_start])
+        last_trained = max(last for first, last in trial_calls if first == start)
         assert last_trained < int(ts[window.train_stop])  # the test window's first candle

@@ -36,10 +36,12 @@ def test_a_small_study_finds_the_clearly_best_pair_of_a_made_up_series(redis_url
 
 
 def test_the_same_seed_gives_the_same_trials_and_best_parameters_on_one_worker(redis_url):
-    first = Worker(job(redis_url, n_trials=25, seed=7)).run().summary
-    second = Worker(job(redis_url, n_trials=25, seed=7)).run().summary
-    other = Worker(job(redis_url, n_trials=25, seed=8)).run().summary
-    assert first is not None and second is not None and other is not None
+    first, second, other = (
+        Worker(job(redis_url, n_trials=25, seed=seed)).run().summary for seed in (7, 7, 8)
+    )
+    assert first is not None
+    assert second is not None
+    assert other is not None
     assert first.best_params == second.best_params
     assert [t["params"] for t in first.trials] == [t["params"] for t in second.trials]
     assert [t["params"] for t in first.trials] != [t["params"] for t in other.trials]

@@ -64,9 +64,10 @@ def test_a_whole_number_parameter_takes_whole_bounds_and_log_needs_a_positive_lo
     assert "whole number" in refusal(space={"fast": {"low": 2.5, "high": 9}}).message
     log = plan(space={"slow": {"low": 20, "high": 400, "log": True}}).space.dimensions[0]
     assert log.log
-    assert "log scale takes no step" in refusal(
-        space={"slow": {"low": 20, "high": 400, "log": True, "step": 5}}
-    ).message
+    assert (
+        "log scale takes no step"
+        in refusal(space={"slow": {"low": 20, "high": 400, "log": True, "step": 5}}).message
+    )
 
 
 def test_a_space_without_one_valid_point_is_refused_with_the_strategy_error():
@@ -110,9 +111,7 @@ def test_stops_are_searched_when_given_a_range():
 
 
 def test_the_grid_sampler_needs_listable_values_and_caps_the_trials_at_the_grid():
-    capped = plan(
-        sampler="grid", n_trials=500, space={"fast": {"low": 5, "high": 9}, "ma": {}}
-    )
+    capped = plan(sampler="grid", n_trials=500, space={"fast": {"low": 5, "high": 9}, "ma": {}})
     assert capped.n_trials == 10
     problem = refusal(
         strategy="bollinger_bands", sampler="grid", space={"k": {"low": 1.0, "high": 3.5}}
