@@ -39,7 +39,7 @@ def test_no_test_candle_is_in_its_training_window_on_the_boundaries():
             assert int(train.timestamp[-1]) < test_first
             assert int(train.timestamp[-1]) == int(candles.timestamp[window.train_stop - 1])
             assert test_first == int(candles.timestamp[window.train_stop])
-            assert len(history) - trade_from == window.test_stop - window.train_stop
+            assert len(history) - trade_from == (window.test_stop or 0) - window.train_stop
 
 
 def test_too_few_candles_for_the_folds_says_how_many_are_needed():
@@ -62,6 +62,7 @@ class Spy(TradingStrategy):
     name = "spy"
     description = "test spy"
     Params = SpyParams
+    params: SpyParams
     seen: ClassVar[list[tuple[int, int]]] = []
 
     @property

@@ -38,7 +38,7 @@ def run_worker(job: StudyJob, results: Any, start_together: Any) -> None:
 def die_in_trial(job: StudyJob, results: Any, start_together: Any, trial: int) -> None:
     """Run trials and SIGKILL this process in the middle of its ``trial``-th one (after it
     took a permit and its parameters were chosen, during the backtest)."""
-    backtest = runner.backtest
+    backtest = runner.backtest  # type: ignore[attr-defined]
     calls = 0
 
     def dying(*args: Any, **kwargs: Any) -> Any:
@@ -48,7 +48,7 @@ def die_in_trial(job: StudyJob, results: Any, start_together: Any, trial: int) -
             os.kill(os.getpid(), signal.SIGKILL)
         return backtest(*args, **kwargs)
 
-    runner.backtest = dying  # type: ignore[assignment]
+    runner.backtest = dying  # type: ignore[attr-defined]
     _report(job, results, start_together)
 
 
