@@ -53,8 +53,8 @@ async def idle(settings: AnalysisSettings, market: FakeMarket) -> AsyncIterator[
 
 async def finished(client, user, optimisation_id, *, timeout=90.0):
     async def check():
-        response = await client.get(f"/analysis/optimisations/{optimisation_id}", headers=user.headers)
-        body = response.json()
+        path = f"/analysis/optimisations/{optimisation_id}"
+        body = (await client.get(path, headers=user.headers)).json()
         return body if body["status"] in ("done", "failed", "cancelled") else None
 
     return await eventually(check, timeout=timeout, interval=0.2)
