@@ -1,10 +1,10 @@
 """The optimisation workers of one analysis replica (docs/trading.md, optimisation).
 
-Every replica polls PostgreSQL for runs queued or running and joins them with its
-``optimisation_workers`` child processes (a process pool: a trial holds the GIL, the event
-loop must not wait for it), spreading them over the active runs, oldest first. Joining a
-run: mark it running, load its candles once (the request's rows, or the market service's
-bulk route), hand them with the request to a child process that runs
+Every replica polls PostgreSQL for runs queued or running and joins them with up to
+``optimisation_workers`` child processes (a trial holds the GIL: the event loop must not
+wait for it), spreading them over the active runs, oldest first. Joining a run: mark it
+running, load its candles once (the request's rows, or the market service's bulk route),
+hand them with the request to a child process that runs
 :func:`~analysis_service.optimisations.runner.run_worker`, and while it works write the
 progress read from the shared journal to the row every ``optimisation_progress_s`` and
 pass a cancellation seen in the row on to the workers. When the child reports the run
@@ -13,20 +13,17 @@ that ends the run (the first replica to get there; the others' identical summari
 dropped), with a ``notification.requested`` for the owner. The run's Redis keys then
 expire.
 
-A child process that dies (killed, out of memory) breaks the pool: it is replaced, the
-trial it was running is failed by another worker after the grace period, and this replica
-joins the run again on its next poll.
+A child process that dies (killed, out of memory) costs the trial it was running, which
+another worker fails after the grace period and replaces; this replica joins the run
+again on its next poll. On shutdown the children are stopped the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 import uuid
 from collections.abc import AsyncIterator
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import structlog
@@ -42,8 +39,9 @@ from analysis_service.models import Optimisation
 from analysis_service.optimisations import repository
 from analysis_service.optimisations.folds import shortage
 from analysis_service.optimisations.plan import Plan, plan_of
+from analysis_service.optimisations.process import WorkerDied, WorkerFailed, WorkerProcess
 from analysis_service.optimisations.progress import Progress, ProgressReader
-from analysis_service.optimisations.runner import StudyJob, WorkerConfig, WorkerOutcome, run_worker
+from analysis_service.optimisations.runner import StudyJob, WorkerConfig, WorkerOutcome
 from analysis_service.optimisations.schemas import StudySettings
 from analysis_service.optimisations.space import SpaceError
 from analysis_service.optimisations.storage import StudyKeys
@@ -78,7 +76,6 @@ class OptimisationWorkers:
         self.market = market
         self.settings = settings
         self.slots = settings.optimisation_workers
-        self._pool: ProcessPoolExecutor | None = None
         self._joined: dict[uuid.UUID, set[asyncio.Task[None]]] = {}
         self._sync_redis: SyncRedis | None = None
 
@@ -124,21 +121,8 @@ class OptimisationWorkers:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=10)
-        if self._pool is not None:
-            # Children in the middle of a trial are stopped; their trials are failed by
-            # the heartbeat and run again elsewhere.
-            for process in list(getattr(self._pool, "_processes", {}).values()):
-                process.terminate()
-            self._pool.shutdown(wait=False, cancel_futures=True)
         if self._sync_redis is not None:
             self._sync_redis.close()
-
-    def _executor(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.slots, mp_context=multiprocessing.get_context("spawn")
-            )
-        return self._pool
 
     def _redis_sync(self) -> SyncRedis:
         if self._sync_redis is None:
@@ -152,18 +136,17 @@ class OptimisationWorkers:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if is_outage(exc) or isinstance(exc, RedisError | BrokenProcessPool):
+            cause = exc.error if isinstance(exc, WorkerFailed) else exc
+            if is_outage(cause) or isinstance(cause, RedisError | WorkerDied):
                 # Not the run's fault: join it again on a later poll.
                 log.warning(
                     "optimisation_worker_interrupted", id=str(optimisation_id), error=repr(exc)
                 )
-                if isinstance(exc, BrokenProcessPool):
-                    self._pool = None
                 await asyncio.sleep(self.settings.optimisation_poll_s)
                 return
-            log.exception("optimisation_crashed", id=str(optimisation_id))
+            log.error("optimisation_crashed", id=str(optimisation_id), error=repr(cause))
             await self._fail(
-                optimisation_id, f"the optimisation failed unexpectedly ({type(exc).__name__})"
+                optimisation_id, f"the optimisation failed unexpectedly ({type(cause).__name__})"
             )
 
     async def _work(self, optimisation_id: uuid.UUID) -> None:
@@ -200,21 +183,19 @@ class OptimisationWorkers:
             ),
         )
         log.info("optimisation_joined", id=str(optimisation_id), candles=len(candles))
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor(), run_worker, job)
+        worker = await asyncio.to_thread(WorkerProcess, job)
         reader = ProgressReader(self._redis_sync(), str(optimisation_id), plan)
         try:
             while True:
-                done, _ = await asyncio.wait(
-                    {future}, timeout=self.settings.optimisation_progress_s
-                )
+                await asyncio.sleep(self.settings.optimisation_progress_s)
+                outcome = worker.outcome()
                 await self._report(optimisation_id, reader)
-                if done:
+                if outcome is not None:
                     break
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        outcome: WorkerOutcome = future.result()
+        finally:
+            # Cancelled (shutdown): its running trial is failed by the heartbeat and run
+            # again by another worker.
+            await asyncio.to_thread(worker.stop)
         await self._finish(optimisation_id, plan, row, outcome)
 
     async def _report(self, optimisation_id: uuid.UUID, reader: ProgressReader) -> None:
