@@ -122,9 +122,7 @@ async def test_a_run_finds_its_best_parameters_stores_its_trials_and_notifies_it
     assert refused.status_code == 401
 
 
-async def test_walk_forward_on_market_candles_shows_in_and_out_of_sample_per_fold(
-    client, user
-):
+async def test_walk_forward_on_market_candles_shows_in_and_out_of_sample_per_fold(client, user):
     start, end = MARKET_CANDLES.timestamp[0], MARKET_CANDLES.timestamp[2400]
     response = await client.post(
         "/analysis/optimisations",
@@ -240,9 +238,7 @@ async def test_delete_cancels_a_running_optimisation_which_keeps_what_it_did(cli
     run_id = response.json()["id"]
 
     async def some_trials_done():
-        body = (
-            await client.get(f"/analysis/optimisations/{run_id}", headers=user.headers)
-        ).json()
+        body = (await client.get(f"/analysis/optimisations/{run_id}", headers=user.headers)).json()
         return body["progress"]["trials_done"] >= 5
 
     await eventually(some_trials_done, timeout=60, interval=0.2)
@@ -251,9 +247,7 @@ async def test_delete_cancels_a_running_optimisation_which_keeps_what_it_did(cli
     assert cancelled.json()["status"] == "cancelled"
 
     async def result_kept():
-        body = (
-            await client.get(f"/analysis/optimisations/{run_id}", headers=user.headers)
-        ).json()
+        body = (await client.get(f"/analysis/optimisations/{run_id}", headers=user.headers)).json()
         return body if body["result"] is not None else None
 
     body = await eventually(result_kept, timeout=30, interval=0.2)
