@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.validation import Amount, Name
 from trading_engine.orders.schemas import ExchangeId, Money, PositionRead, Symbol
@@ -22,7 +22,12 @@ Timeframe = Literal["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h
 class BotCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    strategy_id: uuid.UUID
+    strategy_id: uuid.UUID | None = Field(default=None, description="A saved strategy.")
+    optimisation_id: uuid.UUID | None = Field(
+        default=None,
+        description="Or a finished optimisation: its recommended parameters become a new "
+        "saved strategy; its timeframe, exchange and stops apply where not given.",
+    )
     name: Name | None = None
     exchange: ExchangeId = "sim"
     symbol: Symbol
@@ -31,6 +36,12 @@ class BotCreate(BaseModel):
     capital: Amount
     position_size: PositionSize = Decimal(1)
     risk: RiskSettings = Field(default_factory=RiskSettings)
+
+    @model_validator(mode="after")
+    def _one_strategy(self) -> BotCreate:
+        if (self.strategy_id is None) == (self.optimisation_id is None):
+            raise ValueError("give either strategy_id or optimisation_id")
+        return self
 
 
 class BotUpdate(BaseModel):
