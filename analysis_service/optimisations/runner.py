@@ -36,10 +36,17 @@ from analysis_service.optimisations.folds import Window, windows
 from analysis_service.optimisations.permits import CANCELLED, NONE_LEFT, TrialPermits
 from analysis_service.optimisations.plan import Plan, plan_of
 from analysis_service.optimisations.schemas import StudySettings
-from analysis_service.optimisations.storage import SharedStudyStorage, StudyKeys, study_name
+from analysis_service.optimisations.storage import (
+    LostTrialCallback,
+    SharedStudyStorage,
+    StudyKeys,
+    study_name,
+)
 from analysis_service.optimisations.summary import ERROR, OUTCOME, SURPLUS, Summary, summarise
 from shared.candles import Candles
 from shared.strategies import StrategyParamsError
+
+StorageFactory = Callable[[LostTrialCallback], optuna.storages.BaseStorage]
 
 
 @dataclass(frozen=True)
@@ -149,24 +156,31 @@ class Worker:
         self,
         job: StudyJob,
         *,
-        redis: Redis | None = None,
         on_trial: Callable[[int], None] | None = None,
+        storage: StorageFactory | None = None,
     ) -> None:
+        """``on_trial`` is called after each trial of this worker with its number;
+        ``storage`` builds another Optuna storage than the Redis journal (bench/optimise.py
+        compares Optuna's relational storage) from the callback for lost trials."""
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.job = job
         self.config = job.config
         self.plan = plan_of(StudySettings.model_validate(job.settings))
-        self.redis = redis or Redis.from_url(job.config.redis_url)
+        self.redis = Redis.from_url(job.config.redis_url)
         self.keys = StudyKeys(job.key)
         self.permits = TrialPermits(self.redis, self.keys, limit=self.plan.n_trials)
         self.windows = windows(len(job.candles), self.plan.folds, anchored=self.plan.anchored)
         self.on_trial = on_trial
-        self.storage = SharedStudyStorage(
-            self.redis,
-            self.keys,
-            heartbeat_s=self.config.heartbeat_s,
-            grace_s=self.config.grace_s,
-            on_lost=self._lost,
+        self.storage = (
+            storage(self._lost)
+            if storage is not None
+            else SharedStudyStorage(
+                self.redis,
+                self.keys,
+                heartbeat_s=self.config.heartbeat_s,
+                grace_s=self.config.grace_s,
+                on_lost=self._lost,
+            )
         )
         self.worker_index = int(self.redis.incr(self.keys.workers)) - 1
         self.start_at, self.deadline = self._budget()
@@ -249,7 +263,9 @@ class Worker:
             # failing those whose worker died (their permits come back, see above).
             if not _running(study):
                 return False
-            fail_stale_trials(study)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                fail_stale_trials(study)
             time.sleep(self.config.poll_s)
 
     def _exhausted(self, study: optuna.Study) -> bool:
