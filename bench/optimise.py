@@ -17,7 +17,7 @@ at least 1.7 times one, memory growth under 50 MB from 200 to 2,000 trials. Refe
 (issue 16): Optuna 5.0's relational storage on this PostgreSQL ran a trivial
 two-parameter objective at 25-38 trials/s in one process.
 
-    .venv/bin/python bench/optimise.py [--candles 100000] [--trials 500]
+    .venv/bin/python -m bench.optimise [--candles 100000] [--trials 500]
         [--samplers tpe,random] [--memory-trials 2000] [--skip-rdb]
 
 The relational storage needs psycopg (the ``bench`` extra: pip install -e '.[bench]');
