@@ -116,9 +116,12 @@ class Dimension:
     def sample(self, rng: random.Random) -> Any:
         if self.kind == "categorical":
             return rng.choice(self.choices)
-        values = self.grid()
-        if values is not None:
-            return rng.choice(values)
+        if self.kind == "int":
+            step = int(self.step or 1)
+            return int(self.low) + step * rng.randint(0, (int(self.high) - int(self.low)) // step)
+        if self.step is not None:
+            count = math.floor((self.high - self.low) / self.step + 1e-9)
+            return round(self.low + self.step * rng.randint(0, count), 12)
         return rng.uniform(self.low, self.high)
 
     def _cast(self, value: float) -> Any:
