@@ -189,6 +189,28 @@ def market_candles(
         ) from None
 
 
+def load_candles(
+    *,
+    data: Path | None,
+    exchange: str,
+    symbol: str,
+    timeframe: str,
+    start_ms: int,
+    end_ms: int,
+    seed: int,
+) -> tuple[Candles, str]:
+    """The candles of ``--data``, of the sim exchange, or of another exchange through the
+    market service; and where they came from, for messages."""
+    if data is not None:
+        return load_file(data), str(data)
+    if exchange == "sim":
+        return sim_candles(
+            symbol, timeframe, start_ms, end_ms, seed=seed
+        ), f"sim {symbol} {timeframe}"
+    candles = market_candles(exchange, symbol, timeframe, start_ms, end_ms)
+    return candles, f"{exchange} {symbol} {timeframe}"
+
+
 # --- output ---------------------------------------------------------------------------
 def metrics_table(result: BacktestResult) -> Any:
     from rich.table import Table
@@ -277,15 +299,15 @@ def backtest(
     ) as progress:
         task = progress.add_task("loading candles", total=1.0)
         try:
-            if data is not None:
-                candles = load_file(data)
-                source = str(data)
-            elif exchange == "sim":
-                candles = sim_candles(symbol, timeframe, start_ms, end_ms, seed=seed)
-                source = f"sim {symbol} {timeframe}"
-            else:
-                candles = market_candles(exchange, symbol, timeframe, start_ms, end_ms)
-                source = f"{exchange} {symbol} {timeframe}"
+            candles, source = load_candles(
+                data=data,
+                exchange=exchange,
+                symbol=symbol,
+                timeframe=timeframe,
+                start_ms=start_ms,
+                end_ms=end_ms,
+                seed=seed,
+            )
         except CandleSourceError as exc:
             err.print(f"[red]{exc}[/]", soft_wrap=True)
             raise typer.Exit(1) from None

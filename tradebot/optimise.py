@@ -25,14 +25,7 @@ import typer
 from rich.console import Console
 
 from shared.timeframes import TIMEFRAME_MS
-from tradebot.backtest import (
-    CandleSourceError,
-    load_file,
-    market_candles,
-    parse_params,
-    parse_time,
-    sim_candles,
-)
+from tradebot.backtest import CandleSourceError, load_candles, parse_params, parse_time
 
 if TYPE_CHECKING:
     from analysis_service.optimisations.summary import Summary
@@ -277,15 +270,15 @@ def optimise(
         raise typer.Exit(2) from None
 
     try:
-        if data is not None:
-            candles = load_file(data)
-            source = str(data)
-        elif exchange == "sim":
-            candles = sim_candles(symbol, timeframe, start_ms, end_ms, seed=sim_seed)
-            source = f"sim {symbol} {timeframe}"
-        else:
-            candles = market_candles(exchange, symbol, timeframe, start_ms, end_ms)
-            source = f"{exchange} {symbol} {timeframe}"
+        candles, source = load_candles(
+            data=data,
+            exchange=exchange,
+            symbol=symbol,
+            timeframe=timeframe,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            seed=sim_seed,
+        )
     except CandleSourceError as exc:
         err.print(f"[red]{exc}[/]", soft_wrap=True)
         raise typer.Exit(1) from None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -20,8 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from analysis_service.backtests import repository
 from analysis_service.backtests.schemas import BacktestCreate, BacktestRead
-from analysis_service.candle_input import candles_from_rows, to_ms
-from analysis_service.market import TIMEFRAME_MS
+from analysis_service.candle_input import check_source
 from analysis_service.models import Backtest
 from analysis_service.settings import AnalysisSettings
 from shared.errors import NotFound, RateLimited, ValidationFailed
@@ -31,10 +29,6 @@ from shared.strategies import StrategyParamsError, UnknownStrategyError, create_
 from shared.validation import invalid_input
 
 BACKTEST_REQUESTED = "backtest.requested"
-
-
-def _utc(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def _problem(message: str, *loc: str) -> ValidationFailed:
@@ -58,36 +52,16 @@ class BacktestService:
     async def create(self, user_id: uuid.UUID, body: BacktestCreate) -> Backtest:
         """Validate, store the job and stage its event (sent after the commit)."""
         strategy = build_strategy(body.strategy, body.parameters)
-        start_at, end_at = body.start, body.end
-        if body.candles is not None:
-            if len(body.candles) > self.settings.backtest_body_max_candles:
-                raise _problem(
-                    f"at most {self.settings.backtest_body_max_candles} candles in a request "
-                    "body; load longer histories with symbol, timeframe, start and end",
-                    "candles",
-                )
-            candles = candles_from_rows(body.candles)
-            if len(candles) < 2:
+        size = check_source(
+            body,
+            body_max=self.settings.backtest_body_max_candles,
+            range_max=self.settings.backtest_max_candles,
+        )
+        if size.count < 2:
+            if body.candles is not None:
                 raise _problem("a backtest needs at least 2 candles", "candles")
-            start_at, end_at = _utc(int(candles.timestamp[0])), _utc(int(candles.timestamp[-1]))
-        else:
-            if not (body.timeframe and body.start and body.end):  # the schema ensures these
-                raise _problem("symbol, timeframe, start and end are required", "symbol")
-            frame = TIMEFRAME_MS.get(body.timeframe)
-            if frame is None:
-                raise _problem(
-                    f"unknown timeframe {body.timeframe!r}; use one of {', '.join(TIMEFRAME_MS)}",
-                    "timeframe",
-                )
-            expected = (to_ms(body.end) - to_ms(body.start)) // frame
-            if expected > self.settings.backtest_max_candles:
-                raise _problem(
-                    f"the range holds about {expected} candles; at most "
-                    f"{self.settings.backtest_max_candles} (shorten it or use a longer timeframe)",
-                    "start",
-                )
-            if expected < 2:
-                raise _problem("the range holds fewer than 2 candles", "start")
+            raise _problem("the range holds fewer than 2 candles", "start")
+        start_at, end_at = size.start_at, size.end_at
         await self._check_job_bound(user_id)
         row = Backtest(
             user_id=user_id,

@@ -5,26 +5,15 @@ progress bar from it. Synchronous (Redis), for a worker thread."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
 
 from optuna.storages.journal import JournalStorage
 from optuna.trial import TrialState
 from redis import Redis
 
 from analysis_service.optimisations.plan import Plan
+from analysis_service.optimisations.schemas import Progress
 from analysis_service.optimisations.storage import RedisJournal, StudyKeys, study_name
 from analysis_service.optimisations.summary import trial_state
-
-
-@dataclass(frozen=True)
-class Progress:
-    trials_done: int
-    trials_total: int | None
-    fraction: float
-    fold: int | None
-    best_value: float | None
-    best_params: dict[str, Any] | None
 
 
 class ProgressReader:

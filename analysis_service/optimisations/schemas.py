@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from analysis_service.backtests.schemas import CandleRows, ShortId, StrategyName
-from shared.validation import SINGLE_LINE, JsonObject, UtcDatetime
+from analysis_service.backtests.schemas import StrategyName
+from analysis_service.candle_input import CandleSource
+from shared.validation import SINGLE_LINE, JsonObject
 
 Status = Literal["queued", "running", "done", "failed", "cancelled"]
 Objective = Literal["sharpe", "sortino", "total_return", "calmar", "profit_factor"]
@@ -103,35 +104,8 @@ def _dump(value: Any) -> Any:
     return value.model_dump(exclude_defaults=True) if isinstance(value, ParamRange) else value
 
 
-class OptimisationCreate(StudySettings):
+class OptimisationCreate(StudySettings, CandleSource):
     """An optimisation: the study settings and the candles (posted, or where to load them)."""
-
-    candles: CandleRows | None = None
-    exchange: ShortId | None = None
-    symbol: str | None = Field(default=None, max_length=20, pattern=r"^[A-Z0-9]+/[A-Z0-9]+$")
-    timeframe: Annotated[str, StringConstraints(max_length=5, pattern=SINGLE_LINE)] | None = None
-    start: UtcDatetime | None = None
-    end: UtcDatetime | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> OptimisationCreate:
-        if self.candles is not None:
-            if self.symbol is not None:
-                raise ValueError("send either candles or symbol/timeframe/start/end, not both")
-            return self
-        missing = [
-            name for name in ("symbol", "timeframe", "start", "end") if getattr(self, name) is None
-        ]
-        if missing:
-            raise ValueError(
-                "send candles, or symbol, timeframe, start and end to load them "
-                f"(missing: {', '.join(missing)})"
-            )
-        if self.start is not None and self.end is not None and self.start >= self.end:
-            raise ValueError("start must be before end")
-        if self.end is not None and self.end > datetime.now(UTC):
-            raise ValueError("end lies in the future: an optimisation runs on closed candles")
-        return self
 
     def settings(self) -> StudySettings:
         return StudySettings.model_validate(

@@ -13,15 +13,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from analysis_service.candle_input import candles_from_rows, to_ms
-from analysis_service.market import TIMEFRAME_MS
+from analysis_service.candle_input import check_source
 from analysis_service.models import Optimisation
 from analysis_service.optimisations import repository
 from analysis_service.optimisations.folds import shortage
@@ -31,7 +30,7 @@ from analysis_service.optimisations.space import SpaceError
 from analysis_service.optimisations.storage import StudyKeys
 from analysis_service.settings import AnalysisSettings
 from shared.db import after_commit
-from shared.errors import Conflict, NotFound, RateLimited, ValidationFailed
+from shared.errors import Conflict, NotFound, RateLimited
 from shared.paging import PageParams, fetch_page
 from shared.validation import invalid_input
 
@@ -52,14 +51,6 @@ SETTINGS_SHOWN = (
 )
 
 
-def _problem(message: str, *loc: str | int) -> ValidationFailed:
-    return invalid_input(["body", *loc], message)
-
-
-def _utc(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
 def check_request(
     body: OptimisationCreate, settings: AnalysisSettings
 ) -> tuple[Plan, datetime | None, datetime | None]:
@@ -68,39 +59,16 @@ def check_request(
         plan = plan_of(body.settings())
     except SpaceError as exc:
         raise invalid_input(exc.loc, exc.message) from None
-    start_at, end_at = body.start, body.end
-    if body.candles is not None:
-        if len(body.candles) > settings.backtest_body_max_candles:
-            raise _problem(
-                f"at most {settings.backtest_body_max_candles} candles in a request body; load "
-                "longer histories with symbol, timeframe, start and end",
-                "candles",
-            )
-        candles = candles_from_rows(body.candles)
-        count = len(candles)
-        if count:
-            start_at, end_at = _utc(int(candles.timestamp[0])), _utc(int(candles.timestamp[-1]))
-    else:
-        if not (body.timeframe and body.start and body.end):  # the schema ensures these
-            raise _problem("symbol, timeframe, start and end are required", "symbol")
-        frame = TIMEFRAME_MS.get(body.timeframe)
-        if frame is None:
-            raise _problem(
-                f"unknown timeframe {body.timeframe!r}; use one of {', '.join(TIMEFRAME_MS)}",
-                "timeframe",
-            )
-        count = (to_ms(body.end) - to_ms(body.start)) // frame
-        if count > settings.backtest_max_candles:
-            raise _problem(
-                f"the range holds about {count} candles; at most "
-                f"{settings.backtest_max_candles} (shorten it or use a longer timeframe)",
-                "start",
-            )
-    short = shortage(count, plan.folds, plan.space.warmup, anchored=plan.anchored)
+    size = check_source(
+        body,
+        body_max=settings.backtest_body_max_candles,
+        range_max=settings.backtest_max_candles,
+    )
+    short = shortage(size.count, plan.folds, plan.space.warmup, anchored=plan.anchored)
     if short:
         where = "walk_forward" if plan.folds else ("candles" if body.candles else "start")
-        raise _problem(short, where)
-    return plan, start_at, end_at
+        raise invalid_input(["body", where], short)
+    return plan, size.start_at, size.end_at
 
 
 class OptimisationService:
@@ -242,44 +210,34 @@ def progress_of(row: Optimisation) -> dict[str, Any]:
     }
 
 
-def optimisation_read(row: Optimisation, result: dict[str, Any] | None) -> dict[str, Any]:
-    """The body of ``GET /analysis/optimisations/{id}``."""
-    request = row.request
+def optimisation_summary(row: Optimisation) -> dict[str, Any]:
+    """An item of ``GET /analysis/optimisations``."""
     return {
         "id": row.id,
         "status": row.status,
-        "error": row.error,
         "strategy": row.strategy,
         "objective": row.objective,
-        "sampler": row.sampler,
-        "space": row.space,
-        "exchange": row.exchange,
         "symbol": row.symbol,
         "timeframe": row.timeframe,
-        "start": row.start_at,
-        "end": row.end_at,
-        "settings": {key: request.get(key) for key in SETTINGS_SHOWN},
         "progress": progress_of(row),
         "best_params": row.best_params,
         "best_value": row.best_value,
-        "result": result,
         "created_at": row.created_at,
-        "started_at": row.started_at,
         "finished_at": row.finished_at,
     }
 
 
-def optimisation_summary(row: Optimisation) -> dict[str, Any]:
+def optimisation_read(row: Optimisation, result: dict[str, Any] | None) -> dict[str, Any]:
+    """The body of ``GET /analysis/optimisations/{id}``: the summary and the rest."""
     return {
-        "id": row.id,
-        "status": row.status,
-        "strategy": row.strategy,
-        "objective": row.objective,
-        "symbol": row.symbol,
-        "timeframe": row.timeframe,
-        "progress": progress_of(row),
-        "best_params": row.best_params,
-        "best_value": row.best_value,
-        "created_at": row.created_at,
-        "finished_at": row.finished_at,
+        **optimisation_summary(row),
+        "error": row.error,
+        "sampler": row.sampler,
+        "space": row.space,
+        "exchange": row.exchange,
+        "start": row.start_at,
+        "end": row.end_at,
+        "settings": {key: row.request.get(key) for key in SETTINGS_SHOWN},
+        "result": result,
+        "started_at": row.started_at,
     }

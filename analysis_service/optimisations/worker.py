@@ -40,16 +40,16 @@ from analysis_service.optimisations import repository
 from analysis_service.optimisations.folds import shortage
 from analysis_service.optimisations.plan import Plan, plan_of
 from analysis_service.optimisations.process import WorkerDied, WorkerFailed, WorkerProcess
-from analysis_service.optimisations.progress import Progress, ProgressReader
+from analysis_service.optimisations.progress import ProgressReader
 from analysis_service.optimisations.runner import StudyJob, WorkerConfig, WorkerOutcome
-from analysis_service.optimisations.schemas import StudySettings
+from analysis_service.optimisations.schemas import Progress, StudySettings
 from analysis_service.optimisations.space import SpaceError
 from analysis_service.optimisations.storage import StudyKeys
 from analysis_service.optimisations.summary import Summary
 from analysis_service.settings import AnalysisSettings
 from shared.db import unit_of_work
 from shared.errors import AppError
-from shared.events import NOTIFICATION_QUEUE, NOTIFICATION_REQUESTED, Event, is_outage, stage
+from shared.events import is_outage, request_notification
 
 log = structlog.get_logger("optimisations")
 
@@ -274,21 +274,13 @@ class OptimisationWorkers:
                 error=error,
             )
             if user_id is not None:
-                stage(
+                notify_owner(
                     session,
-                    Event(
-                        type=NOTIFICATION_REQUESTED,
-                        data={
-                            "user_id": str(user_id),
-                            "kind": FINISHED_KIND,
-                            "title": "Optimisation failed",
-                            "body": error,
-                            "data": {"optimisation_id": str(optimisation_id), "status": "failed"},
-                            "source_event_id": str(optimisation_id),
-                        },
-                        source="analysis",
-                    ),
-                    stream=NOTIFICATION_QUEUE,
+                    user_id,
+                    optimisation_id,
+                    title="Optimisation failed",
+                    body=error,
+                    data={"status": "failed"},
                 )
         log.info("optimisation_failed", id=str(optimisation_id), error=error)
 
@@ -301,10 +293,32 @@ class OptimisationWorkers:
                 await pipe.execute()
 
 
+def notify_owner(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    optimisation_id: uuid.UUID,
+    *,
+    title: str,
+    body: str,
+    data: dict[str, Any],
+) -> None:
+    """Stage the owner's notification (after the commit); one per run, however many
+    replicas end it (the run's id is the source event id)."""
+    request_notification(
+        session,
+        user_id=user_id,
+        kind=FINISHED_KIND,
+        title=title,
+        body=body,
+        data={"optimisation_id": str(optimisation_id), **data},
+        source_event_id=optimisation_id,
+        source="analysis",
+    )
+
+
 def _notify(
     session: AsyncSession, user_id: uuid.UUID, row: Optimisation, summary: Summary, trials: int
 ) -> None:
-    """Stage the owner's notification (``notification.requested``, after the commit)."""
     where = f" on {row.symbol} {row.timeframe}" if row.symbol else ""
     if summary.error:
         title, body, status = "Optimisation failed", summary.error, "failed"
@@ -316,28 +330,8 @@ def _notify(
             f"{row.strategy}{where}: best {row.objective} "
             f"{'n/a' if value is None else f'{value:.4g}'} with {params} ({trials} trials)"
         )
-    stage(
-        session,
-        Event(
-            type=NOTIFICATION_REQUESTED,
-            data={
-                "user_id": str(user_id),
-                "kind": FINISHED_KIND,
-                "title": title,
-                "body": body,
-                "data": {
-                    "optimisation_id": str(row.id),
-                    "status": status,
-                    "best_params": summary.best_params,
-                    "best_value": summary.best_value,
-                },
-                # One notification per run, however many replicas finish it.
-                "source_event_id": str(row.id),
-            },
-            source="analysis",
-        ),
-        stream=NOTIFICATION_QUEUE,
-    )
+    data = {"status": status, "best_params": summary.best_params, "best_value": summary.best_value}
+    notify_owner(session, user_id, row.id, title=title, body=body, data=data)
 
 
 @contextlib.asynccontextmanager
