@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+import numpy as np
 import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import fail_stale_trials
@@ -43,6 +44,7 @@ from analysis_service.optimisations.storage import (
     study_name,
 )
 from analysis_service.optimisations.summary import ERROR, OUTCOME, SURPLUS, Summary, summarise
+from shared.backtest import simulate_signals
 from shared.candles import Candles
 from shared.strategies import StrategyParamsError
 
@@ -124,6 +126,13 @@ class TrialObjective:
         raise optuna.TrialPruned(why)
 
 
+def warm_up(candles: Candles) -> None:
+    """Load the engine's compiled kernels before the first trial (a second or so from
+    numba's disk cache), so no trial, and no time budget, pays for it."""
+    head = candles.head(min(len(candles), 64))
+    simulate_signals(head, np.zeros(len(head), dtype=np.int8))
+
+
 def seed_for(seed: int | None, worker: int, fold: int) -> int | None:
     """The first worker of a run samples with the request's seed (so one worker repeats
     a run exactly); the others get seeds of their own, not copies of its suggestions."""
@@ -182,6 +191,7 @@ class Worker:
                 on_lost=self._lost,
             )
         )
+        warm_up(job.candles)
         self.worker_index = int(self.redis.incr(self.keys.workers)) - 1
         self.start_at, self.deadline = self._budget()
 

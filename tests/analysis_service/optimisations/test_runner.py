@@ -80,3 +80,37 @@ def test_a_worker_killed_mid_trial_loses_that_trial_only_and_the_study_completes
     assert len(evaluated) == 30  # another trial ran in its place
     assert report["trials_run"] == 30 - 4  # the killed worker had finished four
     assert len({t["number"] for t in trials}) == len(trials)
+
+
+def test_a_time_budget_ends_the_run_without_a_trial_count(redis_url):
+    outcome = Worker(job(redis_url, n_trials=None, timeout_s=1.5, seed=None)).run()
+    summary = outcome.summary
+    assert summary is not None
+    assert outcome.trials_run > 5
+    assert summary.result["trials"]["requested"] is None
+    assert len(summary.trials) == outcome.trials_run
+
+
+def test_the_grid_sampler_runs_every_point_once(redis_url):
+    space = {"fast": {"low": 6, "high": 12, "step": 3}, "slow": {"low": 18, "high": 30, "step": 6}}
+    outcome = Worker(job(redis_url, space=space, sampler="grid", n_trials=500)).run()
+    summary = outcome.summary
+    assert summary is not None
+    points = [(t["params"]["fast"], t["params"]["slow"]) for t in summary.trials]
+    assert sorted(points) == [(f, s) for f in (6, 9, 12) for s in (18, 24, 30)]
+    assert summary.best_params == BEST
+
+
+def test_a_rule_strategy_is_searched_through_the_placeholders_in_its_rules(redis_url):
+    rules = {
+        "strategy": "rules",
+        "parameters": {"entry": "sma({fast}) crosses_above sma({slow})",
+                       "exit": "sma({fast}) crosses_below sma({slow})"},
+        "space": SPACE,
+        "sampler": "grid",
+    }  # fmt: skip
+    outcome = Worker(job(redis_url, **rules)).run()
+    summary = outcome.summary
+    assert summary is not None
+    assert summary.best_params == BEST  # the same rule as ma_crossover, the same optimum
+    assert summary.result["best"]["parameters"]["entry"] == "sma(12) crosses_above sma(18)"
