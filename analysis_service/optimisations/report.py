@@ -67,11 +67,12 @@ def history_svg(trials: Sequence[Mapping[str, Any]]) -> str:
             f'<text x="{PAD - 4}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="10">'
             f"{v:,.3g}</text>"
         )
-    best: list[str] = []
+    lines: list[list[str]] = []  # the best so far, one line per fold
     fold, running = None, -math.inf
     for i, (trial, value) in enumerate(zip(ordered, values, strict=True)):
         if trial["fold"] != fold:
             fold, running = trial["fold"], -math.inf
+            lines.append([])
         running = max(running, value)
         colour = COLOURS[int(trial["fold"]) % len(COLOURS)]
         parts.append(
@@ -79,12 +80,20 @@ def history_svg(trials: Sequence[Mapping[str, Any]]) -> str:
             f'fill-opacity="0.6"><title>fold {trial["fold"]} trial {trial["number"]}: '
             f"{value:.4g}</title></circle>"
         )
-        best.append(f"{x(i):.1f},{y(running):.1f}")
+        lines[-1].append(f"{x(i):.1f},{y(running):.1f}")
+    parts += [
+        f'<polyline points="{" ".join(line)}" fill="none" stroke="#e76f51" stroke-width="1.5"/>'
+        for line in lines
+    ]
     parts.append(
-        f'<polyline points="{" ".join(best)}" fill="none" stroke="#e76f51" stroke-width="1.5"/>'
         f'<text x="{PAD}" y="{HEIGHT - 6}" font-size="10">first trial</text>'
         f'<text x="{WIDTH - PAD}" y="{HEIGHT - 6}" font-size="10" text-anchor="end">'
-        f"trial {len(ordered)}</text></svg>"
+        f"trial {len(ordered)}</text>"
+        + (
+            f'<text x="{WIDTH / 2}" y="{HEIGHT - 6}" font-size="10" text-anchor="middle">'
+            "points: complete trials, one colour per fold; line: best so far</text>"
+        )
+        + "</svg>"
     )
     return "".join(parts)
 
