@@ -60,14 +60,11 @@ class AnalysisSettings(ServiceSettings):
     signals_cache_ttl_s: int = Field(default=30, ge=1)
     signals_candles: int = Field(default=300, ge=50, le=5000)
 
-
     @model_validator(mode="after")
     def _grace_beyond_heartbeats(self) -> AnalysisSettings:
         # A grace period within two heartbeats would fail trials whose worker is alive.
         if self.optimisation_grace_s < 2 * self.optimisation_heartbeat_s:
-            raise ValueError(
-                "OPTIMISATION_GRACE_S must be at least twice OPTIMISATION_HEARTBEAT_S"
-            )
+            raise ValueError("OPTIMISATION_GRACE_S must be at least twice OPTIMISATION_HEARTBEAT_S")
         return self
 
 

@@ -14,6 +14,8 @@ evaluated trials. Which worker runs which trial is never decided here.
 
 from __future__ import annotations
 
+import time
+
 from redis import Redis
 
 from analysis_service.optimisations.storage import StudyKeys
@@ -22,14 +24,19 @@ CANCELLED = -2
 NONE_LEFT = -1
 UNLIMITED = 2**31
 
-# KEYS: cancel flag, permits, holders; ARGV: trial id, fold, limited (1/0).
+# KEYS: cancel flag, permits, holders, heartbeats; ARGV: trial id, fold, limited (1/0),
+# now (the trial's first heartbeat, in the same round trip).
 _TAKE = """
 if redis.call('exists', KEYS[1]) == 1 then return -2 end
-if ARGV[3] == '0' then return 2147483648 end
+if ARGV[3] == '0' then
+  redis.call('hset', KEYS[4], ARGV[1], ARGV[4])
+  return 2147483648
+end
 local left = tonumber(redis.call('get', KEYS[2]) or '0')
 if left <= 0 then return -1 end
 redis.call('decr', KEYS[2])
 redis.call('hset', KEYS[3], ARGV[1], ARGV[2])
+redis.call('hset', KEYS[4], ARGV[1], ARGV[4])
 return left - 1
 """
 # KEYS: holders, permits; ARGV: trial id.
@@ -56,10 +63,12 @@ class TrialPermits:
             self._redis.set(self._keys.permits(fold), self.limit, nx=True)
 
     def take(self, trial_id: int, fold: int) -> int:
-        """Permits left after taking one for this trial (>= 0), or NONE_LEFT / CANCELLED."""
-        keys = [self._keys.cancel, self._keys.permits(fold), self._keys.held]
+        """Permits left after taking one for this trial (>= 0), or NONE_LEFT / CANCELLED;
+        a trial that may start gets its first heartbeat."""
+        keys = [self._keys.cancel, self._keys.permits(fold), self._keys.held, self._keys.beats]
         limited = "0" if self.limit is None else "1"
-        return int(self._take(keys=keys, args=[trial_id, fold, limited]))
+        args: list[int | str] = [trial_id, fold, limited, repr(time.time())]
+        return int(self._take(keys=keys, args=args))
 
     def give_back(self, trial_id: int, fold: int) -> bool:
         """Return a lost trial's permit; False when it held none (or it was returned)."""

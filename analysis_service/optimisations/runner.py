@@ -38,6 +38,7 @@ from analysis_service.optimisations.permits import CANCELLED, NONE_LEFT, TrialPe
 from analysis_service.optimisations.plan import Plan, plan_of
 from analysis_service.optimisations.schemas import StudySettings
 from analysis_service.optimisations.storage import (
+    Heartbeat,
     LostTrialCallback,
     SharedStudyStorage,
     StudyKeys,
@@ -54,7 +55,7 @@ StorageFactory = Callable[[LostTrialCallback], optuna.storages.BaseStorage]
 @dataclass(frozen=True)
 class WorkerConfig:
     redis_url: str
-    heartbeat_s: int = 1
+    heartbeat_s: float = 1.0
     grace_s: float = 10.0
     poll_s: float = 0.25
     max_points: int = 5000
@@ -79,15 +80,34 @@ class WorkerOutcome:
 class TrialObjective:
     """Scores one point of the space on a fold's training window."""
 
-    def __init__(self, plan: Plan, candles: Candles, permits: TrialPermits, fold: int) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        candles: Candles,
+        permits: TrialPermits,
+        fold: int,
+        *,
+        heartbeat: Heartbeat,
+        fail_lost: Callable[[optuna.Study], None],
+    ) -> None:
         self.plan = plan
         self.candles = candles
         self.permits = permits
         self.fold = fold
+        self.heartbeat = heartbeat
+        self.fail_lost = fail_lost
         self.cancelled = False
         self.trials_run = 0
 
     def __call__(self, trial: optuna.Trial) -> float:
+        self.fail_lost(trial.study)  # other workers' trials lost since the last one
+        self.heartbeat.trial_id = trial._trial_id
+        try:
+            return self._evaluate(trial)
+        finally:
+            self.heartbeat.trial_id = None
+
+    def _evaluate(self, trial: optuna.Trial) -> float:
         left = self.permits.take(trial._trial_id, self.fold)
         if left in (NONE_LEFT, CANCELLED):
             self.cancelled = left == CANCELLED
@@ -184,13 +204,10 @@ class Worker:
             storage(self._lost)
             if storage is not None
             else SharedStudyStorage(
-                self.redis,
-                self.keys,
-                heartbeat_s=self.config.heartbeat_s,
-                grace_s=self.config.grace_s,
-                on_lost=self._lost,
+                self.redis, self.keys, grace_s=self.config.grace_s, on_lost=self._lost
             )
         )
+        self.heartbeat = Heartbeat(self.redis, self.keys, self.config.heartbeat_s)
         warm_up(job.candles)
         self.worker_index = int(self.redis.incr(self.keys.workers)) - 1
         self.start_at, self.deadline = self._budget()
@@ -224,19 +241,31 @@ class Worker:
             load_if_exists=True,
         )
 
+    def fail_lost(self, study: optuna.Study) -> None:
+        """Fail the trials of workers that died (their permits come back, see _lost)."""
+        if isinstance(self.storage, SharedStudyStorage):
+            self.storage.fail_lost_trials(study)
+        # Another storage (bench/optimise.py's relational one) has Optuna's heartbeats.
+
     def run(self) -> WorkerOutcome:
         studies = [self.study(window) for window in self.windows]
         outcome = WorkerOutcome(trials_run=0, finished=False, cancelled=False, summary=None)
-        for window, study in zip(self.windows, studies, strict=True):
-            self.permits.open(window.fold)
-            objective = TrialObjective(
-                self.plan, window.train(self.job.candles), self.permits, window.fold
-            )
-            cancelled = self._run_study(study, objective, self._fold_deadline(window.fold))
-            outcome.trials_run += objective.trials_run
-            if cancelled:
-                outcome.cancelled = True
-                break
+        with self.heartbeat:
+            for window, study in zip(self.windows, studies, strict=True):
+                self.permits.open(window.fold)
+                objective = TrialObjective(
+                    self.plan,
+                    window.train(self.job.candles),
+                    self.permits,
+                    window.fold,
+                    heartbeat=self.heartbeat,
+                    fail_lost=self.fail_lost,
+                )
+                cancelled = self._run_study(study, objective, self._fold_deadline(window.fold))
+                outcome.trials_run += objective.trials_run
+                if cancelled:
+                    outcome.cancelled = True
+                    break
         outcome.finished = True
         outcome.summary = summarise(
             self.plan,
@@ -273,9 +302,11 @@ class Worker:
             # failing those whose worker died (their permits come back, see above).
             if not _running(study):
                 return False
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ExperimentalWarning)
-                fail_stale_trials(study)
+            self.fail_lost(study)
+            if not isinstance(self.storage, SharedStudyStorage):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ExperimentalWarning)
+                    fail_stale_trials(study)
             time.sleep(self.config.poll_s)
 
     def _exhausted(self, study: optuna.Study) -> bool:

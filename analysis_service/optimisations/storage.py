@@ -11,17 +11,20 @@ study finishes, and the Redis keys then expire.
 :class:`RedisJournal` is the log as one Redis list per optimisation (``RPUSH`` appends,
 ``LRANGE`` reads everything new in one round trip; Optuna's own Redis backend keeps a key
 per log line and reads them one by one). :class:`SharedStudyStorage` adds what Optuna's
-journal storage lacks and its relational storage has: trial heartbeats. A worker's
-heartbeat thread stamps its running trial every ``heartbeat_s`` seconds; any worker
-starting a trial first fails the running trials whose stamp is older than ``grace_s``
-(their worker died), each claimed by exactly one worker (``SET NX``), whose callback
-then returns the lost trial's permit (:mod:`analysis_service.optimisations.permits`).
+journal storage lacks and its relational storage has: trial heartbeats. A trial is first
+stamped as it takes its permit, then every ``heartbeat_s`` seconds by its worker's
+:class:`Heartbeat` thread (one per worker: Optuna's own heartbeat starts and joins a
+thread for every trial, which cost a worker milliseconds per trial). Any worker starting
+a trial first fails the running trials whose stamp is older than ``grace_s`` (their
+worker died), each claimed by exactly one worker (``SET NX``), whose callback then
+returns the lost trial's permit (:mod:`analysis_service.optimisations.permits`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,13 +32,14 @@ from datetime import datetime
 from typing import Any
 
 import optuna
-from optuna.storages import BaseStorage
-from optuna.storages._heartbeat import BaseHeartbeat
+import structlog
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages.journal import BaseJournalBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 from redis import Redis
 
 KEY_PREFIX = "analysis:optimisation"
+log = structlog.get_logger("optimisations")
 
 LostTrialCallback = Callable[[optuna.Study, FrozenTrial], None]
 
@@ -138,33 +142,30 @@ class RedisJournal(BaseJournalBackend):
         self._read_at = time.monotonic()
 
 
-class SharedStudyStorage(JournalStorage, BaseHeartbeat):
-    """The journal storage with heartbeats and lost-trial claims kept in Redis."""
+class SharedStudyStorage(JournalStorage):
+    """The journal storage, and the heartbeats and lost-trial claims kept beside it."""
 
     def __init__(
         self,
         redis: Redis,
         keys: StudyKeys,
         *,
-        heartbeat_s: int,
         grace_s: float,
         on_lost: LostTrialCallback | None = None,
     ) -> None:
         self._redis = redis
         self._keys = keys
-        self._heartbeat_s = heartbeat_s
         self._grace_s = grace_s
         self._on_lost = on_lost
         super().__init__(RedisJournal(redis, keys.journal))
 
-    def record_heartbeat(self, trial_id: int) -> None:
-        self._redis.hset(self._keys.beats, str(trial_id), repr(time.time()))
-
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+    def lost_trial_ids(self, study_id: int) -> list[int]:
+        """Running trials of the study not stamped for the grace period, each claimed by
+        this worker (no other worker gets the same one)."""
         running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
         # The journal replays start times as naive local times.
         now = datetime.now()  # noqa: DTZ005
-        # A trial younger than the grace period cannot be stale yet: no round trip.
+        # A trial younger than the grace period cannot be lost yet: no round trip.
         old = [
             t
             for t in running
@@ -174,38 +175,62 @@ class SharedStudyStorage(JournalStorage, BaseHeartbeat):
             return []
         beats = self._redis.hmget(self._keys.beats, [str(t._trial_id) for t in old])
         wall = time.time()
-        stale = [
+        lost = [
             t._trial_id
             for t, beat in zip(old, beats, strict=True)
             if beat is None or wall - float(beat) > self._grace_s
         ]
-        # One worker claims each lost trial (the claim expires, should it die meanwhile).
+        # The claim expires, should its worker die before failing the trial.
         claim_s = max(30, int(self._grace_s * 3))
+        worker = str(self._replay_result.worker_id)
         return [
             trial_id
-            for trial_id in stale
-            if self._redis.set(self._keys.lost(trial_id), self.worker_id, nx=True, ex=claim_s)
+            for trial_id in lost
+            if self._redis.set(self._keys.lost(trial_id), worker, nx=True, ex=claim_s)
         ]
 
-    def get_heartbeat_interval(self) -> int:
-        return self._heartbeat_s
+    def fail_lost_trials(self, study: optuna.Study) -> int:
+        """Fail the study's lost trials this worker claims and hand each to the callback
+        (as ``optuna.storages.fail_stale_trials`` does with Optuna's heartbeats)."""
+        failed = 0
+        for trial_id in self.lost_trial_ids(study._study_id):
+            try:
+                if not self.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                    continue
+            except UpdateFinishedTrialError:
+                continue  # it finished after all
+            failed += 1
+            if self._on_lost is not None:
+                self._on_lost(study, self.get_trial(trial_id))
+        return failed
 
-    def get_heartbeat_stale_trial_callback(self) -> LostTrialCallback | None:
-        return self._on_lost
 
-    @property
-    def worker_id(self) -> str:
-        return str(self._replay_result.worker_id)
+class Heartbeat:
+    """A worker's one heartbeat thread: stamps the trial it is running, if any, every
+    ``interval_s`` seconds."""
 
+    def __init__(self, redis: Redis, keys: StudyKeys, interval_s: float) -> None:
+        self.trial_id: int | None = None
+        self._redis = redis
+        self._keys = keys
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="trial-heartbeat", daemon=True)
 
-def open_storage(
-    redis: Redis,
-    key: str,
-    *,
-    heartbeat_s: int,
-    grace_s: float,
-    on_lost: LostTrialCallback | None = None,
-) -> BaseStorage:
-    return SharedStudyStorage(
-        redis, StudyKeys(key), heartbeat_s=heartbeat_s, grace_s=grace_s, on_lost=on_lost
-    )
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self._interval_s + 5)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            trial_id = self.trial_id
+            if trial_id is None:
+                continue
+            try:
+                self._redis.hset(self._keys.beats, str(trial_id), repr(time.time()))
+            except Exception as exc:  # a missed beat only risks the trial being run again
+                log.warning("trial_heartbeat_missed", trial_id=trial_id, error=repr(exc))

@@ -9,7 +9,7 @@ import signal
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from analysis_service.optimisations import runner
+from analysis_service.optimisations.permits import TrialPermits
 from analysis_service.optimisations.runner import StudyJob, Worker
 
 CONTEXT = multiprocessing.get_context("spawn")
@@ -36,19 +36,20 @@ def run_worker(job: StudyJob, results: Any, start_together: Any) -> None:
 
 
 def die_in_trial(job: StudyJob, results: Any, start_together: Any, trial: int) -> None:
-    """Run trials and SIGKILL this process in the middle of its ``trial``-th one (after it
-    took a permit and its parameters were chosen, during the backtest)."""
-    backtest = runner.backtest  # type: ignore[attr-defined]
+    """Run trials and SIGKILL this process in the middle of its ``trial``-th one (just
+    after it took its permit and was stamped by the heartbeat)."""
+    take = TrialPermits.take
     calls = 0
 
-    def dying(*args: Any, **kwargs: Any) -> Any:
+    def take_then_die(self: TrialPermits, trial_id: int, fold: int) -> int:
         nonlocal calls
+        left = take(self, trial_id, fold)
         calls += 1
         if calls == trial:
             os.kill(os.getpid(), signal.SIGKILL)
-        return backtest(*args, **kwargs)
+        return left
 
-    runner.backtest = dying  # type: ignore[attr-defined]
+    TrialPermits.take = take_then_die  # type: ignore[method-assign]
     _report(job, results, start_together)
 
 
