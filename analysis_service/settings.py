@@ -49,7 +49,7 @@ class AnalysisSettings(ServiceSettings):
     optimisation_progress_s: float = Field(default=1.0, gt=0)
     # A worker stamps its running trial every heartbeat; a trial unstamped for the grace
     # period is failed by another worker (its worker died) and its place given to a new one.
-    optimisation_heartbeat_s: int = Field(default=1, ge=1, le=60)
+    optimisation_heartbeat_s: float = Field(default=1.0, gt=0, le=60)
     optimisation_grace_s: float = Field(default=10.0, gt=0)
     optimisation_max_jobs_per_user: int = Field(default=2, ge=1)
     optimisation_busy_retry_after_s: int = Field(default=60, ge=1)
