@@ -5,7 +5,7 @@ Workload: SMA crossover (fast 5..50, slow 20..200, integers) on 100,000 1-minute
 of the sim exchange, fee 0.1 %, objective Sharpe, the worker the analysis service runs
 (:class:`analysis_service.optimisations.runner.Worker`: permits, heartbeats, each trial's
 backtest with the shared engine). Each worker is a spawned process; the clock starts when
-every worker of a run has loaded (a barrier) and stops when the last one is done.
+every worker of a run has loaded (a barrier) and stops when the last trial ends.
 
 1. trials/s with one worker, then with two side by side on one study, for each storage
    and sampler (``--trials`` per run, default 500): total and per worker, and two
@@ -79,26 +79,29 @@ def rdb_storage(url: str, heartbeat_s: int, grace_s: float) -> Any:
 def _worker(
     job: StudyJob, rdb_url: str | None, barrier: Any, results: Any, marks: list[int]
 ) -> None:
-    """One worker process: load, wait for the others, run, report (RSS at ``marks``)."""
+    """One worker process: load, wait for the others, run, report when its last trial
+    ended (the summary every worker computes afterwards is not throughput) and its RSS
+    after ``marks`` trials."""
     rss: dict[int, int] = {}
-    done = 0
+    done, last = 0, 0.0
 
     def after_trial(number: int) -> None:
-        nonlocal done
+        nonlocal done, last
         done += 1
+        last = time.time()
         if done in marks:
             rss[done] = psutil.Process().memory_info().rss
 
     storage = None if rdb_url is None else rdb_storage(rdb_url, 1, 10.0)
-    worker = Worker(job, on_trial=after_trial if marks else None, storage=storage)
+    worker = Worker(job, on_trial=after_trial, storage=storage)
     barrier.wait()
-    start = time.perf_counter()
+    start = time.time()
     outcome = worker.run()
     results.put(
         {
             "trials_run": outcome.trials_run,
-            "seconds": time.perf_counter() - start,
-            "end": time.time(),
+            "seconds": last - start,
+            "end": last,
             "rss": rss,
         }
     )

@@ -57,7 +57,7 @@ class WorkerConfig:
     redis_url: str
     heartbeat_s: float = 1.0
     grace_s: float = 10.0
-    poll_s: float = 0.25
+    poll_s: float = 0.05  # waiting for the other workers' last trials
     max_points: int = 5000
 
 
