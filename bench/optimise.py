@@ -8,8 +8,9 @@ backtest with the shared engine). Each worker is a spawned process; the clock st
 every worker of a run has loaded (a barrier) and stops when the last trial ends.
 
 1. trials/s with one worker, then with two side by side on one study, for each storage
-   and sampler (``--trials`` per run, default 500): total and per worker, and two
-   workers over one.
+   and sampler (``--trials`` per run, default 500): total and per worker, two workers
+   over one, and the CPU the workers spent per trial (which the load of a shared machine
+   does not change: 1000 / that is what one free core would run).
 2. a worker's resident memory (RSS) after 200 and after 2,000 trials of one study.
 
 Targets (issue 16): at least 50 trials/s per worker including the backtest, two workers
@@ -95,13 +96,14 @@ def _worker(
     storage = None if rdb_url is None else rdb_storage(rdb_url, 1, 10.0)
     worker = Worker(job, on_trial=after_trial, storage=storage)
     barrier.wait()
-    start = time.time()
+    start, cpu = time.time(), time.process_time()
     outcome = worker.run()
     results.put(
         {
             "trials_run": outcome.trials_run,
             "seconds": last - start,
             "end": last,
+            "cpu": time.process_time() - cpu,
             "rss": rss,
         }
     )
@@ -146,6 +148,9 @@ def run(
         "seconds": seconds,
         "rate": total / seconds,
         "per_worker": [r["trials_run"] / r["seconds"] for r in reports],
+        # CPU the workers used per trial (their summaries included): what the trials cost
+        # whatever else the machine runs.
+        "cpu_ms": 1000 * sum(r["cpu"] for r in reports) / max(total, 1),
         "rss": reports[0]["rss"],
     }
 
@@ -186,7 +191,7 @@ def main() -> None:
     try:
         print(
             f"\n{'storage':<18} {'sampler':<7} {'workers':>7} {'trials':>6} {'seconds':>8} "
-            f"{'trials/s':>9} {'per worker':>16} {'x one':>6}  load"
+            f"{'trials/s':>9} {'per worker':>16} {'x one':>6} {'cpu ms/trial':>12}  load"
         )
         for name, rdb_url in storages:
             for sampler in args.samplers.split(","):
@@ -205,7 +210,7 @@ def main() -> None:
                     print(
                         f"{name:<18} {sampler:<7} {workers:>7} {figures['trials']:>6} "
                         f"{figures['seconds']:>8.2f} {figures['rate']:>9.1f} {per_worker:>16} "
-                        f"{figures['rate'] / one:>6.2f}  {load()}",
+                        f"{figures['rate'] / one:>6.2f} {figures['cpu_ms']:>12.1f}  {load()}",
                         flush=True,
                     )
         print(f"\nmemory of one worker (redis journal, tpe, {args.memory_trials} trials):")
