@@ -1,9 +1,11 @@
 """The analysis service (:8001): indicators, backtests, signals, performance.
 
 Routes: ``POST|GET /analysis/indicators``, ``POST /analysis/backtests``,
-``GET /analysis/backtests[/{id}]``, ``GET /analysis/signals``, ``GET /analysis/performance``.
+``GET /analysis/backtests[/{id}]``, ``POST|GET|DELETE /analysis/optimisations[/{id}]``,
+``GET /analysis/signals``, ``GET /analysis/performance``.
 Background (owned by the lifespan): the HTTP client to the market service, the backtest
-workers on the job stream (:mod:`analysis_service.backtests.worker`) and the consumer of
+workers on the job stream (:mod:`analysis_service.backtests.worker`), the optimisation
+workers (:mod:`analysis_service.optimisations.worker`) and the consumer of
 ``trade.executed`` into ``performance_trades``.
 """
 
@@ -20,6 +22,9 @@ from analysis_service.backtests.router import router as backtests_router
 from analysis_service.backtests.worker import run_backtest_workers
 from analysis_service.indicators.router import router as indicators_router
 from analysis_service.market import MarketClient
+from analysis_service.optimisations.router import internal as optimisations_internal_router
+from analysis_service.optimisations.router import router as optimisations_router
+from analysis_service.optimisations.worker import run_optimisation_workers
 from analysis_service.performance.router import router as performance_router
 from analysis_service.performance.service import record_trade
 from analysis_service.settings import AnalysisSettings, get_settings
@@ -82,8 +87,20 @@ def create_app(
     return create_service_app(
         settings,
         title="TradeBot Analysis service",
-        description="Indicators, backtests, signals, performance.",
-        routers=[indicators_router, backtests_router, signals_router, performance_router],
-        components=[market_component(market_transport), run_backtest_workers, trade_consumer],
+        description="Indicators, backtests, strategy optimisation, signals, performance.",
+        routers=[
+            indicators_router,
+            backtests_router,
+            optimisations_router,
+            optimisations_internal_router,
+            signals_router,
+            performance_router,
+        ],
+        components=[
+            market_component(market_transport),
+            run_backtest_workers,
+            run_optimisation_workers,
+            trade_consumer,
+        ],
         use_database=True,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shared.settings import ServiceSettings
 
@@ -41,9 +41,31 @@ class AnalysisSettings(ServiceSettings):
     backtest_max_jobs_per_user: int = Field(default=3, ge=1)
     backtest_busy_retry_after_s: int = Field(default=30, ge=1)
 
+    # Optimisations (docs/trading.md, optimisation): every replica polls PostgreSQL for
+    # runs to join and works on them in `optimisation_workers` child processes (0: this
+    # replica only serves the API); the trials of a run are shared through Redis.
+    optimisation_workers: int = Field(default=1, ge=0, le=64)
+    optimisation_poll_s: float = Field(default=1.0, gt=0)
+    optimisation_progress_s: float = Field(default=1.0, gt=0)
+    # A worker stamps its running trial every heartbeat; a trial unstamped for the grace
+    # period is failed by another worker (its worker died) and its place given to a new one.
+    optimisation_heartbeat_s: float = Field(default=1.0, gt=0, le=60)
+    optimisation_grace_s: float = Field(default=10.0, gt=0)
+    optimisation_max_jobs_per_user: int = Field(default=2, ge=1)
+    optimisation_busy_retry_after_s: int = Field(default=60, ge=1)
+    # How long a finished run's Redis journal is kept (its result is in PostgreSQL).
+    optimisation_journal_ttl_s: int = Field(default=3600, ge=1)
+
     # Signals
     signals_cache_ttl_s: int = Field(default=30, ge=1)
     signals_candles: int = Field(default=300, ge=50, le=5000)
+
+    @model_validator(mode="after")
+    def _grace_beyond_heartbeats(self) -> AnalysisSettings:
+        # A grace period within two heartbeats would fail trials whose worker is alive.
+        if self.optimisation_grace_s < 2 * self.optimisation_heartbeat_s:
+            raise ValueError("OPTIMISATION_GRACE_S must be at least twice OPTIMISATION_HEARTBEAT_S")
+        return self
 
 
 @lru_cache

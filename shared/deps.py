@@ -7,15 +7,17 @@ what is an attribute read (docs/architecture.md, the request path).
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal, bearer_token, verify_access_token
 from shared.db import unit_of_work
+from shared.errors import Unauthorized
 from shared.settings import ServiceSettings
 
 
@@ -41,6 +43,21 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def require_internal_token(
+    settings: Annotated[ServiceSettings, Depends(get_app_settings)],
+    token: Annotated[str | None, Header(alias="X-Internal-Token")] = None,
+) -> None:
+    """Service-to-service routes (``/*/internal/*``): the shared internal token, compared
+    in constant time. Without a configured token (or with a placeholder) every call is
+    refused."""
+    if (
+        token is None
+        or not settings.internal_token_set
+        or not hmac.compare_digest(token.encode(), settings.internal_api_token.encode())
+    ):
+        raise Unauthorized("A valid X-Internal-Token header is required.")
+
+
 async def get_principal(request: Request) -> Principal:
     """The caller of an authenticated route (the token and its live session checked)."""
     token = bearer_token(request.headers.get("authorization"))
@@ -59,3 +76,4 @@ RedisDep = Annotated[Redis, Depends(get_redis)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 CurrentUser = Annotated[Principal, Depends(get_principal)]
+InternalCaller = Depends(require_internal_token)

@@ -183,6 +183,37 @@ def stage(session: AsyncSession, event: Event, *, stream: str | None = None) -> 
     after_commit(session, outbox.publish)  # once per transaction however many are staged
 
 
+def request_notification(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    kind: str,
+    title: str,
+    body: str,
+    data: Mapping[str, object],
+    source_event_id: uuid.UUID,
+    source: str,
+) -> None:
+    """Stage a ``notification.requested`` entry on ``queue:notifications`` for a user
+    (docs/events.md); the notification service keeps one per (user, source event id)."""
+    stage(
+        session,
+        Event(
+            type=NOTIFICATION_REQUESTED,
+            data={
+                "user_id": str(user_id),
+                "kind": kind,
+                "title": title,
+                "body": body,
+                "data": dict(data),
+                "source_event_id": str(source_event_id),
+            },
+            source=source,
+        ),
+        stream=NOTIFICATION_QUEUE,
+    )
+
+
 class _StagedEvents:
     """A session's outbox entries waiting for their transaction's commit."""
 

@@ -244,6 +244,28 @@ def market_candles(
         ) from None
 
 
+def load_candles(
+    *,
+    data: Path | None,
+    exchange: str,
+    symbol: str,
+    timeframe: str,
+    start_ms: int,
+    end_ms: int,
+    seed: int,
+) -> tuple[Candles, str]:
+    """The candles of ``--data``, of the sim exchange, or of another exchange through the
+    market service; and where they came from, for messages."""
+    if data is not None:
+        return load_file(data), str(data)
+    if exchange == "sim":
+        return sim_candles(
+            symbol, timeframe, start_ms, end_ms, seed=seed
+        ), f"sim {symbol} {timeframe}"
+    candles = market_candles(exchange, symbol, timeframe, start_ms, end_ms)
+    return candles, f"{exchange} {symbol} {timeframe}"
+
+
 # --- output ---------------------------------------------------------------------------
 def metrics_table(result: BacktestResult) -> Any:
     from rich.table import Table
@@ -362,11 +384,6 @@ def backtest(
         err.print(f"[red]{exc}[/]", soft_wrap=True)
         raise typer.Exit(2) from None
 
-    def load(pair: str) -> Candles:
-        if exchange == "sim":
-            return sim_candles(pair, timeframe, start_ms, end_ms, seed=seed)
-        return market_candles(exchange, pair, timeframe, start_ms, end_ms)
-
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -384,14 +401,28 @@ def backtest(
                     series[pair] = load_file(path)
                 source = ", ".join(str(f) for f in files)
             elif files:
-                series[symbol] = load_file(files[0])
-                source = str(files[0])
+                series[symbol], source = load_candles(
+                    data=files[0],
+                    exchange=exchange,
+                    symbol=symbol,
+                    timeframe=timeframe,
+                    start_ms=start_ms,
+                    end_ms=end_ms,
+                    seed=seed,
+                )
             else:
                 for pair in pair_list or [symbol]:
-                    series[pair] = load(pair)
-                source = (
-                    f"{exchange} {timeframe}" if portfolio else f"{exchange} {symbol} {timeframe}"
-                )
+                    series[pair], source = load_candles(
+                        data=None,
+                        exchange=exchange,
+                        symbol=pair,
+                        timeframe=timeframe,
+                        start_ms=start_ms,
+                        end_ms=end_ms,
+                        seed=seed,
+                    )
+                if portfolio:
+                    source = f"{exchange} {timeframe}"
         except CandleSourceError as exc:
             err.print(f"[red]{exc}[/]", soft_wrap=True)
             raise typer.Exit(1) from None

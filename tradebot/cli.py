@@ -96,3 +96,7 @@ from tradebot.backtest import backtest, lookahead  # noqa: E402 - the analysis c
 
 app.command()(backtest)
 app.command()(lookahead)
+
+from tradebot.optimise import optimise  # noqa: E402 - strategy optimisation
+
+app.command()(optimise)

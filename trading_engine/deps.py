@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from shared.deps import CurrentUser, SessionDep
 from shared.errors import NotFound
+from trading_engine.analysis_client import AnalysisClient
 from trading_engine.bots import repository as bot_repository
 from trading_engine.models import Bot, Strategy
 from trading_engine.orders.service import OrderService
@@ -21,6 +22,14 @@ async def get_order_service(request: Request) -> OrderService:
 
 
 OrderServiceDep = Annotated[OrderService, Depends(get_order_service)]
+
+
+async def get_analysis(request: Request) -> AnalysisClient:
+    analysis: AnalysisClient = request.app.state.analysis
+    return analysis
+
+
+AnalysisDep = Annotated[AnalysisClient, Depends(get_analysis)]
 
 
 async def valid_strategy_id(

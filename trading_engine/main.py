@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from shared.app import create_service_app
 from shared.service_client import ServiceClient
+from trading_engine.analysis_client import AnalysisClient
 from trading_engine.bots.router import router as bots_router
 from trading_engine.bots.runner import bot_runner
 from trading_engine.brokers.live import LiveBroker
@@ -23,7 +24,8 @@ from trading_engine.user_client import UserClient
 
 @asynccontextmanager
 async def trading_clients(app: FastAPI) -> AsyncIterator[None]:
-    """The market and user service clients, the live broker and the order service."""
+    """The market, user and analysis service clients, the live broker and the order
+    service."""
     settings: TradingSettings = app.state.settings
     live = LiveBroker(settings.live_exchange_urls)
     async with (
@@ -40,7 +42,15 @@ async def trading_clients(app: FastAPI) -> AsyncIterator[None]:
             internal_token=settings.internal_api_token,
             timeout_s=settings.http_timeout_s,
         ) as user_http,
+        ServiceClient(
+            "analysis",
+            settings.analysis_service_urls,
+            caller="trading",
+            internal_token=settings.internal_api_token,
+            timeout_s=settings.http_timeout_s,
+        ) as analysis_http,
     ):
+        app.state.analysis = AnalysisClient(analysis_http)
         app.state.order_service = OrderService(
             sessionmaker=app.state.sessionmaker,
             redis=app.state.redis,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Header, Path, Request
+from fastapi import Depends, Path, Request
 
 from shared.deps import RedisDep, SessionDep
-from shared.errors import DependencyUnavailable, NotFound, Unauthorized
+from shared.errors import DependencyUnavailable, NotFound
 from shared.forwarding import trusted_proxies
 from user_service.accounts.repository import UserRepository
 from user_service.auth.service import AuthService
@@ -51,20 +50,6 @@ async def client_ip(request: Request, settings: UserSettingsDep) -> str | None:
     )
 
 
-async def require_internal_token(
-    settings: UserSettingsDep,
-    token: Annotated[str | None, Header(alias="X-Internal-Token")] = None,
-) -> None:
-    """Service-to-service routes: the shared internal token, compared in constant time.
-    Without a configured token (or with a placeholder) every call is refused."""
-    if (
-        token is None
-        or not settings.internal_token_set
-        or not hmac.compare_digest(token.encode(), settings.internal_api_token.encode())
-    ):
-        raise Unauthorized("A valid X-Internal-Token header is required.")
-
-
 async def valid_user_id(user_id: Annotated[uuid.UUID, Path()], session: SessionDep) -> User:
     user = await UserRepository(session).get(user_id)
     if user is None:
@@ -75,5 +60,4 @@ async def valid_user_id(user_id: Annotated[uuid.UUID, Path()], session: SessionD
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 KeyVaultDep = Annotated[KeyVault, Depends(get_key_vault)]
 ClientIpDep = Annotated[str | None, Depends(client_ip)]
-InternalCaller = Depends(require_internal_token)
 ValidUser = Annotated[User, Depends(valid_user_id)]

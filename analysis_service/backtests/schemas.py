@@ -9,16 +9,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from analysis_service.candle_input import CandleRows, ShortId
 from shared.validation import SINGLE_LINE, JsonObject, UtcDatetime
 
 Status = Literal["queued", "running", "done", "failed"]
 # A catalog name, as in a saved strategy (POST /trading/strategies).
 StrategyName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=SINGLE_LINE)]
-ShortId = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=SINGLE_LINE)]
-CandleRows = Annotated[
-    list[list[float]],
-    Field(max_length=200_000, description="ccxt rows [ts_ms, o, h, l, c, v], oldest first."),
-]
 Pair = Annotated[str, StringConstraints(max_length=20, pattern=r"^[A-Z0-9]+/[A-Z0-9]+$")]
 MAX_PAIRS = 200
 
@@ -94,7 +90,7 @@ class BacktestCreate(BaseModel):
         if self.start is not None and self.end is not None and self.start >= self.end:
             raise ValueError("start must be before end")
         if self.end is not None and self.end > datetime.now(UTC):
-            raise ValueError("end lies in the future: a backtest runs on closed candles only")
+            raise ValueError("end lies in the future: a job runs on closed candles only")
         return self
 
     def _portfolio_settings(self) -> None:

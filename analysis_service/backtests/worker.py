@@ -25,7 +25,6 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime
 from typing import Any
 
 import structlog
@@ -36,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from analysis_service.backtests import repository
 from analysis_service.backtests.engine_run import PairCandles, is_portfolio, load_pairs, run_request
 from analysis_service.backtests.service import build_strategy
-from analysis_service.candle_input import candles_from_rows, to_ms
+from analysis_service.candle_input import job_candles
 from analysis_service.market import MarketClient
 from analysis_service.settings import AnalysisSettings
 from shared.backtest import BacktestInputError
@@ -214,19 +213,11 @@ class BacktestWorker:
         )
 
     async def _candles(self, backtest_id: uuid.UUID, request: dict[str, Any]) -> Candles:
-        rows = request.get("candles")
-        if rows is not None:
-            return await asyncio.to_thread(candles_from_rows, rows)
-        start_ms = to_ms(datetime.fromisoformat(request["start"]))
-        end_ms = to_ms(datetime.fromisoformat(request["end"]))
-        candles = await self.market.fetch_bulk(
-            exchange=request.get("exchange"),
-            symbol=request["symbol"],
-            timeframe=request["timeframe"],
-            start_ms=start_ms,
-            end_ms=end_ms,
-            max_candles=self.settings.backtest_max_candles,
+        candles = await job_candles(
+            request, self.market, max_candles=self.settings.backtest_max_candles
         )
+        if request.get("candles") is not None:
+            return candles
         await self._progress(backtest_id, LOAD_SHARE)
         if len(candles) < 2:
             raise BacktestInputError(

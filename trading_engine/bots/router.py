@@ -12,10 +12,10 @@ from shared.deps import CurrentUser, RedisDep, SessionDep
 from shared.errors import Conflict, NotFound
 from shared.paging import Page, PageParams, fetch_page, paging
 from shared.strict_query import StrictQueryRoute
-from trading_engine.bots import repository, service
+from trading_engine.bots import from_optimisation, repository, service
 from trading_engine.bots.replay import ReplayRead, replay
 from trading_engine.bots.schemas import BotCreate, BotRead, BotUpdate
-from trading_engine.deps import OrderServiceDep, ValidBot
+from trading_engine.deps import AnalysisDep, OrderServiceDep, ValidBot
 from trading_engine.ledger import repository as ledger_repository
 from trading_engine.orders import repository as order_repository
 from trading_engine.portfolio.mirror import refresh_mirror
@@ -35,10 +35,19 @@ async def list_bots(
 
 @router.post("", response_model=BotRead, status_code=status.HTTP_201_CREATED)
 async def create_bot(
-    body: BotCreate, user: CurrentUser, orders: OrderServiceDep, redis: RedisDep
+    body: BotCreate,
+    user: CurrentUser,
+    orders: OrderServiceDep,
+    analysis: AnalysisDep,
+    redis: RedisDep,
 ) -> BotRead:
-    """Create a stopped bot; a paper bot's capital moves from the wallet (no overdraft)."""
+    """Create a stopped bot; a paper bot's capital moves from the wallet (no overdraft).
+    With ``optimisation_id``, on a finished optimisation's recommended parameters."""
     async with unit_of_work(orders.sessionmaker) as session:
+        if body.optimisation_id is not None:
+            body = await from_optimisation.resolve(
+                session, user.user_id, body.optimisation_id, body, analysis
+            )
         bot = await service.create(session, user, body, orders, orders.market)
         read = await service.to_read(session, bot)
     return read

@@ -30,7 +30,12 @@ class BotCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    strategy_id: uuid.UUID
+    strategy_id: uuid.UUID | None = Field(default=None, description="A saved strategy.")
+    optimisation_id: uuid.UUID | None = Field(
+        default=None,
+        description="Or a finished optimisation: its recommended parameters become a new "
+        "saved strategy; its timeframe, exchange and stops apply where not given.",
+    )
     name: Name | None = None
     exchange: ExchangeId = "sim"
     symbol: Symbol | None = None
@@ -44,9 +49,11 @@ class BotCreate(BaseModel):
     risk: RiskSettings = Field(default_factory=RiskSettings)
 
     @model_validator(mode="after")
-    def _one_market_or_pairs(self) -> BotCreate:
+    def _one_strategy_one_market_or_pairs(self) -> BotCreate:
+        if (self.strategy_id is None) == (self.optimisation_id is None):
+            raise ValueError("give either strategy_id or optimisation_id")
         if self.pairs is None:
-            if self.symbol is None:
+            if self.symbol is None and self.optimisation_id is None:  # an optimisation's market
                 raise ValueError("give symbol, or pairs for a portfolio bot")
             if self.max_open_positions is not None or self.stake_amount is not None:
                 raise ValueError("max_open_positions and stake_amount need pairs")

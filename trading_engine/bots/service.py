@@ -54,7 +54,11 @@ async def create(
     market: MarketClient,
 ) -> Bot:
     """A stopped bot; a paper bot's capital leaves the wallet for the bot's own balance."""
-    strategy = await strategy_repository.get(session, principal.user_id, body.strategy_id)
+    strategy = (
+        None
+        if body.strategy_id is None  # an optimisation's: bots/from_optimisation.py saved it
+        else await strategy_repository.get(session, principal.user_id, body.strategy_id)
+    )
     if strategy is None:
         raise NotFound("No such strategy.")
     built = build(strategy.strategy, strategy.parameters)

@@ -4,8 +4,8 @@ the outbox (published only after that transaction commits)."""
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,7 +13,8 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.errors import ValidationFailed
-from shared.events import NOTIFICATION_QUEUE, NOTIFICATION_REQUESTED, TRADE_EXECUTED, Event, stage
+from shared.events import TRADE_EXECUTED, Event, stage
+from shared.events import request_notification as notify
 from trading_engine.ledger import repository
 from trading_engine.ledger.arithmetic import (
     PositionState,
@@ -316,30 +317,5 @@ def _stage_trade_events(session: AsyncSession, trade: Trade, strategy_name: str 
     )
 
 
-def request_notification(
-    session: AsyncSession,
-    *,
-    user_id: uuid.UUID,
-    kind: str,
-    title: str,
-    body: str,
-    data: Mapping[str, object],
-    source_event_id: uuid.UUID,
-) -> None:
-    """Stage a ``notification.requested`` entry on ``queue:notifications`` (docs/events.md)."""
-    stage(
-        session,
-        Event(
-            type=NOTIFICATION_REQUESTED,
-            data={
-                "user_id": str(user_id),
-                "kind": kind,
-                "title": title,
-                "body": body,
-                "data": dict(data),
-                "source_event_id": str(source_event_id),
-            },
-            source=SOURCE,
-        ),
-        stream=NOTIFICATION_QUEUE,
-    )
+# What the trading engine stages (fills, bots, risk) names it as the source.
+request_notification = functools.partial(notify, source=SOURCE)

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from shared.deps import SessionDep
+from shared.deps import InternalCaller, SessionDep
 from shared.strict_query import StrictQueryRoute
 from shared.validation import ExchangeId, Label
 from user_service.accounts.repository import UserRepository
-from user_service.deps import InternalCaller, KeyVaultDep, ValidUser
+from user_service.deps import KeyVaultDep, ValidUser
 from user_service.exchange_keys.schemas import ExchangeKeySecret
 from user_service.exchange_keys.service import ExchangeKeyService
 from user_service.internal.schemas import InternalUser, PermissionsUpdate
