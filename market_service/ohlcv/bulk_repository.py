@@ -37,6 +37,9 @@ _INSERT_BLOCK = (
     "INSERT INTO ohlcv_blocks (exchange, symbol, timeframe, week, candles, batch) "
     "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"
 )
+_UPSERT = "ON CONFLICT (exchange, symbol, timeframe, \"timestamp\") DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}" for c in _COLUMNS[4:]
+)
 _SELECT_RANGE = (
     'SELECT "timestamp", open, high, low, close, volume FROM ohlcv_data '
     'WHERE exchange = $1 AND symbol = $2 AND timeframe = $3 AND "timestamp" >= $4 '
@@ -113,10 +116,15 @@ async def seal(
 
 
 async def insert_new(
-    driver: Any, key: CandleKey, columns: Columns, *, timeout_s: float | None = None
+    driver: Any,
+    key: CandleKey,
+    columns: Columns,
+    *,
+    update_existing: bool = False,
+    timeout_s: float | None = None,
 ) -> None:
-    """Store candles the table lacks (ones already there are left as they are); call it
-    inside ``driver.transaction()``."""
+    """Store candles as rows; a candle already stored is left as it is, or with
+    ``update_existing`` takes the new values. Call it inside ``driver.transaction()``."""
     if len(columns[0]) == 0:
         return
     data = await asyncio.to_thread(encode_rows, key, columns)
@@ -145,7 +153,7 @@ async def insert_new(
     )
     await driver.execute(
         f"INSERT INTO ohlcv_data ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} "  # noqa: S608 - fixed names
-        "FROM ohlcv_incoming ON CONFLICT DO NOTHING",
+        f"FROM ohlcv_incoming {_UPSERT if update_existing else 'ON CONFLICT DO NOTHING'}",
         timeout=timeout_s,
     )
     await driver.execute("TRUNCATE ohlcv_incoming")

@@ -247,8 +247,11 @@ class BulkOhlcv:
             stored = await read_range(driver, plan.key, start, end, timeout_s=timeout)
         # No connection is held while the exchange answers (a ccxt range takes many calls).
         runs = missing_runs(stored[0], start, end, frame)
-        fetched = [await self._fetch(plan, lo, hi) for lo, hi in runs]
-        candles = await asyncio.to_thread(_merge, [stored, *fetched]) if fetched else stored
+        fetched = [await fetch_columns(self.exchange, *plan.key[1:], lo, hi) for lo, hi in runs]
+        parts = [part for part in (stored, *fetched) if len(part[0])]
+        candles = (
+            await asyncio.to_thread(_merge, parts) if len(parts) > 1 else (parts or [stored])[0]
+        )
         blocks = await asyncio.to_thread(_blocks, candles, closed)
         open_week = [
             _between(part, closed[-1] + WEEK_MS if closed else start, end) for part in fetched
@@ -267,14 +270,19 @@ class BulkOhlcv:
                 out.append(await asyncio.to_thread(stream_batch, part))
         return out
 
-    async def _fetch(self, plan: BulkPlan, start_ms: int, end_ms: int) -> Columns:
-        rows_of = getattr(self.exchange, "closed_ohlcv_rows", None)
-        if rows_of is not None:  # the sim: whole arrays, no pages
-            return await asyncio.to_thread(
-                lambda: _columns(rows_of(plan.symbol, plan.timeframe, start_ms, end_ms))
-            )
-        pages = await fetch_range(self.exchange, plan.symbol, plan.timeframe, start_ms, end_ms)
-        return _columns(np.asarray(pages, dtype=np.float64).reshape(-1, 6))
+
+async def fetch_columns(
+    exchange: MarketExchange, symbol: str, timeframe: str, start_ms: int, end_ms: int
+) -> Columns:
+    """Closed candles opening in ``[start_ms, end_ms)`` from the exchange, as columns: the
+    sim builds them in whole arrays (on a worker thread), a ccxt exchange pages."""
+    rows_of = getattr(exchange, "closed_ohlcv_rows", None)
+    if rows_of is not None:
+        return await asyncio.to_thread(
+            lambda: _columns(rows_of(symbol, timeframe, start_ms, end_ms))
+        )
+    pages = await fetch_range(exchange, symbol, timeframe, start_ms, end_ms)
+    return _columns(np.asarray(pages, dtype=np.float64).reshape(-1, 6))
 
 
 def _blocks(candles: Columns, weeks: list[int]) -> list[Block]:
