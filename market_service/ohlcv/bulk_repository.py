@@ -37,7 +37,7 @@ _INSERT_BLOCK = (
     "INSERT INTO ohlcv_blocks (exchange, symbol, timeframe, week, candles, batch) "
     "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"
 )
-_UPSERT = "ON CONFLICT (exchange, symbol, timeframe, \"timestamp\") DO UPDATE SET " + ", ".join(
+_UPSERT = 'ON CONFLICT (exchange, symbol, timeframe, "timestamp") DO UPDATE SET ' + ", ".join(
     f"{c} = excluded.{c}" for c in _COLUMNS[4:]
 )
 _SELECT_RANGE = (

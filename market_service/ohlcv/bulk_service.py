@@ -240,8 +240,10 @@ class BulkOhlcv:
         timeout = self.settings.ohlcv_copy_timeout_s
         frame = TIMEFRAME_MS[plan.timeframe]
         closed = [week for week in weeks if week + WEEK_MS <= plan.closed_end_ms]
+        # The buckets opening in these weeks (a 3-day bucket need not open on a Monday).
         start = bucket_ceil(weeks[0] if closed else max(weeks[0], plan.start_ms), plan.timeframe)
-        end = closed[-1] + WEEK_MS if len(closed) == len(weeks) else plan.end_ms
+        end = plan.end_ms if len(closed) < len(weeks) else closed[-1] + WEEK_MS
+        end = bucket_ceil(end, plan.timeframe)
         async with self.sessionmaker() as session:
             driver = await driver_connection(session)
             stored = await read_range(driver, plan.key, start, end, timeout_s=timeout)

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from market_service.main import create_app
+from market_service.ohlcv.service import bucket_floor
 from market_service.settings import MarketSettings
 from shared.candle_arrow import CandleStreamError, read_candles
 from tests.market_service.exchange_calls import count_calls
@@ -109,6 +110,26 @@ async def test_closed_weeks_are_filled_once_sealed_and_then_read_back(
     assert len(asked) == 3
     rows = sim_candles("SOL/USDT", "1m", MONDAY + 3, MONDAY + 9 * DAY).to_rows()
     assert read_candles(inner.content).to_rows() == rows
+
+
+@pytest.mark.parametrize("timeframe", ["3d", "1w", "4h"])
+async def test_timeframes_not_aligned_on_weeks_are_sealed_and_read_alike(
+    bulk_client: httpx.AsyncClient, engine: AsyncEngine, timeframe: str
+) -> None:
+    # 3-day candles open on epoch days (a Thursday), weekly ones on Mondays. The range ends
+    # on a Sunday where a 3-day candle opens: the last week sealed holds it all the same.
+    since, until = (bucket_floor(t, timeframe) for t in (SINCE - 60 * DAY, MONDAY + 13 * DAY))
+    params = {"symbol": "ETH/USDT", "timeframe": timeframe, "since": since, "until": until}
+    expected = sim_candles("ETH/USDT", timeframe, since, until).to_rows()
+    for _ in range(2):  # filled, then read from the sealed weeks
+        answer = await bulk(bulk_client, **params)
+        assert read_candles(answer.content).to_rows() == expected
+    # The sealed weeks hold every bucket opening in them, the last week's last one too.
+    later = bucket_floor(until + 30 * DAY, timeframe)
+    answer = await bulk(bulk_client, **{**params, "until": later})
+    assert read_candles(answer.content).to_rows() == (
+        sim_candles("ETH/USDT", timeframe, since, later).to_rows()
+    )
 
 
 async def test_requests_filling_the_same_weeks_at_once_both_get_them(
