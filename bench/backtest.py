@@ -360,9 +360,9 @@ _PLUMBING = ("threading.py", "runpy", "click/", "uvicorn/main", "uvicorn/__main_
 
 async def api_runs(n: int, runs: int, profile: bool) -> list[dict[str, Any]]:
     """End-to-end figures of ``runs`` runs (not stored, then stored) over n candles."""
-    import httpx
     from sqlalchemy import text
 
+    from bench.clients import http_client
     from bench.stores import ScratchStores
     from shared.db import create_engine, create_sessionmaker
     from shared.redis import create_redis
@@ -410,7 +410,7 @@ async def api_runs(n: int, runs: int, profile: bool) -> list[dict[str, Any]]:
     try:
         async with create_sessionmaker(engine, redis)() as session:
             user = await create_user(session, redis)
-        async with httpx.AsyncClient(timeout=120) as client:
+        async with http_client(timeout=120) as client:
 
             async def backtest(start_ms: int, count: int) -> dict[str, Any]:
                 """Seconds from the POST to the job done with its result read, and parts."""
