@@ -251,7 +251,7 @@ class BacktestWorker:
         try:
             request = row.request
             strategy = build_strategy(row.strategy, row.parameters)
-            candles = await self._candles(backtest_id, request)
+            candles = await self._candles(backtest_id, request, timings)
             count = len(candles)
             stage("load_s")
             result = await asyncio.to_thread(
@@ -294,7 +294,9 @@ class BacktestWorker:
             **{key: round(value, 3) for key, value in timings.items()},
         )
 
-    async def _candles(self, backtest_id: uuid.UUID, request: dict[str, Any]) -> Candles:
+    async def _candles(
+        self, backtest_id: uuid.UUID, request: dict[str, Any], timings: dict[str, float]
+    ) -> Candles:
         rows = request.get("candles")
         if rows is not None:
             return await asyncio.to_thread(candles_from_rows, rows)
@@ -307,6 +309,7 @@ class BacktestWorker:
             start_ms=start_ms,
             end_ms=end_ms,
             max_candles=self.settings.backtest_max_candles,
+            timings=timings,
         )
         await self._progress(backtest_id, LOAD_SHARE)
         if len(candles) < 2:

@@ -80,6 +80,13 @@ async def get_ohlcv_bulk(
                 for batch in batches:
                     yield batch
             yield stream_end()
+            log.info(
+                "ohlcv_bulk_served",
+                symbol=plan.symbol,
+                timeframe=plan.timeframe,
+                candles=plan.candles,
+                **{k: round(v, 3) for k, v in bulk.spent.items()},
+            )
         except Exception as exc:
             log.warning("ohlcv_bulk_cut_short", symbol=plan.symbol, error=repr(exc))
             raise

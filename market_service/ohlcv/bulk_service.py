@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
-from collections.abc import AsyncGenerator
+import time
+from collections import defaultdict, deque
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -141,6 +142,17 @@ class BulkOhlcv:
         self.sessionmaker = sessionmaker
         self.exchange = exchange
         self.settings = settings
+        # Where a request's time went, summed over its windows (worked on two at a time):
+        # seconds in PostgreSQL reads, exchange fetches and writes, and weeks read/filled.
+        self.spent: defaultdict[str, float] = defaultdict(float)
+
+    @contextlib.contextmanager
+    def _timed(self, name: str) -> Iterator[None]:
+        clock = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.spent[name] += time.perf_counter() - clock
 
     async def plan(
         self, symbol: str, timeframe: str, since_ms: int, until_ms: int | None
@@ -207,15 +219,17 @@ class BulkOhlcv:
 
     async def _read(self, plan: BulkPlan, weeks: tuple[int, ...]) -> list[bytes]:
         """Sealed weeks as stored; the weeks at the ends of the range cut to it."""
-        async with self.sessionmaker() as session:
-            driver = await driver_connection(session)
-            blocks = await read_blocks(
-                driver,
-                plan.key,
-                weeks[0],
-                weeks[-1] + WEEK_MS,
-                timeout_s=self.settings.ohlcv_copy_timeout_s,
-            )
+        with self._timed("read_s"):
+            async with self.sessionmaker() as session:
+                driver = await driver_connection(session)
+                blocks = await read_blocks(
+                    driver,
+                    plan.key,
+                    weeks[0],
+                    weeks[-1] + WEEK_MS,
+                    timeout_s=self.settings.ohlcv_copy_timeout_s,
+                )
+        self.spent["weeks_read"] += len(blocks)
         if len(blocks) < len(weeks):  # unsealed since the plan was made (by hand): fill
             return await self._fill(plan, weeks)
         return await self._requested(plan, blocks)
@@ -244,12 +258,14 @@ class BulkOhlcv:
         start = bucket_ceil(weeks[0] if closed else max(weeks[0], plan.start_ms), plan.timeframe)
         end = plan.end_ms if len(closed) < len(weeks) else closed[-1] + WEEK_MS
         end = bucket_ceil(end, plan.timeframe)
-        async with self.sessionmaker() as session:
-            driver = await driver_connection(session)
-            stored = await read_range(driver, plan.key, start, end, timeout_s=timeout)
+        with self._timed("read_s"):
+            async with self.sessionmaker() as session:
+                driver = await driver_connection(session)
+                stored = await read_range(driver, plan.key, start, end, timeout_s=timeout)
         # No connection is held while the exchange answers (a ccxt range takes many calls).
         runs = missing_runs(stored[0], start, end, frame)
-        fetched = [await fetch_columns(self.exchange, *plan.key[1:], lo, hi) for lo, hi in runs]
+        with self._timed("exchange_s"):
+            fetched = [await fetch_columns(self.exchange, *plan.key[1:], lo, hi) for lo, hi in runs]
         parts = [part for part in (stored, *fetched) if len(part[0])]
         candles = (
             await asyncio.to_thread(_merge, parts) if len(parts) > 1 else (parts or [stored])[0]
@@ -259,12 +275,14 @@ class BulkOhlcv:
             _between(part, closed[-1] + WEEK_MS if closed else start, end) for part in fetched
         ]
         new_rows = [part for part in open_week if len(part[0])]
-        async with self.sessionmaker() as session:
-            driver = await driver_connection(session)
-            async with driver.transaction():
-                await seal(driver, plan.key, blocks, timeout_s=timeout)
-                for part in new_rows:
-                    await insert_new(driver, plan.key, part, timeout_s=timeout)
+        with self._timed("store_s"):
+            async with self.sessionmaker() as session:
+                driver = await driver_connection(session)
+                async with driver.transaction():
+                    await seal(driver, plan.key, blocks, timeout_s=timeout)
+                    for part in new_rows:
+                        await insert_new(driver, plan.key, part, timeout_s=timeout)
+        self.spent["weeks_sealed"] += len(blocks)
         out = await self._requested(plan, blocks)
         if len(closed) < len(weeks):
             part = _between(candles, max(weeks[-1], plan.start_ms), plan.end_ms)
