@@ -56,7 +56,6 @@ from shared.events import Event, publish
 log = structlog.get_logger("backtests")
 
 LOAD_SHARE = 0.3  # progress reported while loading candles, the rest while simulating
-RECOVER_LOCK = "backtests:recover-lock"  # one replica looks for lost jobs at a time
 
 
 def _text(value: Any) -> str:
@@ -172,7 +171,8 @@ class BacktestWorker:
         """Queue again the jobs no stream entry names any more (see the module); returns
         how many. Database and Redis errors propagate (the caller's loop retries)."""
         interval_ms = int(self.settings.backtest_recover_interval_s * 1000)
-        if not await self.redis.set(RECOVER_LOCK, self.consumer, nx=True, px=interval_ms):
+        lock = recover_lock(self.stream)
+        if not await self.redis.set(lock, self.consumer, nx=True, px=interval_ms):
             return 0
         idle_ms = self.settings.backtest_claim_idle_ms
         async with self.sessionmaker() as session:
@@ -323,6 +323,11 @@ class BacktestWorker:
         async with self.sessionmaker() as session:
             await repository.set_progress(session, backtest_id, round(fraction, 4))
             await session.commit()
+
+
+def recover_lock(stream: str) -> str:
+    """The key held by the replica looking for lost jobs (one at a time)."""
+    return f"{stream}:recover-lock"
 
 
 def _message(exc: Exception) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from sqlalchemy import text
 
-from analysis_service.backtests.worker import RECOVER_LOCK, BacktestWorker
+from analysis_service.backtests.worker import BacktestWorker, recover_lock
 from analysis_service.models import Backtest
 from shared.events import Event, publish
 from tests.shared.sample_candles import random_candles
@@ -107,7 +107,7 @@ async def test_a_queued_job_whose_entry_is_gone_is_queued_again_and_runs(
     assert await worker.recover_lost_jobs() == 1
     assert await redis.xlen(settings.backtest_stream) == 2
     assert await worker.recover_lost_jobs() == 0  # one replica per interval
-    await redis.delete(RECOVER_LOCK)
+    await redis.delete(recover_lock(settings.backtest_stream))
     assert await worker.recover_lost_jobs() == 0  # both have an entry now
     while await worker.process_once(block_ms=10):
         pass
