@@ -1,6 +1,6 @@
 """ohlcv_blocks: sealed weeks of candle history, one Arrow record batch each, for the bulk
 route; backtests: the result as the JSON text it is served as, its metrics on their own,
-and a heartbeat of the worker running the job.
+a heartbeat of the worker running the job, and an index of the unfinished jobs.
 
 Revision ID: 0007
 Revises: 0003
@@ -51,6 +51,13 @@ def upgrade() -> None:
 
     op.add_column("backtests", sa.Column("metrics", pg.JSONB, nullable=True))
     op.add_column("backtests", sa.Column("heartbeat_at", sa.DateTime(timezone=True)))
+    # The recovery sweep's look for lost jobs: only the unfinished ones, however many done.
+    op.create_index(
+        "ix_backtests_unfinished",
+        "backtests",
+        ["created_at"],
+        postgresql_where=sa.text("status IN ('queued', 'running')"),
+    )
     op.execute("UPDATE backtests SET metrics = result -> 'metrics' WHERE result IS NOT NULL")
     op.alter_column(
         "backtests", "result", type_=sa.Text, postgresql_using="result::text", nullable=True
@@ -64,6 +71,7 @@ def downgrade() -> None:
     )
     op.execute("ALTER TABLE backtests ALTER COLUMN result SET STORAGE EXTENDED")
     op.execute("ALTER TABLE backtests ALTER COLUMN result SET COMPRESSION DEFAULT")
+    op.drop_index("ix_backtests_unfinished", table_name="backtests")
     op.drop_column("backtests", "heartbeat_at")
     op.drop_column("backtests", "metrics")
     op.drop_table("ohlcv_blocks")
