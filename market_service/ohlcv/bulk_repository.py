@@ -26,7 +26,7 @@ _KEY_COLUMNS = ["exchange", "symbol", "timeframe"]
 _COLUMNS = [*_KEY_COLUMNS, "timestamp", "open", "high", "low", "close", "volume"]
 _COLUMN_LIST = ", ".join(f'"{c}"' for c in _COLUMNS)
 _SELECT_WEEKS = (
-    "SELECT week, candles FROM ohlcv_blocks WHERE exchange = $1 AND symbol = $2 "
+    "SELECT week FROM ohlcv_blocks WHERE exchange = $1 AND symbol = $2 "
     "AND timeframe = $3 AND week >= $4 AND week < $5"
 )
 _SELECT_BLOCKS = (
@@ -91,10 +91,10 @@ async def read_range(
     return await asyncio.to_thread(decode_rows, b"".join(chunks))
 
 
-async def sealed_weeks(driver: Any, key: CandleKey, start_ms: int, end_ms: int) -> dict[int, int]:
-    """The sealed weeks starting in ``[start_ms, end_ms)``: week start (ms) -> candles."""
+async def sealed_weeks(driver: Any, key: CandleKey, start_ms: int, end_ms: int) -> set[int]:
+    """The sealed weeks starting in ``[start_ms, end_ms)`` (Mondays, epoch ms)."""
     rows = await driver.fetch(_SELECT_WEEKS, *key, _dt(start_ms), _dt(end_ms))
-    return {_ms(row["week"]): int(row["candles"]) for row in rows}
+    return {_ms(row["week"]) for row in rows}
 
 
 async def read_blocks(
