@@ -145,10 +145,15 @@ def to_ms(value: datetime) -> int:
 
 
 async def job_candles(
-    request: Mapping[str, Any], market: MarketClient, *, max_candles: int
+    request: Mapping[str, Any],
+    market: MarketClient,
+    *,
+    max_candles: int,
+    timings: dict[str, float] | None = None,
 ) -> Candles:
     """The candles of a stored job request (a backtest, an optimisation): the rows it
-    carries (checked again, off the loop), or its range from the market service."""
+    carries (checked again, off the loop), or its range from the market service
+    (``timings`` gets the stages of the transfer)."""
     rows = request.get("candles")
     if rows is not None:
         return await asyncio.to_thread(candles_from_rows, rows)
@@ -159,4 +164,5 @@ async def job_candles(
         start_ms=to_ms(datetime.fromisoformat(request["start"])),
         end_ms=to_ms(datetime.fromisoformat(request["end"])),
         max_candles=max_candles,
+        timings=timings,
     )

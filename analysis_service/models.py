@@ -38,11 +38,17 @@ class Backtest(Base):
     timeframe: Mapped[str | None] = mapped_column(String(10))
     start_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     end_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # The result as the JSON text GET /analysis/backtests/{id} serves (megabytes for a long
+    # run: never parsed again), its metrics on their own for the list.
+    result: Mapped[str | None] = mapped_column(Text)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Renewed by the worker running the job; a running job whose heartbeat is older than
+    # BACKTEST_CLAIM_IDLE_MS was left by a dead replica and may be taken over.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class PerformanceTrade(Base):

@@ -34,6 +34,8 @@ class AnalysisSettings(ServiceSettings):
     backtest_body_max_candles: int = Field(default=200_000, ge=1000)
     backtest_claim_idle_ms: int = Field(default=60_000, ge=1000)
     backtest_heartbeat_s: float = Field(default=5.0, gt=0)
+    # How often one replica looks for jobs whose stream entry is gone (queued again).
+    backtest_recover_interval_s: float = Field(default=30.0, gt=0)
     backtest_max_points: int = Field(default=5000, ge=100)
     backtest_workers: int = Field(default=1, ge=0, le=8)
     # Jobs one user may have queued or running at once (counted in PostgreSQL, so across

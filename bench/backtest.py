@@ -13,7 +13,10 @@ with none of them stored (the market service builds and stores them), then with 
 them stored, ``--api-runs`` times (the history is emptied before each run); beside it the
 engine's own time on the same candles, and the latency of ``GET /market/ticker`` and of
 the analysis service's ``/health`` while the job runs (and before, idle). Targets
-(issue 14): under 5 s stored, under 15 s not yet stored.
+(issue 14): under 5 s stored, under 15 s not yet stored. Each is printed with its stages:
+the POST, then the job's own log line (queued, candles loaded, engine, result JSON,
+result stored) and the GET of the done job. ``--profile`` records both services with
+py-spy during the first run's jobs and prints where their time went.
 
 Portfolio part (skip with ``--skip-portfolio``, or run it alone with ``--portfolio-only``):
 ``--pairs`` (100) sim pairs x ``--pair-candles`` (100,000) 1m candles, the same crossover,
@@ -29,7 +32,7 @@ slot cap in a ``signal_func_nb``, and both final equities (targets, issue 17: at
 candles/s and 5 times vectorbt, equal final equity).
 
     .venv/bin/python bench/backtest.py [--candles 1000000] [--reference-candles 100000]
-        [--skip-cli] [--skip-api] [--api-runs 3]
+        [--skip-cli] [--skip-api] [--api-runs 3] [--profile]
         [--skip-portfolio | --portfolio-only] [--pairs 100] [--pair-candles 100000]
         [--max-open 10]
 
@@ -515,17 +518,118 @@ def p50_max(samples: list[float]) -> str:
     return f"{statistics.median(samples):.0f}/{max(samples):.0f} ms (n={len(samples)})"
 
 
-async def api_runs(n: int, runs: int) -> list[dict[str, Any]]:
+# Where a job's time went: the analysis worker's log line (backtest_finished) and the market
+# service's for the bulk request (ohlcv_bulk_served, its keys prefixed "market_"; seconds
+# summed over the windows it works on two at a time).
+STAGES = [
+    ("queued_s", "queued (row stored -> worker claims it)"),
+    ("load_s", "candles loaded"),
+    ("transfer_s", "  bulk request to its last byte"),
+    ("market_read_s", "    market: PostgreSQL reads (*)"),
+    ("market_exchange_s", "    market: the sim builds missing candles (*)"),
+    ("market_store_s", "    market: weeks sealed, rows stored (*)"),
+    ("decode_s", "  Arrow stream decoded"),
+    ("run_s", "engine (signals + fill loop)"),
+    ("json_s", "result JSON"),
+    ("store_s", "result stored"),
+]
+
+
+def log_lines(log_path: Path, event: str) -> list[dict[str, Any]]:
+    """A service's JSON log lines of one event so far."""
+    import orjson
+
+    found = []
+    for line in log_path.read_bytes().splitlines():
+        if f'"{event}"'.encode() in line:
+            with contextlib.suppress(ValueError):
+                found.append(orjson.loads(line))
+    return found
+
+
+class Profiler:
+    """py-spy on the services while one job runs (``--profile``): the frames with the
+    largest inclusive share of the samples, per service."""
+
+    def __init__(self, processes: dict[str, int], label: str) -> None:
+        import shutil
+
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        self.outputs = {
+            name: Path(tempfile.gettempdir()) / f"bench-backtest-{label}-{name}.txt"
+            for name in processes
+        }
+        self.spies = [
+            subprocess.Popen(
+                [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200",
+                 "--threads", "--nonblocking", "--output", str(self.outputs[name])],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for name, pid in processes.items()
+        ]  # fmt: skip
+        time.sleep(1.0)  # attached
+
+    def report(self, label: str) -> None:
+        import collections
+        import re
+        import signal
+
+        for spy in self.spies:
+            spy.send_signal(signal.SIGINT)
+        for spy in self.spies:
+            spy.wait(60)
+        for name, out in self.outputs.items():
+            inclusive: collections.Counter[str] = collections.Counter()
+            total = 0
+            for line in out.read_text().splitlines() if out.exists() else []:
+                stack, _, count = line.rpartition(" ")
+                if not count.isdigit():
+                    continue
+                total += int(count)
+                frames = {re.sub(r"\(/\S*?/(site-packages|lib/python3\.\d+)/", "(", f)
+                          for f in stack.split(";")[1:]}  # fmt: skip
+                for frame in frames:
+                    inclusive[frame.replace(str(ROOT) + "/", "")] += int(count)
+            print(f"\n  py-spy, {label}, {name} service ({total} samples at 200/s, {out}):")
+            for frame, samples in inclusive.most_common(60):
+                if any(skip in frame for skip in _PLUMBING):
+                    continue
+                print(f"    {100 * samples / max(total, 1):5.1f}%  {frame[:140]}")
+
+
+_PLUMBING = ("threading.py", "runpy", "click/", "uvicorn/main", "uvicorn/__main__",
+             "uvicorn/server", "uvicorn/_compat", "asyncio/runners", "thread.py")  # fmt: skip
+
+
+async def api_runs(n: int, runs: int, profile: bool) -> list[dict[str, Any]]:
     """End-to-end figures of ``runs`` runs (not stored, then stored) over n candles."""
-    import httpx
     from sqlalchemy import text
 
+    from bench.clients import http_client
     from bench.stores import ScratchStores
     from shared.db import create_engine, create_sessionmaker
     from shared.redis import create_redis
     from tests.factories import create_user
     from tests.servers import ServiceProcess
     from tests.stores import TEST_ENCRYPTION_KEY, TEST_JWT_SECRET
+    from tradebot.stack import serve_command
+
+    class LoggedService(ServiceProcess):
+        """A service whose log lines (stdout) go to a file the bench reads."""
+
+        def __init__(self, service: str, env: dict[str, str]) -> None:
+            super().__init__(service, env=env)
+            self.log_path = Path(tempfile.gettempdir()) / f"bench-backtest-{service}.log"
+
+        def start(self, *, wait: bool = True) -> ServiceProcess:
+            with self.log_path.open("wb") as log:
+                self.proc = subprocess.Popen(
+                    serve_command(self.service, self.port), env=self.env, stdout=log, stderr=log
+                )
+            if wait:
+                self.wait_listening()
+            return self
 
     stores = await ScratchStores.open()
     env = {
@@ -534,12 +638,13 @@ async def api_runs(n: int, runs: int) -> list[dict[str, Any]]:
         "JWT_SECRET": TEST_JWT_SECRET,
         "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
         "ENVIRONMENT": "development",
-        "LOG_LEVEL": "WARNING",
+        # INFO for the lines with the stages (and a line per request, as `tradebot up`).
+        "LOG_LEVEL": "INFO",
         "MARKET_EXCHANGES": "sim",
     }
-    market = ServiceProcess("market", env=env)
+    market = LoggedService("market", env)
     await asyncio.to_thread(market.start)
-    analysis = ServiceProcess("analysis", env={**env, "MARKET_SERVICE_URLS": market.url})
+    analysis = LoggedService("analysis", {**env, "MARKET_SERVICE_URLS": market.url})
     await asyncio.to_thread(analysis.start)
     engine = create_engine(stores.database_url, pool_size=2)
     redis = create_redis(stores.redis_url)
@@ -547,10 +652,10 @@ async def api_runs(n: int, runs: int) -> list[dict[str, Any]]:
     try:
         async with create_sessionmaker(engine, redis)() as session:
             user = await create_user(session, redis)
-        async with httpx.AsyncClient(timeout=120) as client:
+        async with http_client(timeout=120) as client:
 
-            async def backtest(start_ms: int, count: int) -> float:
-                """Seconds from the POST to the job being done."""
+            async def backtest(start_ms: int, count: int) -> dict[str, Any]:
+                """Seconds from the POST to the job done with its result read, and parts."""
                 body = {
                     "strategy": "ma_crossover",
                     "parameters": {"fast": 10, "slow": 30},
@@ -566,32 +671,50 @@ async def api_runs(n: int, runs: int) -> list[dict[str, Any]]:
                     analysis.url + "/analysis/backtests", json=body, headers=user.headers
                 )
                 accepted.raise_for_status()
+                posted = time.perf_counter() - t0
                 job = f"{analysis.url}/analysis/backtests/{accepted.json()['id']}"
                 while True:
-                    state = (await client.get(job, headers=user.headers)).json()
+                    t1 = time.perf_counter()
+                    answer = await client.get(job, headers=user.headers)
+                    state = answer.json()
                     if state["status"] in ("done", "failed"):
                         break
                     await asyncio.sleep(0.05)
-                elapsed = time.perf_counter() - t0
+                done = time.perf_counter()
                 if state["status"] != "done":
                     raise SystemExit(f"the API backtest failed: {state['error']}")
                 if not state["result"]["metrics"]["n_trades"]:
                     raise SystemExit(f"the API backtest made no trade: {state['result']}")
-                return elapsed
+                job_line = next(
+                    line for line in log_lines(analysis.log_path, "backtest_finished")
+                    if line.get("backtest_id") == str(state["id"])
+                )  # fmt: skip
+                # One bulk request a job, one job at a time: the market's last line is its.
+                served = log_lines(market.log_path, "ohlcv_bulk_served")[-1]
+                stages = {**job_line, **{f"market_{k}": v for k, v in served.items()}}
+                return {
+                    "total_s": done - t0,
+                    "post_s": posted,
+                    "get_s": done - t1,
+                    "result_mb": len(answer.content) / 1e6,
+                    **{key: stages.get(key, 0.0) for key, _ in STAGES},
+                }
 
             ticker = f"{market.url}/market/ticker?symbol=ETH/USDT"
             health = f"{analysis.url}/health"
-            await backtest(START_MS - 10_000 * 60_000, 5000)  # warm both processes
+            await backtest(START_MS - 20_000 * 60_000, 5000)  # warm both processes
             idle = [LatencyProbe(client, ticker), LatencyProbe(client, health)]
             for probe in idle:
                 probe.start()
             await asyncio.sleep(3)
             idle_ticker, idle_health = [await probe.stop() for probe in idle]
+            pids = {"market": pid_of(market), "analysis": pid_of(analysis)}
             for run in range(runs):
                 async with engine.begin() as conn:
-                    await conn.execute(text("TRUNCATE ohlcv_data"))
+                    await conn.execute(text("TRUNCATE ohlcv_data, ohlcv_blocks"))
                 figures: dict[str, Any] = {"load": os.getloadavg()[0]}
                 for phase in ("fresh", "stored"):
+                    spy = Profiler(pids, phase) if profile and run == 0 else None
                     probes = [LatencyProbe(client, ticker), LatencyProbe(client, health)]
                     for probe in probes:
                         probe.start()
@@ -599,11 +722,13 @@ async def api_runs(n: int, runs: int) -> list[dict[str, Any]]:
                     figures[f"{phase}_ticker"], figures[f"{phase}_health"] = [
                         await probe.stop() for probe in probes
                     ]
+                    if spy is not None:
+                        spy.report(f"{phase}, {figures[phase]['total_s']:.2f} s")
                 figures["idle_ticker"], figures["idle_health"] = idle_ticker, idle_health
                 out.append(figures)
                 print(
-                    f"  run {run + 1}: not stored {figures['fresh']:.2f} s, "
-                    f"stored {figures['stored']:.2f} s (load {figures['load']:.2f})",
+                    f"  run {run + 1}: not stored {figures['fresh']['total_s']:.2f} s, "
+                    f"stored {figures['stored']['total_s']:.2f} s (load {figures['load']:.2f})",
                     flush=True,
                 )
     finally:
@@ -615,21 +740,35 @@ async def api_runs(n: int, runs: int) -> list[dict[str, Any]]:
     return out
 
 
+def pid_of(service: Any) -> int:
+    assert service.proc is not None
+    return int(service.proc.pid)
+
+
 def print_api(n: int, engine_s: float, runs: list[dict[str, Any]]) -> None:
-    def span(key: str) -> str:
-        values = [r[key] for r in runs]
-        return f"{min(values):.2f}-{max(values):.2f} s" if len(values) > 1 else f"{values[0]:.2f} s"
+    def span(phase: str, key: str) -> str:
+        values = [r[phase][key] for r in runs if key in r[phase]]
+        if not values:
+            return "n/a"
+        if len(values) == 1:
+            return f"{values[0]:.2f} s"
+        return f"{min(values):.2f}-{max(values):.2f} s"
 
     def merged(key: str) -> list[float]:
         return [x for r in runs for x in r[key]]
 
-    print(f"\nPOST /analysis/backtests to done, {n:,} sim 1m candles, {len(runs)} run(s):")
-    print(
-        f"  {'candles not yet stored (market builds, COPYs them)':52} {span('fresh'):>14}"
-        f"   target < 15 s"
-    )
-    print(f"  {'candles stored (one COPY out per window)':52} {span('stored'):>14}   target < 5 s")
-    print(f"  {'the engine alone on the same candles (in process)':52} {engine_s:>12.2f} s")
+    def row(label: str, key: str, note: str = "") -> None:
+        print(f"  {label:50} {span('fresh', key):>16} {span('stored', key):>16}{note}")
+
+    print(f"\nPOST /analysis/backtests to done (result read), {n:,} sim 1m candles:")
+    print(f"  {len(runs)} run(s) {'':41} {'not yet stored':>16} {'stored':>16}")
+    row("end to end", "total_s", "   targets < 15 s, < 5 s")
+    row("  POST answered (202)", "post_s")
+    for key, label in STAGES:
+        row("  " + label, key)
+    row(f"  GET of the done job ({runs[0]['stored']['result_mb']:.1f} MB)", "get_s")
+    print("  (*) summed over the bulk request's windows, two of which are worked on at once")
+    print(f"  {'the engine alone on the same candles (in process)':50} {engine_s:>14.2f} s")
     print("  latency p50/max while idle / during a not-stored job / during a stored job:")
     for name, key in (("GET /market/ticker", "ticker"), ("analysis GET /health", "health")):
         print(
@@ -657,6 +796,9 @@ def main() -> None:
         "--portfolio-fees",
         default="0.001,0",
         help="fees to run the portfolio at, comma-separated (0 keeps the capital invested)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy on both services during the first run"
     )
     args = parser.parse_args()
     fees = [float(f) for f in args.portfolio_fees.split(",")]
@@ -714,7 +856,7 @@ def main() -> None:
         )
     if not args.skip_api:
         print(f"\nAPI runs over {args.candles:,} candles ...", flush=True)
-        runs = asyncio.run(api_runs(args.candles, args.api_runs))
+        runs = asyncio.run(api_runs(args.candles, args.api_runs, args.profile))
         print_api(args.candles, ours_big["full"], runs)
 
 

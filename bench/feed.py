@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 import orjson
 
+from bench.clients import http_client
 from bench.stores import ScratchStores
 from shared.redis import create_redis
 from tests.servers import ServiceProcess, free_port
@@ -308,14 +309,14 @@ def line(label: str, r: dict[str, Any]) -> str:
 
 async def ticker_rate(base: str, seconds: float, concurrency: int = 50) -> tuple[float, int]:
     """Cached tickers per second over ``concurrency`` keep-alive clients, and how many
-    requests failed. A failed request is counted and the worker goes on: a server that
-    closes a kept-alive connection as a request goes out ("Server disconnected without
-    sending a response") ended the whole benchmark before its last figures."""
+    requests failed (counted, and printed: the run goes on to its end). The client lets
+    go of idle connections long before the server would close them (bench/clients.py):
+    reusing one the server was closing was what ended this benchmark with "Server
+    disconnected without sending a response"."""
     done = 0
     failed = 0
     end = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
+    async with http_client(connections=concurrency, base_url=base, timeout=10) as client:
 
         async def worker() -> None:
             nonlocal done, failed

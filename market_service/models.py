@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, DateTime, Numeric, String, func, true
+from sqlalchemy import Boolean, DateTime, Integer, LargeBinary, Numeric, String, func, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base
@@ -40,3 +40,18 @@ class OhlcvCandle(Base):
     low: Mapped[Decimal] = mapped_column(MONEY)
     close: Mapped[Decimal] = mapped_column(MONEY)
     volume: Mapped[Decimal] = mapped_column(MONEY)
+
+
+class OhlcvBlock(Base):
+    """A sealed week of history (`ohlcv_blocks`): one Arrow record batch of the candles
+    opening in ``[week, week + 7 days)``, read and written by the bulk route."""
+
+    __tablename__ = "ohlcv_blocks"
+
+    exchange: Mapped[str] = mapped_column(String(50), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(20), primary_key=True)
+    timeframe: Mapped[str] = mapped_column(String(10), primary_key=True)
+    week: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    candles: Mapped[int] = mapped_column(Integer)
+    batch: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -4,6 +4,9 @@ Six columns, ``timestamp`` (int64 epoch ms, UTC) and ``open high low close volum
 (float64), in record batches: the sender sends each batch as soon as it has it, the
 receiver gets numpy columns without parsing a number (docs/api.md, market service).
 A stream without its end-of-stream marker was cut off and is refused.
+
+A record batch is also how the market service stores a sealed week of history
+(``ohlcv_blocks.batch``): the stored message goes into a stream as it is.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ __all__ = [
     "CANDLE_SCHEMA",
     "MEDIA_TYPE",
     "CandleStreamError",
+    "batch_columns",
     "read_candles",
     "stream_batch",
     "stream_end",
@@ -52,6 +56,12 @@ def stream_batch(columns: Sequence[np.ndarray]) -> bytes:
     """One record batch of a stream: ``timestamp, open, high, low, close, volume``."""
     batch = pa.record_batch(list(columns), schema=CANDLE_SCHEMA)
     return bytes(batch.serialize().to_pybytes())
+
+
+def batch_columns(message: bytes) -> tuple[np.ndarray, ...]:
+    """The six columns of one record-batch message made by :func:`stream_batch`."""
+    batch = pa.ipc.read_record_batch(pa.py_buffer(message), CANDLE_SCHEMA)
+    return tuple(column.to_numpy() for column in batch.columns)
 
 
 def stream_end() -> bytes:

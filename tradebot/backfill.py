@@ -1,4 +1,9 @@
-"""`tradebot backfill`: store a symbol/timeframe range of candles in `ohlcv_data`."""
+"""`tradebot backfill`: store a symbol/timeframe range of candles in `ohlcv_data`.
+
+The range is fetched window by window (the sim builds a window in whole arrays, a ccxt
+exchange pages) and each window goes in with one binary COPY, as the bulk route writes
+history; candles already stored take the exchange's values.
+"""
 
 from __future__ import annotations
 
@@ -47,10 +52,11 @@ async def _backfill(
 ) -> int:
     from market_service.exchanges import TIMEFRAME_MS, ExchangeError, build_exchange
     from market_service.main import SIM_ANCHOR_KEY
-    from market_service.ohlcv import repository
+    from market_service.ohlcv.bulk_repository import driver_connection, insert_new
+    from market_service.ohlcv.bulk_service import fetch_columns
     from market_service.ohlcv.service import bucket_ceil, bucket_floor
     from market_service.settings import MarketSettings
-    from shared.db import create_engine, create_sessionmaker, unit_of_work
+    from shared.db import create_engine, create_sessionmaker
     from shared.redis import create_redis
 
     settings = MarketSettings()
@@ -78,8 +84,12 @@ async def _backfill(
         tf = TIMEFRAME_MS[timeframe]
         closed_end = bucket_floor(exchange.now_ms(), timeframe)
         end = min(end or closed_end, closed_end)
-        cursor = bucket_ceil(start, timeframe)
-        total = max(0, -(-(end - cursor) // tf))
+        first = bucket_ceil(start, timeframe)
+        total = max(0, -(-(end - first) // tf))
+        # A window a COPY: the sim's are built at once, a ccxt exchange's take a page a call
+        # (kept to ten pages, so the progress moves and a failure loses little).
+        whole = getattr(exchange, "closed_ohlcv_rows", None) is not None
+        step = (settings.ohlcv_bulk_window if whole else 10 * exchange.ohlcv_page_limit) * tf
         columns = (
             TextColumn(f"{exchange_id} {symbol} {timeframe}"),
             BarColumn(),
@@ -88,22 +98,21 @@ async def _backfill(
         )
         with Progress(*columns, console=console) as progress:
             task = progress.add_task("backfill", total=total)
-            while cursor < end:
-                wanted = min(exchange.ohlcv_page_limit, -(-(end - cursor) // tf))
-                page = [
-                    c
-                    for c in await exchange.fetch_ohlcv(symbol, timeframe, cursor, wanted)
-                    if cursor <= c[0] < end
-                ]
-                if not page:
-                    break
-                async with unit_of_work(sessionmaker) as session:
-                    stored_total += await repository.upsert_candles(
-                        session, exchange_id, symbol, timeframe, page
-                    )
-                done = (int(page[-1][0]) + tf - bucket_ceil(start, timeframe)) // tf
-                progress.update(task, completed=done)
-                cursor = int(page[-1][0]) + tf
+            for lo in range(first, end, step):
+                hi = min(lo + step, end)
+                window = await fetch_columns(exchange, symbol, timeframe, lo, hi)
+                async with sessionmaker() as session:
+                    driver = await driver_connection(session)
+                    async with driver.transaction():
+                        await insert_new(
+                            driver,
+                            (exchange_id, symbol, timeframe),
+                            window,
+                            update_existing=True,
+                            timeout_s=settings.ohlcv_copy_timeout_s,
+                        )
+                stored_total += len(window[0])
+                progress.update(task, completed=(hi - first) // tf)
     except ExchangeError as exc:
         console.print(f"[red]{exc.detail}[/]")
         return 1

@@ -46,9 +46,7 @@ async def _current_heads(database_url: str) -> set[str]:
     def read(connection: Connection) -> set[str]:
         return set(MigrationContext.configure(connection).get_current_heads())
 
-    engine = create_async_engine(
-        normalise_database_url(database_url), connect_args={"timeout": 5}
-    )
+    engine = create_async_engine(normalise_database_url(database_url), connect_args={"timeout": 5})
     try:
         async with engine.connect() as connection:
             return await connection.run_sync(read)

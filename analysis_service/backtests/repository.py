@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Text, func, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
@@ -43,33 +43,29 @@ async def get(session: AsyncSession, backtest_id: uuid.UUID) -> Backtest | None:
     return await session.get(Backtest, backtest_id)
 
 
-async def get_for_user_result_text(
+async def get_for_user(
     session: AsyncSession, backtest_id: uuid.UUID, user_id: uuid.UUID
-) -> tuple[Backtest, str | None] | None:
-    """The user's job with its result as JSON text (parsed by the caller, off the event
-    loop: a long run's result is megabytes)."""
-    found = (
-        await session.execute(
-            select(Backtest, Backtest.result.cast(Text))
-            .options(defer(Backtest.result))
-            .where(Backtest.id == backtest_id, Backtest.user_id == user_id)
-        )
-    ).first()
-    return None if found is None else (found[0], found[1])
+) -> Backtest | None:
+    """The user's job, its result (JSON text) included."""
+    return await session.scalar(
+        select(Backtest).where(Backtest.id == backtest_id, Backtest.user_id == user_id)
+    )
 
 
 async def list_for_user(
     session: AsyncSession, user_id: uuid.UUID, *, limit: int, offset: int
-) -> Sequence[tuple[Backtest, dict[str, Any] | None]]:
-    """The user's jobs, newest first, each with its ``result.metrics``: the result itself
-    (a long run's trades, megabytes) and the request stay in the database."""
-    rows = await session.execute(
-        select(Backtest, Backtest.result["metrics"])
+) -> Sequence[Backtest]:
+    """The user's jobs, newest first: the result (a long run's trades, megabytes) and the
+    request stay in the database."""
+    rows = await session.scalars(
+        select(Backtest)
         .options(defer(Backtest.result), defer(Backtest.request))
         .where(Backtest.user_id == user_id)
         .order_by(Backtest.created_at.desc(), Backtest.id)
+        .limit(limit)
+        .offset(offset)
     )
-    return [(row, metrics) for row, metrics in rows.all()]
+    return rows.all()
 
 
 async def count_for_user(session: AsyncSession, user_id: uuid.UUID) -> int:
@@ -80,14 +76,57 @@ async def count_for_user(session: AsyncSession, user_id: uuid.UUID) -> int:
     return int(total or 0)
 
 
-async def claim(session: AsyncSession, backtest_id: uuid.UUID) -> Backtest | None:
-    """Mark a queued (or abandoned running) job as running; None when already finished."""
+def _idle(idle_ms: int) -> Any:
+    return func.now() - func.make_interval(0, 0, 0, 0, 0, 0, idle_ms / 1000)
+
+
+def _abandoned(idle_ms: int) -> Any:
+    """Running, but no heartbeat for ``idle_ms``: its worker died."""
+    return (Backtest.status == "running") & or_(
+        Backtest.heartbeat_at.is_(None), Backtest.heartbeat_at < _idle(idle_ms)
+    )
+
+
+async def claim(session: AsyncSession, backtest_id: uuid.UUID, *, idle_ms: int) -> Backtest | None:
+    """Mark a queued (or abandoned running) job as running; None when it is finished or
+    another worker runs it."""
     return await session.scalar(
         update(Backtest)
-        .where(Backtest.id == backtest_id, Backtest.status.in_(("queued", "running")))
-        .values(status="running", progress=0.0, started_at=func.now(), error=None)
+        .where(Backtest.id == backtest_id, (Backtest.status == "queued") | _abandoned(idle_ms))
+        .values(
+            status="running",
+            progress=0.0,
+            started_at=func.now(),
+            heartbeat_at=func.now(),
+            error=None,
+        )
         .returning(Backtest)
     )
+
+
+async def beat(session: AsyncSession, backtest_id: uuid.UUID) -> None:
+    """The running job's heartbeat."""
+    await session.execute(
+        update(Backtest)
+        .where(Backtest.id == backtest_id, Backtest.status == "running")
+        .values(heartbeat_at=func.now())
+    )
+
+
+async def stale(session: AsyncSession, *, idle_ms: int, limit: int = 100) -> list[Backtest]:
+    """Jobs queued for ``idle_ms`` or more, and running ones without a heartbeat for as
+    long: either still waiting in the stream, or lost from it."""
+    rows = await session.scalars(
+        select(Backtest)
+        .options(defer(Backtest.result), defer(Backtest.request))
+        .where(
+            ((Backtest.status == "queued") & (Backtest.created_at < _idle(idle_ms)))
+            | _abandoned(idle_ms)
+        )
+        .order_by(Backtest.created_at)
+        .limit(limit)
+    )
+    return list(rows.all())
 
 
 async def set_progress(session: AsyncSession, backtest_id: uuid.UUID, progress: float) -> None:
@@ -102,12 +141,14 @@ async def finish(
     session: AsyncSession,
     backtest_id: uuid.UUID,
     *,
-    result: dict[str, Any] | None,
+    result: str | None,
+    metrics: dict[str, Any] | None,
     error: str | None,
 ) -> None:
     values: dict[str, Any] = {
         "status": "done" if error is None else "failed",
         "result": result,
+        "metrics": metrics,
         "error": error,
         "finished_at": func.now(),
     }

@@ -41,7 +41,7 @@ async def list_backtests(
     """The caller's backtests, newest first (metrics only)."""
     rows, total = await BacktestService(session, settings).page(user.user_id, page)
     return {
-        "items": [backtest_summary(row, metrics) for row, metrics in rows],
+        "items": [backtest_summary(row) for row in rows],
         "total": total,
         "limit": page.limit,
         "offset": page.offset,
@@ -59,7 +59,5 @@ async def get_backtest(
     backtest_id: uuid.UUID, user: CurrentUser, session: SessionDep, settings: AnalysisSettingsDep
 ) -> Response:
     """Status, progress (0..1), error and, when done, metrics, trades and equity curve."""
-    # Built (validated against BacktestRead) on a worker thread: a long run's result is
-    # megabytes of JSON, too much to parse and render on the event loop.
     body = await BacktestService(session, settings).read_json(user.user_id, backtest_id)
     return Response(body, media_type="application/json")

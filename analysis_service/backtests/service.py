@@ -9,13 +9,11 @@ job reaches the stream after the commit even if Redis blinks.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analysis_service.backtests import repository
@@ -172,30 +170,35 @@ class BacktestService:
             )
 
     async def read_json(self, user_id: uuid.UUID, backtest_id: uuid.UUID) -> bytes:
-        """The body of ``GET /analysis/backtests/{id}``, built on a worker thread."""
-        found = await repository.get_for_user_result_text(self.session, backtest_id, user_id)
-        if found is None:
+        """The body of ``GET /analysis/backtests/{id}``: the job's fields, with its stored
+        result JSON put in as it is (megabytes for a long run, never parsed again)."""
+        row = await repository.get_for_user(self.session, backtest_id, user_id)
+        if row is None:
             raise NotFound("no such backtest")
-        row, result_text = found
+        return with_result(BacktestRead.model_validate(backtest_read(row)), row.result)
 
-        def build() -> bytes:
-            body = backtest_read(row, None if result_text is None else orjson.loads(result_text))
-            return BacktestRead.model_validate(body).model_dump_json().encode()
-
-        return await asyncio.to_thread(build)
-
-    async def page(
-        self, user_id: uuid.UUID, page: PageParams
-    ) -> tuple[Sequence[tuple[Backtest, dict[str, Any] | None]], int]:
-        """The user's backtests, newest first, with their metrics, and how many there are."""
+    async def page(self, user_id: uuid.UUID, page: PageParams) -> tuple[Sequence[Backtest], int]:
+        """A page of the user's backtests, newest first, and how many there are."""
         rows = await repository.list_for_user(
             self.session, user_id, limit=page.limit, offset=page.offset
         )
         return rows, await repository.count_for_user(self.session, user_id)
 
 
-def backtest_read(row: Backtest, result: dict[str, Any] | None) -> dict[str, Any]:
-    """The body of ``GET /analysis/backtests/{id}``."""
+def with_result(read: BacktestRead, result: str | None) -> bytes:
+    """``read`` as JSON, ``result`` (JSON text or None) as its ``result``."""
+    body = read.model_dump_json().encode()
+    if result is None:
+        return body
+    # The last "result" key is the top level's: only timestamps follow it.
+    marker = b',"result":null,'
+    at = body.rindex(marker)
+    return b"".join((body[:at], b',"result":', result.encode(), body[at + len(marker) - 1 :]))
+
+
+def backtest_read(row: Backtest) -> dict[str, Any]:
+    """The body of ``GET /analysis/backtests/{id}``, but for its ``result`` (see
+    :func:`with_result`)."""
     request = row.request
     return {
         "id": row.id,
@@ -224,14 +227,14 @@ def backtest_read(row: Backtest, result: dict[str, Any] | None) -> dict[str, Any
                 "trailing_stop",
             )
         },
-        "result": result,
+        "result": None,
         "created_at": row.created_at,
         "started_at": row.started_at,
         "finished_at": row.finished_at,
     }
 
 
-def backtest_summary(row: Backtest, metrics: dict[str, Any] | None) -> dict[str, Any]:
+def backtest_summary(row: Backtest) -> dict[str, Any]:
     return {
         "id": row.id,
         "status": row.status,
@@ -243,5 +246,5 @@ def backtest_summary(row: Backtest, metrics: dict[str, Any] | None) -> dict[str,
         "timeframe": row.timeframe,
         "created_at": row.created_at,
         "finished_at": row.finished_at,
-        "metrics": metrics,
+        "metrics": row.metrics,
     }

@@ -23,12 +23,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
+import orjson
 from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
 from optuna.trial import FrozenTrial, TrialState
 
 from analysis_service.optimisations.evaluation import backtest, score, trial_metrics
 from analysis_service.optimisations.folds import Window
 from analysis_service.optimisations.plan import Plan
+from shared.backtest.report import result_json
 from shared.candles import Candles
 
 # User attributes a trial records (one journal write each).
@@ -195,7 +197,11 @@ def summarise(
     if plan.folds:
         efficiency = _efficiency(folds)
         base["walk_forward"] = {"efficiency": efficiency, "rule": rule}
-    result = {**base, "best": recommended, "backtest": full.to_json(max_points=max_points)}
+    result = {
+        **base,
+        "best": recommended,
+        "backtest": orjson.loads(result_json(full, max_points=max_points)),
+    }
     return Summary(
         result=result, trials=rows, best_params=dict(trial.params), best_value=value, error=None
     )

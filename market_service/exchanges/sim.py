@@ -87,6 +87,11 @@ def _ewm_kernel(halflife: float, length: int) -> FloatArray:
     return normalised
 
 
+_MINUTE_KERNEL = _ewm_kernel(45, 240)  # the minute-scale volatility's memory
+_SEASON = 1.0 + 0.35 * np.sin(2 * np.pi * (np.arange(DAY_MINUTES) / DAY_MINUTES - 0.3))
+DAYS_PER_CHUNK = 64  # days a range is built with at once (about 40 MB of work arrays)
+
+
 class SimPath:
     """The deterministic price path of one pair under one seed."""
 
@@ -106,30 +111,47 @@ class SimPath:
         self._day_summary = lru_cache(maxsize=8192)(self._make_day_summary)
         self._ticks = lru_cache(maxsize=256)(self._make_ticks)
 
-    # -- one day of 1 m candles ------------------------------------------------------------
+    # -- days of 1 m candles ---------------------------------------------------------------
 
     def day(self, day: int) -> FloatArray:
         """The 1 440 one-minute candles of ``day`` as rows [ts, o, h, l, c, v]."""
         return self._day(day)
 
     def _make_day(self, day: int) -> FloatArray:
+        return self.days(day, 1)
+
+    def days(self, first: int, count: int) -> FloatArray:
+        """The one-minute candles of ``count`` days from ``first``, as rows (the same
+        values day by day: each day's random draws come from that day's own generator,
+        and the arithmetic on them is done for all the days at once)."""
         pair = self.pair
-        rng = np.random.default_rng([self.seed, self.key, day])
-        latent = np.convolve(rng.standard_normal(DAY_MINUTES + 240), _ewm_kernel(45, 240), "valid")[
-            :DAY_MINUTES
-        ]
+        index = np.arange(first, first + count)
+        noise = np.empty((count, DAY_MINUTES + 240))
+        t_draws, wick_hi_draws, wick_lo_draws, volume_draws = (
+            np.empty((count, DAY_MINUTES)) for _ in range(4)
+        )
+        for i, day in enumerate(index.tolist()):
+            rng = np.random.default_rng([self.seed, self.key, day])
+            noise[i] = rng.standard_normal(DAY_MINUTES + 240)
+            t_draws[i] = rng.standard_t(5, DAY_MINUTES)
+            wick_hi_draws[i] = rng.standard_normal(DAY_MINUTES)
+            wick_lo_draws[i] = rng.standard_normal(DAY_MINUTES)
+            volume_draws[i] = rng.lognormal(0, 0.5, DAY_MINUTES)
+        kernel = _MINUTE_KERNEL
+        latent = np.stack([np.convolve(row, kernel, "valid")[:DAY_MINUTES] for row in noise])
         h = np.exp(0.45 * latent)
-        sigma_day = self.daily_sigma[day]
-        sigma_min = sigma_day * h / np.sqrt(np.sum(h**2))
-        z = np.clip(rng.standard_t(5, DAY_MINUTES) / np.sqrt(5 / 3), -8, 8)
+        sigma_day = self.daily_sigma[index][:, None]
+        sigma_min = sigma_day * h / np.sqrt(np.sum(h**2, axis=1, keepdims=True))
+        z = np.clip(t_draws / np.sqrt(5 / 3), -8, 8)
         r = sigma_min * z
-        cum = np.cumsum(r)
-        target = self.levels[day + 1] - self.levels[day]
-        bridge = cum - (np.arange(1, DAY_MINUTES + 1) / DAY_MINUTES) * (cum[-1] - target)
-        close = np.exp(self.levels[day] + bridge)
-        open_ = np.concatenate([[np.exp(self.levels[day])], close[:-1]])
-        wick_hi = np.abs(rng.standard_normal(DAY_MINUTES)) * sigma_min * 0.6
-        wick_lo = np.abs(rng.standard_normal(DAY_MINUTES)) * sigma_min * 0.6
+        cum = np.cumsum(r, axis=1)
+        start_level = self.levels[index][:, None]
+        target = self.levels[index + 1][:, None] - start_level
+        bridge = cum - (np.arange(1, DAY_MINUTES + 1) / DAY_MINUTES) * (cum[:, -1:] - target)
+        close = np.exp(start_level + bridge)
+        open_ = np.concatenate([np.exp(start_level), close[:, :-1]], axis=1)
+        wick_hi = np.abs(wick_hi_draws) * sigma_min * 0.6
+        wick_lo = np.abs(wick_lo_draws) * sigma_min * 0.6
         tick = pair.price_tick
         open_r = _round_to(open_, tick)
         close_r = _round_to(close, tick)
@@ -137,12 +159,13 @@ class SimPath:
         high = np.maximum(high, np.maximum(open_r, close_r))
         low = _round_to(np.minimum(open_, close) * np.exp(-wick_lo), tick)
         low = np.maximum(np.minimum(low, np.minimum(open_r, close_r)), tick)
-        season = 1.0 + 0.35 * np.sin(2 * np.pi * (np.arange(DAY_MINUTES) / DAY_MINUTES - 0.3))
         activity = 0.4 + np.abs(r) / np.maximum(sigma_min, 1e-12)
-        volume = pair.volume_per_minute * season * activity * rng.lognormal(0, 0.5, DAY_MINUTES)
+        volume = pair.volume_per_minute * _SEASON * activity * volume_draws
         volume = np.maximum(_round_to(volume, pair.amount_step), pair.amount_step)
-        ts = EPOCH_MS + (day * DAY_MINUTES + np.arange(DAY_MINUTES)) * MINUTE_MS
-        return np.column_stack([ts.astype(np.float64), open_r, high, low, close_r, volume])
+        minutes = index[:, None] * DAY_MINUTES + np.arange(DAY_MINUTES)
+        ts = (EPOCH_MS + minutes * MINUTE_MS).astype(np.float64)
+        rows = np.stack([ts, open_r, high, low, close_r, volume], axis=-1)
+        return rows.reshape(count * DAY_MINUTES, 6)
 
     def _make_day_summary(self, day: int) -> tuple[float, float, float, float, float]:
         rows = self.day(day)
@@ -158,13 +181,18 @@ class SimPath:
         """1 m candles for minute indexes ``first..last`` inclusive (closed minutes)."""
         if last < first:
             return np.empty((0, 6))
-        parts = []
-        for day in range(first // DAY_MINUTES, last // DAY_MINUTES + 1):
-            rows = self.day(day)
-            lo = max(first - day * DAY_MINUTES, 0)
-            hi = min(last - day * DAY_MINUTES, DAY_MINUTES - 1)
-            parts.append(rows[lo : hi + 1])
-        return np.concatenate(parts)
+        first_day, last_day = first // DAY_MINUTES, last // DAY_MINUTES
+        if first_day == last_day:  # the live paths: one day, kept in the cache
+            rows = self.day(first_day)
+        else:  # a range: built in whole arrays, a chunk of days at a time
+            rows = np.concatenate(
+                [
+                    self.days(day, min(DAYS_PER_CHUNK, last_day + 1 - day))
+                    for day in range(first_day, last_day + 1, DAYS_PER_CHUNK)
+                ]
+            )
+        offset = first_day * DAY_MINUTES
+        return rows[first - offset : last - offset + 1]
 
     # -- ticks inside one minute ----------------------------------------------------------
 

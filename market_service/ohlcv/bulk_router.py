@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
@@ -13,7 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from market_service.deps import ExchangeDep, MarketSettingsDep, SymbolQuery
 from market_service.ohlcv.bulk_service import BulkOhlcv
-from shared.candle_arrow import MEDIA_TYPE, stream_batch, stream_end, stream_header
+from shared.candle_arrow import MEDIA_TYPE, stream_end, stream_header
 from shared.errors import ValidationFailed
 from shared.strict_query import StrictQueryRoute
 
@@ -75,11 +74,19 @@ async def get_ohlcv_bulk(
     async def body() -> AsyncIterator[bytes]:
         try:
             yield stream_header()
-            if first is not None:
-                yield await asyncio.to_thread(stream_batch, first)
-            async for columns in windows:
-                yield await asyncio.to_thread(stream_batch, columns)  # a copy of the window
+            for batch in first or ():
+                yield batch
+            async for batches in windows:
+                for batch in batches:
+                    yield batch
             yield stream_end()
+            log.info(
+                "ohlcv_bulk_served",
+                symbol=plan.symbol,
+                timeframe=plan.timeframe,
+                candles=plan.candles,
+                **{k: round(v, 3) for k, v in bulk.spent.items()},
+            )
         except Exception as exc:
             log.warning("ohlcv_bulk_cut_short", symbol=plan.symbol, error=repr(exc))
             raise

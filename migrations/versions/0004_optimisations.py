@@ -5,7 +5,7 @@ optimisation); these tables keep what the API shows: each run's request, progres
 and, once it is over, its trial table.
 
 Revision ID: 0004
-Revises: 0003
+Revises: 0009
 Create Date: 2026-12-03
 """
 

@@ -157,14 +157,6 @@ class BacktestResult:
             index = np.unique(np.r_[np.linspace(0, n - 1, max_points).astype(np.int64), n - 1])
         return [[int(self.timestamps[i]), float(self.equity[i])] for i in index]
 
-    def to_json(self, *, max_points: int | None = None) -> dict[str, Any]:
-        """The ``result`` object of ``GET /analysis/backtests/{id}`` (docs/api.md)."""
-        return {
-            "metrics": dict(self.metrics),
-            "trades": [trade.to_json() for trade in self.trades],
-            "equity_curve": self.equity_points(max_points),
-        }
-
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None

@@ -95,21 +95,6 @@ class PortfolioResult(BacktestResult):
             for i, trade in enumerate(super().trades)
         ]
 
-    def to_json(self, *, max_points: int | None = None) -> dict[str, Any]:
-        """The single-pair body plus ``pair_metrics`` and each trade's ``pair``."""
-        body = super().to_json(max_points=max_points)
-        names = self.pairs or []
-        pair_of = self.trade_pair if self.trade_pair is not None else np.zeros(0, np.int64)
-        return {
-            "metrics": body["metrics"],
-            "pair_metrics": {pair: dict(m) for pair, m in (self.pair_metrics or {}).items()},
-            "trades": [
-                {"pair": names[int(p)], **row}
-                for p, row in zip(pair_of, body["trades"], strict=True)
-            ],
-            "equity_curve": body["equity_curve"],
-        }
-
 
 @dataclass(frozen=True)
 class _Timeline:

@@ -63,11 +63,7 @@ def rendered(overlay: str) -> tuple[dict[str, Any], ...]:
 
 def manifest_files() -> list[Path]:
     """Every file of resources (not the kustomizations themselves)."""
-    return sorted(
-        path
-        for path in KUBERNETES.rglob("*.yaml")
-        if path.name != "kustomization.yaml"
-    )
+    return sorted(path for path in KUBERNETES.rglob("*.yaml") if path.name != "kustomization.yaml")
 
 
 def of_kind(docs: tuple[dict[str, Any], ...], kind: str) -> dict[str, dict[str, Any]]:

@@ -65,6 +65,34 @@ async def test_backfill_stores_the_range_and_the_service_serves_it_without_the_e
     assert response.json()["candles"] == SimExchange(seed=42).ohlcv("BTC/USDT", "15m", SINCE, 240)
 
 
+async def test_backfill_over_stored_candles_takes_the_exchanges_values(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO ohlcv_data VALUES (to_timestamp(:ts), 'sim', 'ETH/USDT', '1h', "
+                "1, 1, 1, 1, 1)"
+            ),
+            {"ts": (SINCE + 3_600_000) / 1000},
+        )
+    result = await asyncio.to_thread(
+        CliRunner().invoke,
+        cli,
+        ["backfill", "ETH/USDT", "--since", str(SINCE), "--until", str(SINCE + 5 * 3_600_000)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Stored 5 candles" in result.output
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT open, high, low, close, volume FROM ohlcv_data "
+                "WHERE symbol = 'ETH/USDT' ORDER BY timestamp"
+            )
+        )
+        stored = [[float(v) for v in row] for row in rows]
+    expected = SimExchange(seed=42).ohlcv("ETH/USDT", "1h", SINCE, 5)
+    assert stored == [row[1:] for row in expected]
+
+
 async def test_backfill_rejects_an_unknown_symbol_without_writing() -> None:
     result = await asyncio.to_thread(
         CliRunner().invoke, cli, ["backfill", "NOPE/USDT", "--since", "2025-01-01"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from sqlalchemy import text
 
@@ -86,3 +87,37 @@ def test_waiting_for_an_unreachable_database_times_out_instead_of_failing() -> N
     assert not wait_for_head(
         "postgresql+asyncpg://postgres@127.0.0.1:1/none", timeout_s=0.3, interval_s=0.1
     )
+
+
+async def _scalar(url: str, sql: str, **params: object) -> object:
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            return await conn.scalar(text(sql), params)
+    finally:
+        await engine.dispose()
+
+
+def test_backtest_results_keep_their_content_across_0007() -> None:
+    url = create_database("tradebot_migr", migrate=False)
+    result = '{"metrics": {"n_trades": 2}, "trades": [], "equity_curve": [[1, 10.5]]}'
+    try:
+        upgrade(url, "0003")
+        asyncio.run(
+            _scalar(
+                url,
+                "INSERT INTO backtests (status, strategy, parameters, request, result) "
+                "VALUES ('done', 'ma_crossover', '{}', '{}', CAST(:result AS jsonb)) RETURNING id",
+                result=result,
+            )
+        )
+        upgrade(url, "0007")
+        text_, metrics = str(
+            asyncio.run(_scalar(url, "SELECT result || '|' || metrics::text FROM backtests"))
+        ).split("|")
+        assert (json.loads(text_), json.loads(metrics)) == (json.loads(result), {"n_trades": 2})
+        downgrade(url, "0003")
+        back = asyncio.run(_scalar(url, "SELECT result -> 'equity_curve' FROM backtests"))
+        assert back == [[1, 10.5]]
+    finally:
+        drop_database(url)

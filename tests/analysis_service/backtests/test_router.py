@@ -2,6 +2,7 @@
 user's own; bad requests refused before anything is stored."""
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -176,6 +177,36 @@ async def test_another_users_backtest_is_not_found(client, user, session, redis)
         await client.get(f"/analysis/backtests/{uuid.uuid4()}", headers=user.headers)
     ).status_code == 404
     assert (await client.get("/analysis/backtests", headers=other.headers)).json()["items"] == []
+
+
+async def test_the_list_is_paged_newest_first(client, user, session):
+    rows = [
+        Backtest(
+            user_id=user.id,
+            status="done",
+            strategy="ma_crossover",
+            parameters=MA["parameters"],
+            request={},
+            result=f'{{"metrics":{{"n_trades":{n}}},"trades":[],"equity_curve":[]}}',
+            metrics={"n_trades": n},
+            created_at=datetime(2026, 1, 1 + n, tzinfo=UTC),
+        )
+        for n in range(3)
+    ]
+    session.add_all(rows)
+    await session.commit()
+    pages = [
+        (
+            await client.get(
+                "/analysis/backtests", params={"limit": 2, "offset": offset}, headers=user.headers
+            )
+        ).json()
+        for offset in (0, 2)
+    ]
+    assert [[b["metrics"]["n_trades"] for b in page["items"]] for page in pages] == [[2, 1], [0]]
+    assert [page["total"] for page in pages] == [3, 3]
+    one = (await client.get(f"/analysis/backtests/{rows[1].id}", headers=user.headers)).json()
+    assert one["result"] == {"metrics": {"n_trades": 1}, "trades": [], "equity_curve": []}
 
 
 async def test_a_failing_job_ends_with_a_clear_error(client, user, market):

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from market_service.exchanges.sim import EPOCH_MS, SIM_PAIRS, SimClock, SimExchange, SimPath
+from market_service.exchanges.sim import (
+    DAY_MINUTES,
+    EPOCH_MS,
+    REF_DAY,
+    SIM_PAIRS,
+    SimClock,
+    SimExchange,
+    SimPath,
+)
 
 SINCE = 1_735_689_600_000  # 2025-01-01
 
@@ -15,6 +23,27 @@ def test_history_is_a_pure_function_of_seed_symbol_and_time() -> None:
     c = SimExchange(seed=8).ohlcv("BTC/USDT", "15m", SINCE, 50)
     assert a == b
     assert a != c
+
+
+def test_the_history_is_the_one_it_always_was() -> None:
+    # BTC/USDT minutes of the week from 2025-01-01 under seed 42, as the sim has made them
+    # since it was written: candles stored anywhere stay the ones the sim would make again.
+    path = SimPath(42, SIM_PAIRS["BTC/USDT"])
+    first = REF_DAY * DAY_MINUTES
+    week = path.minutes(first, first + 7 * DAY_MINUTES - 1)
+    assert [week[i].tolist() for i in (0, 1, 5000, 10079)] == [
+        [1735689600000.0, 60000.0, 60010.25, 59993.58, 60007.52, 9.9527],
+        [1735689660000.0, 60007.52, 60039.47, 59996.9, 60029.93, 23.37157],
+        [1735989600000.0, 58546.67, 58585.74, 58531.68, 58568.2, 7.66238],
+        [1736294340000.0, 58381.57, 58388.79, 58372.68, 58384.49, 3.0112],
+    ]
+
+
+def test_days_built_together_equal_the_same_days_one_by_one() -> None:
+    path = SimPath(42, SIM_PAIRS["ETH/BTC"])
+    together = path.days(REF_DAY - 1, 3)
+    alone = np.concatenate([SimPath(42, SIM_PAIRS["ETH/BTC"]).day(REF_DAY + k) for k in (-1, 0, 1)])
+    assert np.array_equal(together, alone)
 
 
 def test_a_day_candle_is_the_aggregate_of_its_hours() -> None:

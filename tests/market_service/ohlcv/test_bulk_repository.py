@@ -37,11 +37,11 @@ async def test_copied_candles_read_back_as_the_numeric_values_they_store(
     async with sessionmaker() as session:
         driver = await driver_connection(session)
         async with driver.transaction():
-            await insert_new(driver, *KEY, columns(VALUES))
+            await insert_new(driver, KEY, columns(VALUES))
         stored = await driver.fetch(
             'SELECT open, high, low, close, volume FROM ohlcv_data ORDER BY "timestamp"'
         )
-        back = await read_range(driver, *KEY, T0, T0 + 10 * 60_000)
+        back = await read_range(driver, KEY, T0, T0 + 10 * 60_000)
     assert [[Decimal(str(v)) for v in row] for row in VALUES] == [list(row) for row in stored]
     assert back[0].tolist() == [T0 + i * 60_000 for i in range(len(VALUES))]
     for i in range(5):
@@ -54,13 +54,13 @@ async def test_a_batch_overlapping_stored_rows_adds_only_the_new_ones(
     async with sessionmaker() as session:
         driver = await driver_connection(session)
         async with driver.transaction():
-            await insert_new(driver, *KEY, columns(VALUES[:2]))
+            await insert_new(driver, KEY, columns(VALUES[:2]))
     changed = [[v + 1 for v in row] for row in VALUES]
     async with sessionmaker() as session:
         driver = await driver_connection(session)
         async with driver.transaction():
-            await insert_new(driver, *KEY, columns(changed))
-        back = await read_range(driver, *KEY, T0, T0 + 10 * 60_000)
+            await insert_new(driver, KEY, columns(changed))
+        back = await read_range(driver, KEY, T0, T0 + 10 * 60_000)
     assert back[1].tolist() == [VALUES[0][0], VALUES[1][0], *(row[0] for row in changed[2:])]
     async with sessionmaker() as session:
         count = await session.scalar(text("SELECT count(*) FROM ohlcv_data"))

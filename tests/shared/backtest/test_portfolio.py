@@ -1,6 +1,7 @@
 """Portfolio backtests: one capital over several pairs (docs/trading.md, portfolio backtests)."""
 
 import numpy as np
+import orjson
 import pytest
 
 from shared.backtest import (
@@ -10,6 +11,7 @@ from shared.backtest import (
     simulate_portfolio,
     simulate_signals,
 )
+from shared.backtest.report import result_json
 from shared.candles import Candles
 from shared.exits import NO_EXIT, REASONS, next_peak, protective_exit
 from shared.strategies import create_strategy
@@ -86,9 +88,7 @@ def test_more_signals_than_slots_enter_in_pair_list_order():
     candles = {name: flat(6) for name in names}
     signals = {name: sig(6, t1=1) for name in names}  # all four signal on candle 1
     signals["DDD/USDT"] = sig(6, t0=1)  # DDD signals a candle earlier: it is in first
-    result = simulate_portfolio(
-        candles, signals, max_open_positions=3, position_size=0.25, fee=0.0
-    )
+    result = simulate_portfolio(candles, signals, max_open_positions=3, position_size=0.25, fee=0.0)
     entered = [(t.pair, t.entry_at.hour) for t in result.trades]
     assert sorted(entered) == [("AAA/USDT", 2), ("BBB/USDT", 2), ("DDD/USDT", 1)]
     assert result.pair_metrics["CCC/USDT"]["entries_skipped"] == 1
@@ -300,13 +300,11 @@ def test_a_portfolio_result_serialises_portfolio_and_pair_metrics_and_trade_pair
     result = run_portfolio(
         create_strategy("ma_crossover", {"fast": 3, "slow": 12}), candles, max_open_positions=1
     )
-    body = result.to_json(max_points=50)
+    body = orjson.loads(result_json(result, max_points=50))
     assert set(body) == {"metrics", "pair_metrics", "trades", "equity_curve"}
     assert list(body["pair_metrics"]) == ["AAA/USDT", "BBB/USDT"]
     assert {t["pair"] for t in body["trades"]} == {"AAA/USDT", "BBB/USDT"}
-    assert body["metrics"]["n_trades"] == sum(
-        m["n_trades"] for m in body["pair_metrics"].values()
-    )
+    assert body["metrics"]["n_trades"] == sum(m["n_trades"] for m in body["pair_metrics"].values())
     assert result.settings["pairs"] == ["AAA/USDT", "BBB/USDT"]
     assert result.settings["strategy"] == "ma_crossover"
 
