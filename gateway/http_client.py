@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from shared.service_client import IDLE_EXPIRY_S
+
 Headers = list[tuple[bytes, bytes]]
 Body = bytes | AsyncIterator[bytes] | None
 
@@ -58,6 +60,7 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.served = 0  # responses completed on this connection
+        self.idle_since = 0.0  # loop time it went back to the pool
         self.write_paused = False
         self._drain: asyncio.Future[None] | None = None
         self._reset()
@@ -313,8 +316,12 @@ class UpstreamClient:
     def _take_idle(self) -> _Connection | None:
         while self._idle:
             conn = self._idle.pop()
-            if not conn.closed:
-                return conn
+            if conn.closed:
+                continue
+            if conn.loop.time() - conn.idle_since > IDLE_EXPIRY_S:
+                conn.close()  # the upstream may be closing it (shared/service_client.py)
+                continue
+            return conn
         return None
 
     async def _exchange(
@@ -357,6 +364,7 @@ class UpstreamClient:
         self._slots.release()
         if conn.reusable() and not self._closing:
             conn.recycle()
+            conn.idle_since = conn.loop.time()
             self._idle.append(conn)
         else:
             conn.close()

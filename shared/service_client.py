@@ -83,6 +83,12 @@ _DEFAULT_ERRORS: dict[int, Callable[[str], AppError]] = {
     422: ValidationFailed,
 }
 _TOKEN_HEADER = "X-Internal-Token"  # noqa: S105 - a header name, not a secret
+# A service keeps an idle keep-alive connection open this long (`tradebot serve`), and
+# every caller (this client, the gateway's pool) drops one idle for IDLE_EXPIRY_S, well
+# before: a request written on a connection the server is closing fails with no answer,
+# and a non-idempotent one cannot be sent again.
+SERVER_KEEP_ALIVE_S = 30
+IDLE_EXPIRY_S = 10.0
 _IDEMPOTENT = frozenset({"GET", "HEAD"})
 # Raised before any byte of the request left this process: safe to send elsewhere.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -135,6 +141,7 @@ class ServiceClient:
             timeout=timeout_s,
             headers={_TOKEN_HEADER: internal_token} if internal_token else None,
             transport=transport,
+            limits=httpx.Limits(keepalive_expiry=IDLE_EXPIRY_S),
             trust_env=False,  # calls between services never go through an HTTP proxy
         )
 

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from shared.service_client import SERVER_KEEP_ALIVE_S
 from shared.settings import SERVICE_PORTS
 from tradebot.logstream import LogStream, render_prefix
 
@@ -93,6 +94,9 @@ def serve_command(service: str, port: int, host: str = "127.0.0.1") -> list[str]
         # X-Forwarded-For is read by the services themselves, from TRUSTED_PROXIES only
         # (shared/forwarding.py); uvicorn's own handling would believe any loopback peer.
         "--no-proxy-headers",
+        # Longer than callers keep an idle connection (shared/service_client.py).
+        "--timeout-keep-alive",
+        str(SERVER_KEEP_ALIVE_S),
     ]
 
 

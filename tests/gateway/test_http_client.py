@@ -4,6 +4,7 @@ answers, keep-alive reuse, and its errors."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -134,3 +135,32 @@ async def test_connect_timeout_and_protocol_errors_are_told_apart() -> None:
             await client(url).request(b"GET", b"/", [], None, replayable=True)
     finally:
         server.close()
+
+
+async def test_a_connection_idle_past_the_expiry_is_not_reused(monkeypatch) -> None:
+    """The upstream may be closing a connection idle that long: a request written on it
+    could fail unanswered, so the pool opens a new one instead."""
+    monkeypatch.setattr("gateway.http_client.IDLE_EXPIRY_S", 0.05)
+    connections = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                await read_request(reader)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+
+    server, url = await serve(handler)
+    upstream = client(url)
+    try:
+        for pause in (0, 0, 0.2):
+            await asyncio.sleep(pause)
+            response = await upstream.request(b"POST", b"/", [], b"{}", replayable=False)
+            assert await response.read() == b"ok"
+            response.release()
+    finally:
+        await upstream.close()
+        server.close()
+    assert connections == 2  # the first reused once, then dropped after its idle spell
