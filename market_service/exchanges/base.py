@@ -81,6 +81,11 @@ class MarketExchange(Protocol):
         """The exchange's clock (the sim's may run faster than the wall)."""
         ...
 
+    def clock_rate(self) -> tuple[float, int] | None:
+        """``(speed, anchor_ms)`` when the clock is not the wall's: exchange time is
+        ``anchor + (wall - anchor) * speed``; None for a real exchange."""
+        ...
+
     def is_available(self) -> bool:
         """False while the exchange's circuit breaker is open."""
         ...

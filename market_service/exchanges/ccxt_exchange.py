@@ -122,6 +122,9 @@ class CcxtExchange:
     def now_ms(self) -> int:
         return int(time.time() * 1000)
 
+    def clock_rate(self) -> None:
+        return None
+
     def is_available(self) -> bool:
         return self.breaker.state is not BreakerState.OPEN
 

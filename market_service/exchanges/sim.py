@@ -369,6 +369,9 @@ class SimExchange:
     def now_ms(self) -> int:
         return self.clock.now_ms()
 
+    def clock_rate(self) -> tuple[float, int] | None:
+        return None if self.clock.speed == 1 else (self.clock.speed, self.clock.anchor_ms)
+
     def is_available(self) -> bool:
         return True
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from market_service.deps import ExchangeDep, RegistryDep, SessionDep
 from market_service.exchanges import TIMEFRAME_MS
+from market_service.exchanges.base import iso_ms
 from market_service.pairs import repository
 from market_service.pairs.schemas import ExchangesRead, MarketsRead, PairsRead, TradingPairRead
 from market_service.pairs.service import market_json
@@ -27,10 +28,18 @@ async def list_exchanges(registry: RegistryDep) -> dict[str, Any]:
                 "default": ex.id == registry.default_id,
                 "status": "up" if ex.is_available() else "down",
                 "timeframes": [t for t in ex.timeframes if t in TIMEFRAME_MS],
+                "clock": _clock(ex.clock_rate()),
             }
             for ex in registry
         ]
     }
+
+
+def _clock(rate: tuple[float, int] | None) -> dict[str, Any] | None:
+    if rate is None:
+        return None
+    speed, anchor_ms = rate
+    return {"speed": speed, "anchor": iso_ms(anchor_ms)}
 
 
 @router.get("/pairs", response_model=PairsRead)

@@ -8,11 +8,21 @@ from typing import Any
 from pydantic import BaseModel
 
 
+class ClockRead(BaseModel):
+    """An exchange clock that runs faster than the wall (the sim at SIM_SPEED > 1): its
+    time for a wall-clock instant t is ``anchor + (t - anchor) * speed``."""
+
+    speed: float
+    anchor: datetime
+
+
 class ExchangeRead(BaseModel):
     id: str
     default: bool
     status: str  # "up" | "down" (circuit breaker open)
     timeframes: list[str]
+    # None when the exchange keeps wall-clock time (every real exchange)
+    clock: ClockRead | None = None
 
 
 class ExchangesRead(BaseModel):

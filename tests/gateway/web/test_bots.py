@@ -44,6 +44,9 @@ def test_a_started_paper_bot_shows_its_first_trade_without_a_reload(
     expect(trade).to_contain_text("BUY")
     expect(page.get_by_role("region", name="Events")).to_contain_text("order filled")
     expect(page.get_by_role("region", name="Position and balance")).to_contain_text("Entry")
+    # The trade is stamped by the wall clock, the candles by the sim's (60 times faster
+    # here): the marker still lands among the chart's candles.
+    expect(page.get_by_role("img", name="1 trade marked")).to_be_visible()
     expect(page.get_by_role("form", name="Risk settings").get_by_label("stop loss")).to_have_value(
         "0.05"
     )

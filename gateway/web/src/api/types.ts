@@ -24,6 +24,16 @@ export interface Exchange {
   default: boolean;
   status: "up" | "down";
   timeframes: string[];
+  // set when the exchange's clock runs faster than the wall (the sim at SIM_SPEED > 1)
+  clock?: { speed: number; anchor: string } | null;
+}
+
+/** A wall-clock instant (ms) on the exchange's own clock, where its candles are stamped. */
+export function exchangeTime(exchange: Exchange | undefined, wallMs: number): number {
+  const clock = exchange?.clock;
+  if (!clock) return wallMs;
+  const anchor = Date.parse(clock.anchor);
+  return anchor + (wallMs - anchor) * clock.speed;
 }
 
 export interface Pair {

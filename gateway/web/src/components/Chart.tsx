@@ -185,7 +185,10 @@ export function PriceChart({ candles, overlays = [], panes = [], markers = [], l
     };
   }
 
-  return <div class="chart" ref={box} style={{ height: `${height + panes.length * 120}px` }} role="img" aria-label={label} />;
+  // Markers older than the first candle cannot be drawn; the label says how many are.
+  const shown = candles.length ? markers.filter((m) => m.time >= candles[0][0]).length : 0;
+  const described = markers.length ? `${label}, ${shown} trade${shown === 1 ? "" : "s"} marked` : label;
+  return <div class="chart" ref={box} style={{ height: `${height + panes.length * 120}px` }} role="img" aria-label={described} />;
 }
 
 interface LineChartProps {

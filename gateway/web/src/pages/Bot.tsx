@@ -4,7 +4,7 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { onNotification, type Notification } from "../api/feeds";
 import { ApiError, api } from "../api/http";
-import type { Bot, Order, Page, Trade } from "../api/types";
+import { type Bot, type Exchange, exchangeTime, type Order, type Page, type Trade } from "../api/types";
 import type { Marker } from "../components/Chart";
 import { LiveChart } from "../components/LiveChart";
 import { Empty, Field, Part, Problem, Spinner, StatusBadge, useAction, useLoad } from "../components/ui";
@@ -115,6 +115,8 @@ export function BotPage({ id }: { id: string }) {
   const orders = useLoad(() => api<Page<Order>>("/trading/orders", { query: { bot_id: id, limit: 100 } }), [id], 10000);
   // The bot's earlier risk exits, blocks and failures: its notifications among the latest.
   const history = useLoad(() => api<Page<Notification>>("/notifications", { query: { limit: 200 } }), [id]);
+  // Trades are stamped by the wall clock, candles by the exchange's (a fast sim runs ahead).
+  const exchanges = useLoad(() => api<{ exchanges: Exchange[] }>("/market/exchanges"), []);
   const [live, setLive] = useState<Notification[]>([]);
   useEffect(
     () =>
@@ -127,14 +129,15 @@ export function BotPage({ id }: { id: string }) {
       }),
     [id],
   );
+  const venue = exchanges.data?.exchanges.find((e) => e.id === bot.data?.exchange);
   const markers = useMemo<Marker[]>(
     () =>
       (trades.data?.items ?? []).map((t) => ({
-        time: Date.parse(t.timestamp),
+        time: exchangeTime(venue, Date.parse(t.timestamp)),
         side: t.side === "BUY" ? ("buy" as const) : ("sell" as const),
         text: `${t.side === "BUY" ? "Buy" : "Sell"} ${price(t.price)}`,
       })),
-    [trades.data],
+    [trades.data, venue],
   );
   const events = useMemo(() => {
     const earlier = (history.data?.items ?? []).filter((n) => n.data?.bot_id === id && !live.some((l) => l.id === n.id));
